@@ -1,0 +1,3 @@
+from synthaug.cli.main import main
+
+main()

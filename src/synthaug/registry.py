@@ -1,0 +1,52 @@
+"""A tiny string-keyed registry, so implementations are chosen by name.
+
+Used for uncertainty methods (``synthaug.methods``), backbones (``synthaug.models``) and
+generator backends (``synthaug.generate.backends``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from synthaug.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps string keys to classes or factories.
+
+    Args:
+        kind: What is registered, used in error messages (e.g. ``"method"``).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, key: str) -> Callable[[T], T]:
+        """Decorator that registers ``obj`` under ``key``."""
+
+        def decorator(obj: T) -> T:
+            if key in self._entries:
+                raise ValueError(f"{self.kind} {key!r} is registered twice")
+            self._entries[key] = obj
+            return obj
+
+        return decorator
+
+    def get(self, key: str) -> T:
+        """Return the entry for ``key`` or raise a :class:`ConfigError` listing valid keys."""
+        try:
+            return self._entries[key]
+        except KeyError:
+            known = ", ".join(sorted(self._entries))
+            raise ConfigError(f"unknown {self.kind} {key!r}; choose one of: {known}") from None
+
+    def keys(self) -> list[str]:
+        """Registered keys, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
