@@ -13,3 +13,10 @@ app = typer.Typer(
     # plain traceback rather than a multi-screen rich one.
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    # A callback keeps typer in multi-command mode even while only one command is
+    # registered; without it `synthaug datasets` would become plain `synthaug`.
+    pass

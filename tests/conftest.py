@@ -1,0 +1,83 @@
+"""Fixtures shared by the whole test suite. Keep additions small and seeded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synthaug.data import ImageDataset
+from synthaug.data import fashion_mnist
+
+# The test suite must never download a dataset; a missing one is a clear error instead.
+os.environ[fashion_mnist.OFFLINE_ENV] = "1"
+
+PATTERN_CLASSES = ["horizontal", "vertical", "diagonal"]
+
+
+def make_pattern_images(n_per_class: int = 30, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded uint8 ``(N, size, size)`` images of a bright bar on a noisy dark background.
+
+    The bar's orientation is the class (:data:`PATTERN_CLASSES`) and its position varies,
+    so a small CNN learns the classes in a few epochs but not from one fixed pixel.
+
+    Returns:
+        ``(images, labels)``, classes interleaved (0, 1, 2, 0, 1, 2, ...).
+    """
+    rng = np.random.default_rng(seed)
+    n = n_per_class * len(PATTERN_CLASSES)
+    labels = np.arange(n) % len(PATTERN_CLASSES)
+    images = rng.normal(30, 15, size=(n, size, size))
+    rows, cols = np.mgrid[:size, :size]
+    for image, label in zip(images, labels):
+        offset = rng.integers(size // 4, 3 * size // 4)
+        if label == 0:
+            bar = np.abs(rows - offset) <= 1
+        elif label == 1:
+            bar = np.abs(cols - offset) <= 1
+        else:
+            bar = np.abs(rows - cols - (offset - size // 2)) <= 1
+        image[bar] += rng.uniform(150, 220)
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture
+def make_pattern_dataset() -> Callable[..., ImageDataset]:
+    """Factory: ``make_pattern_dataset(n_per_class=30, seed=0, size=28)`` -> ImageDataset."""
+
+    def make(n_per_class: int = 30, seed: int = 0, size: int = 28) -> ImageDataset:
+        images, labels = make_pattern_images(n_per_class, seed, size)
+        return ImageDataset.from_arrays(images, labels, PATTERN_CLASSES, name=f"patterns-seed{seed}")
+
+    return make
+
+
+@pytest.fixture
+def tiny_arrays_dataset(make_pattern_dataset: Callable[..., ImageDataset]) -> ImageDataset:
+    """90 seeded 28x28 grayscale images, 3 learnable classes (:data:`PATTERN_CLASSES`)."""
+    return make_pattern_dataset()
+
+
+@pytest.fixture
+def tiny_image_folder(tmp_path: Path) -> Path:
+    """The images of ``tiny_arrays_dataset`` as PNGs in ImageFolder layout; returns the root."""
+    root = tmp_path / "tiny_folder"
+    images, labels = make_pattern_images()
+    for index, (image, label) in enumerate(zip(images, labels)):
+        class_dir = root / PATTERN_CLASSES[label]
+        class_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(class_dir / f"{index:03d}.png")
+    return root
+
+
+@pytest.fixture
+def fashion_mnist_available() -> Path:
+    """The folder holding Fashion-MNIST (Debian package); skips the test if it is absent."""
+    folder = fashion_mnist.SYSTEM_DIRS[0]
+    if not all((folder / name).is_file() for files in fashion_mnist.FILES.values() for name in files):
+        pytest.skip(f"Fashion-MNIST not installed in {folder} (apt install dataset-fashion-mnist)")
+    return folder
