@@ -1,0 +1,45 @@
+"""``synthaug evaluate``: metrics and a reliability diagram for any predictions file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from synthaug.cli._app import app
+from synthaug.metrics.evaluate import METRICS_FILE, RELIABILITY_FILE, evaluate_prediction_files
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    predictions: Annotated[
+        Path,
+        typer.Argument(metavar="PREDICTIONS.npz", help="Predictions .npz holding probs (S, N, C) and labels (N,)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for metrics.json and reliability.png.")],
+    ood: Annotated[
+        Optional[Path],
+        typer.Option("--ood", metavar="OOD_PREDICTIONS.npz", help="Predictions .npz of the same model on OOD data."),
+    ] = None,
+    bins: Annotated[int, typer.Option("--bins", min=1, help="Number of calibration bins.")] = 15,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing metrics.json.")] = False,
+) -> None:
+    """Compute accuracy, NLL, Brier, calibration, uncertainty, selective-prediction (and with
+    --ood, OOD-detection) metrics of a predictions file, with 95% bootstrap intervals; write
+    OUT/metrics.json and OUT/reliability.png."""
+    report = evaluate_prediction_files(predictions, out, ood_path=ood, n_bins=bins, overwrite=overwrite)
+
+    intervals = report["confidence_intervals"]
+    table = Table(title=f"{predictions.name} ({report['inputs']['predictions']['n_examples']} examples)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
+    for name, value in report["metrics"].items():
+        interval = intervals.get(name)
+        table.add_row(name, f"{value:.4f}", f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "")
+    console = Console()
+    console.print(table)
+    console.print(f"wrote {out / METRICS_FILE} and {out / RELIABILITY_FILE}")

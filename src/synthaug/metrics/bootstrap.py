@@ -1,0 +1,69 @@
+"""Percentile bootstrap confidence intervals for any metric of (probabilities, labels)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from synthaug.errors import ConfigError
+from synthaug.metrics._shapes import as_predictions
+
+
+class ConfidenceInterval(NamedTuple):
+    """A point estimate and the two ends of its confidence interval."""
+
+    point: float
+    low: float
+    high: float
+
+
+def bootstrap_ci(
+    metric_fn: Callable[[np.ndarray, np.ndarray], float],
+    probs: Any,
+    labels: Any,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> ConfidenceInterval:
+    """Percentile bootstrap interval of ``metric_fn(probs, labels)`` over test examples.
+
+    Examples (axis N) are drawn with replacement, keeping all S samples of each drawn
+    example together with its label; the interval is the ``(1 - confidence) / 2`` and
+    ``(1 + confidence) / 2`` quantiles of the metric over the resamples. The same seed gives
+    the same interval.
+
+    The loop is written here rather than with ``scipy.stats.bootstrap`` because the
+    probabilities must be resampled along their middle axis, jointly with the labels, and one
+    resample at a time keeps memory at the size of one copy of the input.
+
+    Args:
+        metric_fn: Any metric taking ``(probs (S, N, C), labels (N,))`` and returning a float,
+            e.g. :func:`synthaug.metrics.expected_calibration_error`.
+        probs: Probabilities ``(S, N, C)`` or ``(N, C)``, numpy array or torch tensor.
+        labels: Integer class indices ``(N,)``.
+        n_resamples: Number of bootstrap resamples.
+        confidence: Coverage of the interval, in ``(0, 1)``.
+        seed: Seed of the resampling generator.
+
+    Returns:
+        ``ConfidenceInterval(point, low, high)``; ``point`` is the metric on all examples.
+
+    References:
+        Efron and Tibshirani, "An Introduction to the Bootstrap", Chapman & Hall 1993 (ch. 13).
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ConfigError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence: expected a level strictly between 0 and 1 (e.g. 0.95), got {confidence!r}")
+    samples, labels = as_predictions(probs, labels)
+    n_examples = labels.shape[0]
+    generator = np.random.default_rng(seed)
+    statistics = np.empty(n_resamples)
+    for resample in range(n_resamples):
+        drawn = generator.integers(0, n_examples, size=n_examples)
+        statistics[resample] = metric_fn(samples[:, drawn], labels[drawn])
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(statistics, [tail, 1.0 - tail])
+    return ConfidenceInterval(point=float(metric_fn(samples, labels)), low=float(low), high=float(high))
