@@ -527,19 +527,22 @@ class ImageDataset(Dataset):
         """The same images with labels re-indexed to ``classes``, matched by name.
 
         ``classes`` may hold extra names (e.g. a test set with a class missing); every class
-        of this dataset must be among them.
+        of this dataset that has images must be among them (a class left without images,
+        e.g. by a subset that removed a held-out class, may be dropped).
 
         Raises:
             DataError: naming the classes of this dataset missing from ``classes``.
         """
         classes = _check_classes(classes, "with_classes")
-        missing = [name for name in self.classes if name not in classes]
+        present = {self.classes[label] for label in np.unique(self.targets)}
+        missing = [name for name in self.classes if name not in classes and name in present]
         if missing:
             raise DataError(
                 f"{self.name}: classes {missing} are not among the expected classes {classes}; "
                 "check that the datasets use the same class names"
             )
-        new_index = np.array([classes.index(name) for name in self.classes], dtype=np.int64)
+        # Dropped classes have no images, so their placeholder index -1 is never looked up.
+        new_index = np.array([classes.index(name) if name in classes else -1 for name in self.classes], dtype=np.int64)
         return self._replace(targets=new_index[self.targets], classes=classes)
 
     def with_sample_weights(self, sample_weights: np.ndarray) -> ImageDataset:

@@ -1,0 +1,188 @@
+"""Every uncertainty method with the ``cnn`` backbone on Fashion-MNIST (not run in CI).
+
+Settings (the study's third experiment in spirit):
+
+- ``full``: the 60,000 training images;
+- ``noisy``: the same with 20 % of the labels moved to another class chosen uniformly at
+  random (the noise generator is seeded with ``noise_seed + seed`` and recorded in each row);
+- ``small``: 100 images per class (``subsample_per_class`` with the run's seed).
+
+Each method trains with the same optimiser budget (Adam, learning rate, batch size, epochs,
+early stopping on a 10 % stratified validation split) and is evaluated on the 10,000 test
+images, with out-of-distribution detection against scikit-learn's ``digits``. The OOD AUROC
+uses the method's natural score: 1 - max probability for ``deterministic`` and
+``temperature``, mutual information for the sampling methods; the predictive-entropy AUROC is
+printed as well.
+
+Rows are written to ``--out`` (JSON) after every run; rerunning with the same arguments skips
+the runs already there, so an interrupted benchmark resumes.
+
+Usage::
+
+    nice -n 10 .venv/bin/python benchmarks/methods_fashion_mnist.py \\
+        --methods deterministic,temperature --settings full --seeds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import synthaug
+from synthaug.data import ImageDataset, load_dataset, subsample_per_class
+from synthaug.methods import METHODS, make_method
+from synthaug.metrics import evaluate_predictions
+
+SETTINGS = ("full", "noisy", "small")
+NOISE_FRACTION = 0.2
+SMALL_PER_CLASS = 100
+# Methods whose predictive samples carry epistemic uncertainty: scored by mutual information.
+SINGLE_NETWORK_METHODS = {"deterministic", "temperature"}
+METRIC_COLUMNS = ["accuracy", "nll", "brier", "ece", "aurc", "ood_auroc", "ood_auroc_entropy", "train_seconds",
+                  "seconds_per_epoch"]
+
+
+def flip_labels(dataset: ImageDataset, fraction: float, seed: int) -> ImageDataset:
+    """A copy of ``dataset`` with ``fraction`` of the labels moved to a different class."""
+    rng = np.random.default_rng(seed)
+    targets = np.array(dataset.targets)
+    flipped = rng.choice(len(targets), size=int(round(fraction * len(targets))), replace=False)
+    # Adding 1..C-1 modulo C moves a label to one of the other classes, uniformly.
+    targets[flipped] = (targets[flipped] + rng.integers(1, len(dataset.classes), len(flipped))) % len(dataset.classes)
+    return ImageDataset.from_arrays(dataset.as_array(), targets, dataset.classes,
+                                    name=f"{dataset.name} ({fraction:.0%} labels flipped, seed {seed})")
+
+
+def training_set(setting: str, train: ImageDataset, seed: int, noise_seed: int) -> ImageDataset:
+    if setting == "noisy":
+        return flip_labels(train, NOISE_FRACTION, noise_seed + seed)
+    if setting == "small":
+        return subsample_per_class(train, SMALL_PER_CLASS, seed)
+    return train
+
+
+def run_one(key: str, setting: str, seed: int, args: argparse.Namespace, data: dict) -> dict:
+    options = {"seed": seed, "epochs": args.small_epochs if setting == "small" else args.epochs,
+               "batch_size": args.batch_size, "learning_rate": args.learning_rate, "progress": args.progress,
+               **json.loads(args.method_options).get(key, {})}
+    method = make_method(key, **options)
+    train = training_set(setting, data["train"], seed, args.noise_seed)
+    started = time.perf_counter()
+    method.fit(train)
+    train_seconds = time.perf_counter() - started
+    metrics = evaluate_predictions(method.predict_proba(data["test"]), data["test"].targets,
+                                   ood_probs=method.predict_proba(data["ood"]))
+    natural_score = "max_prob" if key in SINGLE_NETWORK_METHODS else "mutual_information"
+    trained = getattr(method, "base_method_", method)
+    histories = getattr(trained, "histories_", None) or [getattr(trained, "history_", None)]
+    epoch_seconds = [row["seconds"] for history in histories if history for row in history.epochs]
+    return {
+        "setting": setting, "method": key, "seed": seed, "train_images": len(train),
+        "noise_seed": args.noise_seed + seed if setting == "noisy" else None,
+        "hyperparameters": {k: v for k, v in method.get_params().items() if k not in ("device", "progress")},
+        "accuracy": metrics["accuracy"], "nll": metrics["nll"], "brier": metrics["brier"], "ece": metrics["ece"],
+        "aurc": metrics["aurc"], "ood_score": natural_score, "ood_auroc": metrics[f"ood_auroc_{natural_score}"],
+        "ood_auroc_entropy": metrics["ood_auroc_entropy"], "train_seconds": train_seconds,
+        "epochs_run": [len(h.epochs) for h in histories if h],
+        "seconds_per_epoch": statistics.mean(epoch_seconds) if epoch_seconds else float("nan"),
+        "temperature": getattr(method, "temperature_", None), "all_metrics": metrics,
+    }
+
+
+def summary_table(rows: list[dict]) -> Table:
+    table = Table(title="Fashion-MNIST, cnn backbone (mean ± std over seeds)")
+    for column in ["setting", "method", "seeds", *METRIC_COLUMNS]:
+        table.add_column(column, justify="left" if column in ("setting", "method") else "right")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["setting"], row["method"]), []).append(row)
+    for (setting, method), group in groups.items():
+        cells = []
+        for column in METRIC_COLUMNS:
+            values = [row[column] for row in group]
+            spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+            cells.append(f"{statistics.mean(values):.4f}{spread}")
+        table.add_row(setting, method, str(len(group)), *cells)
+    return table
+
+
+def step_time_ratio(rows: list[dict], numerator: str = "bnn", denominator: str = "deterministic") -> float | None:
+    """Mean seconds per epoch of ``numerator`` over ``denominator`` (full setting, same data)."""
+    def mean_epoch(method: str) -> float | None:
+        values = [r["seconds_per_epoch"] for r in rows if r["method"] == method and r["setting"] == "full"]
+        return statistics.mean(values) if values else None
+
+    top, bottom = mean_epoch(numerator), mean_epoch(denominator)
+    return None if top is None or bottom is None else top / bottom
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", default=",".join(METHODS.keys()), help="comma-separated method keys")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated: full, noisy, small")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs for full and noisy")
+    parser.add_argument("--small-epochs", type=int, default=100, help="epochs for the 1,000-image setting")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--noise-seed", type=int, default=1000, help="label noise seed = this + run seed")
+    parser.add_argument("--method-options", default="{}", help='JSON per method, e.g. {"ensemble": {"num_members": 5}}')
+    parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images (smoke test)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--progress", action="store_true", help="show training progress bars")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/methods_fashion_mnist.json"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    console = Console(highlight=False, width=240)
+
+    train_spec = "fashion-mnist:train" if args.train_size is None else f"fashion-mnist:train[:{args.train_size}]"
+    data = {"train": load_dataset(train_spec), "test": load_dataset("fashion-mnist:test")}
+    data["ood"] = load_dataset("digits")
+    config = {key: value for key, value in vars(args).items() if key not in ("out", "progress", "methods", "settings", "seeds")}
+    config["out"] = str(args.out)
+    rows: list[dict] = []
+    if args.out.is_file():
+        previous = json.loads(args.out.read_text())
+        if {k: v for k, v in previous["config"].items() if k != "threads"} == {k: v for k, v in config.items() if k != "threads"}:
+            rows = previous["rows"]
+            console.print(f"resuming: {len(rows)} run(s) already in {args.out}")
+        else:
+            raise SystemExit(f"{args.out} holds results of other settings; pass another --out")
+    done = {(r["setting"], r["method"], r["seed"]) for r in rows}
+
+    for setting in args.settings.split(","):
+        for key in args.methods.split(","):
+            for seed in range(args.seeds):
+                if (setting, key, seed) in done:
+                    continue
+                row = run_one(key, setting, seed, args, data)
+                rows.append(row)
+                console.print(
+                    f"{setting:6s} {key:14s} seed {seed}: accuracy {row['accuracy']:.4f}  NLL {row['nll']:.4f}  "
+                    f"ECE {row['ece']:.4f}  OOD AUROC {row['ood_auroc']:.4f}  {row['train_seconds']:.0f} s "
+                    f"({row['seconds_per_epoch']:.1f} s/epoch, epochs {row['epochs_run']})"
+                )
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                environment = {"synthaug": synthaug.__version__, "torch": torch.__version__,
+                               "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine()}
+                args.out.write_text(json.dumps({"config": config, "environment": environment, "rows": rows}, indent=1))
+
+    console.print(summary_table(rows))
+    ratio = step_time_ratio(rows)
+    if ratio is not None:
+        console.print(f"bnn / deterministic seconds per epoch (full): {ratio:.2f}")
+    console.print(f"rows saved to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""``synthaug generate``: a labelled image dataset from class names and prompts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from synthaug.cli._app import app
+from synthaug.errors import ConfigError, GenerationError
+from synthaug.generate import generate_dataset
+from synthaug.generate.prompts import (
+    BUILTIN_BACKGROUNDS,
+    BUILTIN_STYLES,
+    DEFAULT_TEMPLATE,
+    PromptSpec,
+    resolve_choices,
+)
+
+
+@app.command("generate")
+def generate_cli(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created, or resumed if it exists).")],
+    per_class: Annotated[int, typer.Option("--per-class", help="Images wanted per class.")],
+    classes: Annotated[
+        str | None, typer.Option("--classes", help="Comma-separated class labels, e.g. 'T-shirt/top,Trouser'.")
+    ] = None,
+    classes_file: Annotated[
+        Path | None,
+        typer.Option("--classes-file", help="Class labels: one per line, or a JSON/YAML list."),
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="ddpm, openai or diffusers.")] = "ddpm",
+    model: Annotated[str | None, typer.Option("--model", help="Model name, hub id or local path.")] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option("--prompt", help=f"Prompt template with {{label}} [default: {DEFAULT_TEMPLATE!r}]."),
+    ] = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option("--prompt-file", help="YAML/JSON: label -> prompts, or templates/prompts/descriptions/..."),
+    ] = None,
+    backgrounds: Annotated[
+        str | None,
+        typer.Option("--backgrounds", help="'builtin' or comma-separated contexts, one drawn per image."),
+    ] = None,
+    styles: Annotated[
+        str | None,
+        typer.Option("--styles", help="'builtin' or comma-separated photo styles, one drawn per image."),
+    ] = None,
+    guidance_scale_range: Annotated[
+        str | None, typer.Option("--guidance-scale-range", help="LOW,HIGH: draw each image's guidance scale.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Run seed; every image's seed derives from it.")] = 0,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Requests in flight (openai).")] = None,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="Stop before the folder's estimated cost exceeds USD.")
+    ] = None,
+    price_per_image: Annotated[
+        float | None, typer.Option("--price-per-image", help="USD per image, overriding the price table (openai).")
+    ] = None,
+    size: Annotated[str | None, typer.Option("--size", help="Image size WIDTHxHEIGHT.")] = None,
+    quality: Annotated[str | None, typer.Option("--quality", help="Quality tier (openai).")] = None,
+    style: Annotated[str | None, typer.Option("--style", help="vivid or natural (dall-e-3).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps (ddpm, diffusers).")] = None,
+    guidance_scale: Annotated[float | None, typer.Option("--guidance-scale", help="Guidance scale.")] = None,
+    negative_prompt: Annotated[
+        str | None, typer.Option("--negative-prompt", help="Text to avoid (diffusers).")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, mps (local backends).")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="float32, float16, bfloat16 (diffusers).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Images per model call (local backends).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; generate nothing.")] = False,
+    extend: Annotated[
+        bool, typer.Option("--extend", help="Add to a folder generated with other settings.")
+    ] = False,
+) -> None:
+    """Generate a labelled image dataset from text prompts (resumable: rerun to continue)."""
+    labels = read_classes(classes, classes_file)
+    spec = PromptSpec.from_file(prompt_file) if prompt_file is not None else PromptSpec()
+    overrides: dict[str, Any] = {}
+    if prompt is not None:
+        overrides["templates"] = (prompt,)
+    if backgrounds is not None:
+        overrides["backgrounds"] = resolve_choices(
+            _split(backgrounds, "builtin"), BUILTIN_BACKGROUNDS, "--backgrounds"
+        )
+    if styles is not None:
+        overrides["styles"] = resolve_choices(_split(styles, "builtin"), BUILTIN_STYLES, "--styles")
+    if guidance_scale_range is not None:
+        overrides["guidance_scale_range"] = _parse_range(guidance_scale_range)
+    spec = dataclasses.replace(spec, **overrides)
+    params = _given(size=size, quality=quality, style=style, steps=steps, guidance_scale=guidance_scale,
+                    negative_prompt=negative_prompt)  # fmt: skip
+    options = _given(concurrency=concurrency, price_per_image=price_per_image, device=device, dtype=dtype,
+                     batch_size=batch_size)  # fmt: skip
+
+    console = Console()
+    result = generate_dataset(
+        out,
+        labels,
+        per_class,
+        backend=backend,
+        model=model,
+        prompt=spec,
+        seed=seed,
+        params=params,
+        backend_options=options,
+        max_cost=max_cost,
+        dry_run=dry_run,
+        extend=extend,
+        progress=not dry_run,
+    )
+    if dry_run:
+        _print_plan(console, result)
+        return
+    _print_summary(console, result)
+    if result["missing"]:
+        missing = sum(result["missing"].values())
+        reason = (
+            "--max-cost reached" if result["stopped_by_max_cost"] else f"prompts refused, see {out}/rejected.jsonl"
+        )
+        raise GenerationError(
+            f"{missing} image(s) still missing ({reason}); adjust the prompts or budget and rerun with --extend"
+        )
+
+
+def read_classes(classes: str | None, classes_file: Path | None) -> list[str]:
+    """Class labels from ``--classes`` or ``--classes-file`` (exactly one of them)."""
+    if (classes is None) == (classes_file is None):
+        raise ConfigError("give the class labels with either --classes or --classes-file")
+    if classes is not None:
+        return [label.strip() for label in classes.split(",") if label.strip()]
+    try:
+        text = classes_file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"--classes-file {classes_file}: cannot read it ({error.strerror})") from error
+    if classes_file.suffix in (".json", ".yaml", ".yml"):
+        try:
+            labels = json.loads(text) if classes_file.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as error:
+            raise ConfigError(
+                f"--classes-file {classes_file}: not valid {classes_file.suffix[1:]} ({error})"
+            ) from error
+        if not isinstance(labels, list):
+            raise ConfigError(f"--classes-file {classes_file}: expected a list of labels")
+        return [str(label) for label in labels]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _split(value: str, keyword: str) -> str | list[str]:
+    return keyword if value.strip() == keyword else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _parse_range(value: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in value.split(","))
+    except ValueError as error:
+        raise ConfigError(f"--guidance-scale-range {value!r}: expected LOW,HIGH, e.g. 1.5,7.5") from error
+    return low, high
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The options the user actually gave, so a backend can reject the ones it does not take."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _print_plan(console: Console, plan: dict[str, Any]) -> None:
+    table = Table(title=f"Plan for {plan['out_dir']} ({plan['backend']}, {plan['generator'].get('model')})")
+    table.add_column("class")
+    table.add_column("to generate", justify="right")
+    table.add_column("example prompt")
+    for label, count in plan["requests_per_class"].items():
+        table.add_row(label, str(count), plan["example_prompts"][label][0])
+    console.print(table)
+    seconds = plan["estimated_seconds"]
+    console.print(
+        f"{plan['to_generate']} image(s) to generate, {plan['existing']} already there; "
+        f"estimated cost ${plan['estimated_cost_usd']:.4f}"
+        + (f" (max ${plan['max_cost']:.2f}: {plan['affordable']} affordable)" if plan["max_cost"] is not None else "")
+        + (f"; estimated time {seconds / 60:.1f} min" if seconds is not None else "")
+    )
+
+
+def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['out_dir']} ({summary['backend']}, {summary['model']})")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    table.add_column("missing", justify="right")
+    for label, count in summary["per_class_counts"].items():
+        table.add_row(label, str(count), str(summary["missing"].get(label, 0)))
+    console.print(table)
+    console.print(
+        f"generated {summary['generated']}, reused {summary['reused']}, refused {summary['rejected']}; "
+        f"{summary['seconds']:.1f} s ({summary['images_per_second']:.2f} img/s); "
+        f"cost ${summary['cost_usd']:.4f} this run, ${summary['total_cost_usd']:.4f} in total"
+    )

@@ -1,0 +1,67 @@
+"""``synthaug predict``: write a saved model's probability samples on a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from synthaug.cli._app import app
+from synthaug.data import load_dataset
+from synthaug.errors import ConfigError
+from synthaug.methods import load_method
+from synthaug.metrics import save_predictions
+
+
+def predict(
+    model_dir: str | Path,
+    data: str,
+    out: str | Path,
+    *,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    device: str | None = None,
+) -> Path:
+    """Predict ``data`` with the model saved in ``model_dir``; write a predictions file.
+
+    The file holds ``probs`` ``(S, N, C)``, ``labels`` ``(N,)`` and the model's ``classes``
+    (see :func:`synthaug.metrics.save_predictions`). The data's classes are matched to the
+    model's by name, so labels index the model's classes; a class the model does not know is
+    an error.
+
+    Args:
+        model_dir: Directory written by ``synthaug train`` / ``UncertaintyMethod.save``.
+        data: Dataset spec (image folder or built-in name).
+        out: ``.npz`` file to write.
+        skip_bad: Skip unreadable images instead of stopping.
+        overwrite: Replace an existing ``out``.
+        device: ``None`` picks CUDA when present.
+
+    Returns:
+        ``out``.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; choose a new --out or pass --overwrite")
+    method = load_method(model_dir, device=device, progress=True)
+    dataset = load_dataset(data, skip_bad=skip_bad).with_classes(method.classes_)
+    probs = method.predict_proba(dataset)
+    return save_predictions(out, probs, np.asarray(dataset.targets), classes=list(method.classes_))
+
+
+@app.command("predict")
+def predict_cli(
+    model: Annotated[Path, typer.Option("--model", help="Model directory written by `synthaug train`.")],
+    data: Annotated[str, typer.Option("--data", help="Image folder or built-in dataset name, e.g. fashion-mnist:test.")],
+    out: Annotated[Path, typer.Option("--out", help="Predictions file (.npz) to write.")],
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing predictions file.")] = False,
+) -> None:
+    """Write probability samples (S, N, C) and labels of a dataset, for `synthaug evaluate`."""
+    path = predict(model, data, out, skip_bad=skip_bad, overwrite=overwrite, device=device)
+    Console(highlight=False).print(f"wrote {escape(str(path))}")

@@ -1,0 +1,26 @@
+"""``synthaug report``: re-render a study's report from its saved results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from synthaug.cli._app import app
+from synthaug.report.build import build_report, load_run
+from synthaug.study.analysis import write_summary_markdown
+
+
+@app.command("report")
+def report_cli(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder of a finished study (holds analysis.json).")],
+) -> None:
+    """Rewrite RUN_DIR/report.html and RUN_DIR/summary.md from the saved results (no model is
+    trained or run)."""
+    markdown = write_summary_markdown(load_run(run_dir)["analysis"], run_dir)
+    path = build_report(run_dir)
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(markdown, markup=False)
+    console.print(f"report: {path.resolve()}", markup=False)

@@ -1,0 +1,182 @@
+"""Any Hugging Face ``diffusers`` text-to-image pipeline: Stable Diffusion 1.x/2.x, SDXL, SD3, FLUX...
+
+``model`` is a hub id or a local directory written by ``save_pretrained``. It is loaded
+with ``AutoPipelineForText2Image.from_pretrained`` (which picks the right pipeline class)
+or, for a pipeline the auto class does not know, ``DiffusionPipeline.from_pretrained``.
+Loading happens on the first :meth:`DiffusersBackend.generate` call, so planning and
+``--dry-run`` stay cheap.
+
+Parameters: ``steps`` (``num_inference_steps``), ``guidance_scale``, ``negative_prompt`` and
+``size`` (``WIDTHxHEIGHT``, both multiples of 8; default: the pipeline's own). Options:
+``device`` (default :func:`synthaug.runtime.pick_device`), ``dtype`` (``float32``,
+``float16``, ``bfloat16``; default float16 on CUDA, else float32) and ``batch_size``
+(prompts per pipeline call, default 4).
+
+Seeds: every image gets its own CPU ``torch.Generator`` seeded with its request's seed, and
+the pipeline receives the list of them, so each image's starting latent (and any noise a
+stochastic scheduler adds) is drawn from its own generator: the same seed and settings
+give the same image. The pipeline's safety checker is left as the model ships it; when it
+flags an image, the flag is recorded in the manifest row (``extra.nsfw_content_detected``)
+and the image (which the checker may have blacked out) is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+
+from synthaug.errors import ConfigError
+from synthaug.generate.backends.base import GeneratedImage, GeneratorBackend, ImageRequest, parse_size
+from synthaug.runtime import pick_device
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEFAULT_BATCH_SIZE = 4
+
+
+class DiffusersBackend(GeneratorBackend):
+    """Text-to-image generation with a ``diffusers`` pipeline.
+
+    Args:
+        model: Hub id or local pipeline directory (default
+            ``stable-diffusion-v1-5/stable-diffusion-v1-5``).
+        device: Torch device.
+        dtype: ``float32``, ``float16`` or ``bfloat16``.
+        batch_size: Prompts per pipeline call.
+    """
+
+    name = "diffusers"
+    supported_params = frozenset({"steps", "guidance_scale", "negative_prompt", "size"})
+    supported_options = frozenset({"device", "dtype", "batch_size"})
+    supported_options = frozenset({"device", "dtype", "batch_size"})
+    max_batch_size = DEFAULT_BATCH_SIZE
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(str(model) if model is not None else DEFAULT_MODEL, **options)
+        self.device = pick_device(options.get("device"))
+        dtype = options.get("dtype") or ("float16" if self.device.type == "cuda" else "float32")
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype {dtype!r} is not supported; choose one of: {', '.join(DTYPES)}")
+        self.dtype_name = dtype
+        batch_size = options.get("batch_size", DEFAULT_BATCH_SIZE)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self._pipeline: Any = None
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded pipeline (loaded on first use).
+
+        Raises:
+            ConfigError: The model cannot be found or is not a diffusers pipeline.
+        """
+        if self._pipeline is None:
+            self._pipeline = self._load()
+        return self._pipeline
+
+    def _load(self) -> Any:
+        dtype = DTYPES[self.dtype_name]
+        try:
+            try:
+                pipeline = diffusers.AutoPipelineForText2Image.from_pretrained(self.model, dtype=dtype)
+            except ValueError:
+                # The auto class maps only known text-to-image families; anything else that
+                # is still a diffusers pipeline loads through the generic entry point.
+                pipeline = diffusers.DiffusionPipeline.from_pretrained(self.model, dtype=dtype)
+        except (OSError, ValueError) as error:
+            raise ConfigError(
+                f"cannot load diffusers model {self.model!r}: {error}; give a hub id or a directory "
+                "written by save_pretrained"
+            ) from error
+        pipeline = pipeline.to(self.device)
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    def validate(self, params: Mapping[str, Any]) -> None:
+        """Check ``steps`` (>= 1), ``guidance_scale`` (>= 0), ``negative_prompt`` (text) and
+        ``size`` (multiples of 8)."""
+        super().validate(params)
+        steps = params.get("steps")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        guidance_scale = params.get("guidance_scale")
+        if guidance_scale is not None and (
+            isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float) or guidance_scale < 0
+        ):
+            raise ConfigError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
+        negative_prompt = params.get("negative_prompt")
+        if negative_prompt is not None and not isinstance(negative_prompt, str):
+            raise ConfigError(f"negative_prompt must be text, got {negative_prompt!r}")
+        size = params.get("size")
+        if size is not None:
+            width, height = parse_size(size)
+            if width % 8 or height % 8:
+                raise ConfigError(f"size {size!r}: diffusers pipelines need width and height divisible by 8")
+
+    def describe(self) -> dict[str, Any]:
+        description = {
+            "backend": self.name,
+            "model": self.model,
+            "diffusers_version": diffusers.__version__,
+            "dtype": self.dtype_name,
+            "device": str(self.device),
+        }
+        index_file = Path(self.model) / "model_index.json"
+        if index_file.is_file():  # a local directory: record which pipeline family it holds
+            try:
+                description["pipeline"] = json.loads(index_file.read_text()).get("_class_name")
+            except ValueError as error:
+                raise ConfigError(f"{index_file}: unreadable ({error})") from error
+        return description
+
+    def generate(self, requests: Sequence[ImageRequest]) -> Iterator[GeneratedImage]:
+        requests = list(requests)
+        for request in requests:
+            self.validate(request.params)
+        if not requests:
+            return
+        pipeline = self.pipeline
+        # Requests with the same settings share pipeline calls; each call gets one prompt and
+        # one generator per image.
+        groups: dict[tuple, list[ImageRequest]] = {}
+        for request in requests:
+            params = request.params
+            key = (params.get("steps"), params.get("guidance_scale"), params.get("negative_prompt"), params.get("size"))
+            groups.setdefault(key, []).append(request)
+        for (steps, guidance_scale, negative_prompt, size), group in groups.items():
+            call_options: dict[str, Any] = {"output_type": "pil"}
+            if steps is not None:
+                call_options["num_inference_steps"] = steps
+            if guidance_scale is not None:
+                call_options["guidance_scale"] = float(guidance_scale)
+            if size is not None:
+                call_options["width"], call_options["height"] = parse_size(size)
+            for start in range(0, len(group), self.batch_size):
+                batch = group[start : start + self.batch_size]
+                if negative_prompt is not None:
+                    call_options["negative_prompt"] = [negative_prompt] * len(batch)
+                generators = [torch.Generator("cpu").manual_seed(request.seed) for request in batch]
+                started = time.perf_counter()
+                try:
+                    output = pipeline(prompt=[request.prompt for request in batch], generator=generators, **call_options)
+                except (ValueError, TypeError) as error:
+                    # The pipeline's own argument checks (a size its VAE cannot make, a
+                    # parameter this pipeline family does not take).
+                    raise ConfigError(f"diffusers pipeline {self.model!r} refused the settings: {error}") from error
+                seconds_per_image = (time.perf_counter() - started) / len(batch)
+                flags = getattr(output, "nsfw_content_detected", None)
+                for position, (request, image) in enumerate(zip(batch, output.images, strict=True)):
+                    extra: dict[str, Any] = {
+                        "pipeline": type(pipeline).__name__,
+                        "seconds": round(seconds_per_image, 4),
+                    }
+                    if flags is not None:
+                        extra["nsfw_content_detected"] = bool(flags[position])
+                    yield GeneratedImage(request=request, image=image.convert("RGB"), extra=extra)

@@ -1,0 +1,267 @@
+"""The on-disk commit protocol of a generated dataset.
+
+A generated dataset is ``DIR/<class folder>/<index>.png`` plus ``DIR/metadata.jsonl`` (one
+JSON row per image, Hugging Face ``imagefolder`` convention). An image is *committed* when
+its row is in the manifest and the file's sha256 matches the row:
+
+1. the PNG bytes are written to ``DIR/<folder>/.synthaug-<name>.tmp``, fsynced and renamed
+   to their final name (atomic on POSIX and Windows), and the folder is fsynced;
+2. the row is appended to the manifest as one line, flushed and fsynced.
+
+A crash between 1 and 2 leaves a file without a row: it is regenerated from its seed on
+resume (same name, so nothing piles up). A crash during 2 leaves a torn last line: it is
+dropped. Temporary files only ever match ``.synthaug-*.tmp`` and are removed on resume.
+Writers hold an exclusive lock on ``DIR/.synthaug.lock`` so two runs never interleave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from synthaug.errors import DataError, GenerationError
+
+MANIFEST_NAME = "metadata.jsonl"
+CONFIG_NAME = "generation.json"
+REJECTED_NAME = "rejected.jsonl"
+LOCK_NAME = ".synthaug.lock"
+TEMP_PREFIX = ".synthaug-"
+TEMP_SUFFIX = ".tmp"
+# Files of ours that may sit in a folder that holds no images yet.
+OWN_FILES = frozenset({MANIFEST_NAME, CONFIG_NAME, REJECTED_NAME, LOCK_NAME})
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary name ``path`` is written under before it is renamed into place."""
+    return path.with_name(f"{TEMP_PREFIX}{path.name}{TEMP_SUFFIX}")
+
+
+def remove_temp_files(root: Path) -> int:
+    """Delete our own leftover temporary files in ``root`` and its class folders.
+
+    Returns:
+        How many were removed.
+    """
+    pattern = f"{TEMP_PREFIX}*{TEMP_SUFFIX}"
+    leftovers = [*root.glob(pattern), *root.glob(f"*/{pattern}")]
+    for path in leftovers:
+        path.unlink()
+    return len(leftovers)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable (a no-op where directories cannot be opened)."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or all of ``data``.
+
+    Raises:
+        GenerationError: The write failed (e.g. the disk is full); the temporary file is
+            removed and ``path`` is untouched.
+    """
+    temporary = temp_path(path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise GenerationError(
+            f"cannot write {path} ({error.strerror}); free some space or fix permissions, "
+            "then rerun the same command to resume"
+        ) from error
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 digest of a file's bytes."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def row_line(row: dict[str, Any]) -> str:
+    """One manifest line: compact JSON (labels kept verbatim, non-ASCII included) and ``\\n``."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Read a JSON-lines file written by :class:`JsonlAppender`.
+
+    Returns:
+        The rows, and whether the file needs rewriting: its last line was torn by a crash
+        (dropped here) or lacks its newline.
+
+    Raises:
+        DataError: A line other than the last is not a JSON object (the file was edited
+            by hand); the message names the line.
+    """
+    if not path.exists():
+        return [], False
+    with open(path, "rb") as handle:
+        data = handle.read()
+    lines = data.split(b"\n")
+    # A file that ends with "\n" splits into [..., b""]; anything else means the last
+    # append did not finish.
+    needs_rewrite = lines[-1] != b""
+    if not needs_rewrite:
+        lines.pop()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as error:
+            if number == len(lines):
+                needs_rewrite = True
+                break
+            raise DataError(
+                f"{path}, line {number}: not a JSON object ({error}); fix or delete the line, then rerun"
+            ) from error
+        rows.append(row)
+    return rows, needs_rewrite
+
+
+def rewrite_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Atomically replace ``path`` with ``rows``."""
+    atomic_write_bytes(path, "".join(row_line(row) for row in rows).encode("utf-8"))
+
+
+class JsonlAppender:
+    """Appends rows to a JSON-lines file, each one flushed and fsynced before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Append one row durably.
+
+        Raises:
+            GenerationError: The write failed (e.g. disk full); resume drops the torn line.
+        """
+        try:
+            # One write call, so a crash leaves at most one torn line, always the last.
+            self._handle.write(row_line(row))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            raise GenerationError(
+                f"cannot append to {self.path} ({error.strerror}); free some space, then rerun "
+                "the same command to resume"
+            ) from error
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+@dataclass
+class ManifestScan:
+    """What a resume found in the manifest.
+
+    Attributes:
+        rows: Committed rows (file present, sha256 matching), in manifest order.
+        dropped: ``(file_name, reason)`` of rows that were not kept.
+        needs_rewrite: The manifest on disk differs from ``rows`` and must be rewritten.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    needs_rewrite: bool = False
+
+
+def _safe_relative(root: Path, file_name: Any) -> Path | None:
+    """``root / file_name`` when ``file_name`` is a relative POSIX path that stays inside ``root``."""
+    if not isinstance(file_name, str) or not file_name or "\\" in file_name:
+        return None
+    relative = PurePosixPath(file_name)
+    if relative.is_absolute() or any(part in ("", ".", "..") for part in relative.parts):
+        return None
+    return root.joinpath(*relative.parts)
+
+
+def scan_manifest(root: Path, workers: int = 8) -> ManifestScan:
+    """Read ``root/metadata.jsonl`` and keep only rows whose file exists with the recorded sha256.
+
+    Files are hashed in a thread pool (``hashlib`` releases the GIL), so a resume checks a
+    large folder at disk speed. When a file name appears twice the later row wins.
+    """
+    rows, needs_rewrite = read_jsonl(root / MANIFEST_NAME)
+    latest: dict[str, int] = {}
+    for position, row in enumerate(rows):
+        latest[str(row.get("file_name"))] = position
+    scan = ManifestScan(needs_rewrite=needs_rewrite or len(latest) != len(rows))
+
+    def check(row: dict[str, Any]) -> str | None:
+        path = _safe_relative(root, row.get("file_name"))
+        if path is None:
+            return "file_name is not a relative path inside the folder"
+        if not path.is_file():
+            return "file is missing"
+        if sha256_file(path) != row.get("sha256"):
+            return "sha256 does not match the file"
+        return None
+
+    candidates = [rows[position] for position in sorted(latest.values())]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(pool.map(check, candidates))
+    for row, reason in zip(candidates, reasons, strict=True):
+        if reason is None:
+            scan.rows.append(row)
+        else:
+            scan.dropped.append((str(row.get("file_name")), reason))
+    scan.needs_rewrite = scan.needs_rewrite or bool(scan.dropped)
+    return scan
+
+
+@contextmanager
+def directory_lock(root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``root`` for the duration of a run.
+
+    The operating system releases the lock when the process dies, so a killed run never
+    leaves a stale lock behind.
+
+    Raises:
+        GenerationError: Another process holds the lock.
+    """
+    handle = open(root / LOCK_NAME, "a+b")  # noqa: SIM115 (closed below)
+    try:
+        try:
+            _lock(handle)
+        except OSError as error:
+            raise GenerationError(
+                f"another synthaug process is writing to {root}; wait for it to finish or stop it"
+            ) from error
+        yield
+    finally:
+        handle.close()  # closing the descriptor releases the lock
+
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock(handle: Any) -> None:
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,0 +1,394 @@
+"""The contract every uncertainty method follows, and saving/loading methods.
+
+A method is a scikit-learn-style estimator:
+
+- ``__init__`` only stores keyword hyper-parameters (the common ones below, plus the
+  method's own); :meth:`UncertaintyMethod.get_params` returns them all;
+- ``fit(train, val=None)`` validates, trains and returns ``self``; learned state ends in
+  ``_`` (``classes_``, ``backbone_``, ``model_``, ``history_``, ...);
+- ``predict_proba(data)`` returns probability samples ``(S, N, C)`` float32 (S = 1 for a
+  deterministic network), the one structure :mod:`synthaug.metrics` reads;
+- ``save(directory)`` writes ``weights.safetensors`` + ``config.json`` and
+  :func:`load_method` rebuilds any saved method from them, without pickle.
+
+Writing a method (``bnn.py``, ``laplace.py``, ... follow this recipe):
+
+1. Subclass :class:`UncertaintyMethod` and decorate it with ``@register_method("key")``.
+2. ``__init__(self, *, own_option=default, **common)``: store the method's own options as
+   attributes of the same name, pass ``**common`` to ``super().__init__``.
+3. Implement :meth:`~UncertaintyMethod._init_state` (build untrained learned modules from
+   ``self.classes_`` and ``self.backbone_``), :meth:`~UncertaintyMethod._fit_prepared`
+   (train them on :class:`~synthaug.methods.training.PreparedData`, usually with
+   :func:`~synthaug.methods.training.train_model` and :meth:`~UncertaintyMethod.training_config`)
+   and :meth:`~UncertaintyMethod._predict_log_proba` (``(N, ...)`` inputs -> ``(S, N, C)``
+   log-probabilities).
+4. If the learned state is not exactly ``self.model_``'s ``state_dict``, override
+   :meth:`~UncertaintyMethod._state_tensors` / :meth:`~UncertaintyMethod._load_state_tensors`
+   (tensors) and :meth:`~UncertaintyMethod._json_state` /
+   :meth:`~UncertaintyMethod._load_json_state` (small JSON-able values).
+
+The contract test (``tests/methods/test_contract.py``) runs every registered method through
+the same checks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import numpy as np
+import safetensors.torch
+import torch
+
+import synthaug
+from synthaug.errors import ConfigError, DataError
+from synthaug.methods.training import PreparedData, TrainingConfig, TrainingHistory, seeded
+from synthaug.models import make_backbone
+from synthaug.registry import Registry
+from synthaug.runtime import pick_device
+
+if TYPE_CHECKING:
+    from synthaug.data import ImageDataset
+
+METHODS: Registry[type[UncertaintyMethod]] = Registry("method")
+"""Uncertainty method classes by key (``deterministic``, ``temperature``, ``mc-dropout``, ...)."""
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+# Hyper-parameters that belong to the machine or session, not to the model: never saved.
+RUNTIME_PARAMETERS = ("device", "progress")
+
+M = TypeVar("M", bound="type[UncertaintyMethod]")
+
+
+def register_method(key: str) -> Callable[[M], M]:
+    """Class decorator: register a method under ``key`` and set its ``key`` attribute."""
+
+    def decorator(cls: M) -> M:
+        cls.key = key
+        return METHODS.register(key)(cls)
+
+    return decorator
+
+
+class UncertaintyMethod(ABC):
+    """Base class of every uncertainty method (see the module docstring for the recipe).
+
+    Args:
+        backbone: Backbone name (``"cnn"``, or a torchvision model such as ``"resnet152"``).
+        backbone_options: Keyword options of the backbone (see :func:`synthaug.models.make_backbone`).
+        dropout: Dropout probability of the trainable module; ``None`` = the backbone's default.
+        epochs: Passes over the training set.
+        batch_size: Examples per gradient step.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        learning_rate: Initial learning rate.
+        weight_decay: L2 penalty (adam, sgd) or decoupled weight decay (adamw).
+        momentum: SGD momentum (Nesterov).
+        lr_schedule: ``"cosine"``, ``"step"`` or ``"constant"``.
+        patience: Early-stopping patience in epochs on the validation NLL; ``None`` = never.
+        label_smoothing: Label smoothing of the cross-entropy.
+        loss: ``"cross_entropy"`` or ``"generalized_cross_entropy"`` (noise-robust).
+        val_fraction: When ``fit`` gets no validation set, this stratified fraction of the
+            training set (drawn with ``seed``) is held out for early stopping and calibration.
+        seed: Seeds initialisation, batch order, dropout and the validation split.
+        device: ``None`` picks CUDA when present, else MPS, else CPU.
+        progress: Show rich progress bars.
+    """
+
+    #: Registry key, set by :func:`register_method`.
+    key: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "cnn",
+        backbone_options: dict[str, Any] | None = None,
+        dropout: float | None = None,
+        epochs: int = 15,
+        batch_size: int = 128,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        lr_schedule: str = "cosine",
+        patience: int | None = 5,
+        label_smoothing: float = 0.0,
+        loss: str = "cross_entropy",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        device: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.backbone = backbone
+        self.backbone_options = backbone_options
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.lr_schedule = lr_schedule
+        self.patience = patience
+        self.label_smoothing = label_smoothing
+        self.loss = loss
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+
+    # -- hyper-parameters --------------------------------------------------------------------
+
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """Names of all keyword hyper-parameters, from this class's and its bases' ``__init__``."""
+        names: list[str] = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for parameter in inspect.signature(init).parameters.values():
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.name not in names:
+                    names.append(parameter.name)
+        return names
+
+    @classmethod
+    def common_parameter_names(cls) -> list[str]:
+        """Hyper-parameters every method shares (those of :class:`UncertaintyMethod`)."""
+        return UncertaintyMethod.parameter_names()
+
+    def get_params(self) -> dict[str, Any]:
+        """All hyper-parameters, as passed to (or defaulted by) ``__init__``."""
+        return {name: getattr(self, name) for name in self.parameter_names()}
+
+    def training_config(self) -> TrainingConfig:
+        """The :class:`TrainingConfig` made of this method's hyper-parameters (validated)."""
+        return TrainingConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            lr_schedule=self.lr_schedule,
+            patience=self.patience,
+            label_smoothing=self.label_smoothing,
+            loss=self.loss,
+        )
+
+    def torch_device(self) -> torch.device:
+        """The device training and prediction run on."""
+        return pick_device(self.device)
+
+    def __repr__(self) -> str:
+        defaults = {
+            name: parameter.default
+            for klass in type(self).__mro__
+            if "__init__" in klass.__dict__ and klass is not object
+            for name, parameter in inspect.signature(klass.__dict__["__init__"]).parameters.items()
+        }
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # -- fit / predict -------------------------------------------------------------------------
+
+    def fit(self, train: ImageDataset, val: ImageDataset | None = None) -> UncertaintyMethod:
+        """Train on ``train``; early-stop (and calibrate, where the method does) on ``val``.
+
+        Args:
+            train: Training images; ``train.sample_weights`` ``(N,)``, when present, weights
+                each example's loss (mixed real + synthetic sets).
+            val: Held-out images; ``None`` holds out a stratified ``val_fraction`` of
+                ``train`` drawn with ``seed``. Its classes are matched to ``train``'s by name.
+
+        Returns:
+            ``self``, fitted.
+        """
+        from synthaug.data import train_val_split
+
+        self.training_config()  # validates the optimisation hyper-parameters before any work
+        if val is None:
+            if not 0.0 < self.val_fraction < 1.0:
+                raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            train, val = train_val_split(train, self.val_fraction, self.seed)
+        else:
+            val = val.with_classes(list(train.classes))
+        if len(train.classes) < 2:
+            raise DataError(f"training set {train.name!r} has {len(train.classes)} class; need at least 2")
+        self.classes_ = list(train.classes)
+        self.backbone_ = make_backbone(self.backbone, **(self.backbone_options or {}))
+        train_data = self._prepare(train, with_weights=True)
+        val_data = self._prepare(val)
+        with seeded(self.seed):
+            self._init_state()
+        self._fit_prepared(train_data, val_data)
+        return self
+
+    def _prepare(self, dataset: ImageDataset, *, with_weights: bool = False) -> PreparedData:
+        weights = getattr(dataset, "sample_weights", None) if with_weights else None
+        if weights is not None and np.all(np.asarray(weights) == 1.0):
+            weights = None  # uniform weights: the plain mean loss, without the extra product
+        return PreparedData(
+            inputs=self.backbone_.prepare(dataset, progress=self.progress),
+            targets=torch.from_numpy(np.array(dataset.targets, dtype=np.int64)),
+            sample_weights=None if weights is None else torch.from_numpy(np.array(weights, dtype=np.float32)),
+        )
+
+    def predict_proba(self, data: ImageDataset | torch.Tensor) -> np.ndarray:
+        """Predictive probability samples.
+
+        Stochastic methods draw their samples from a generator seeded with ``seed``, so
+        repeated calls give the same numbers.
+
+        Args:
+            data: Images, or inputs already prepared by ``self.backbone_`` ``(N, ...)``.
+
+        Returns:
+            float32 ``(S, N, C)``: S samples (S = 1 for a deterministic network), N examples,
+            C = ``len(self.classes_)``; each row sums to 1.
+        """
+        self._check_fitted()
+        if isinstance(data, torch.Tensor):
+            inputs = data.float()
+        else:
+            inputs = self.backbone_.prepare(data, progress=self.progress)
+        if not torch.isfinite(inputs).all():
+            raise DataError("prediction inputs contain NaN or infinite values; check the images")
+        with seeded(self.seed), torch.no_grad():
+            log_proba = self._predict_log_proba(inputs)
+        return log_proba.exp().cpu().numpy().astype(np.float32)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit() or load_method()")
+
+    @abstractmethod
+    def _init_state(self) -> None:
+        """Build the untrained learned modules from ``classes_`` and ``backbone_``.
+
+        Called under a seeded global generator by ``fit``, and by :func:`load_method` before
+        the saved tensors are loaded into the modules.
+        """
+
+    @abstractmethod
+    def _fit_prepared(self, train: PreparedData, val: PreparedData) -> None:
+        """Train the modules built by :meth:`_init_state` on prepared tensors."""
+
+    @abstractmethod
+    def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``(N, ...)`` prepared inputs -> ``(S, N, C)`` log-probabilities (CPU or device).
+
+        Runs inside ``torch.no_grad()`` and a seeded global generator.
+        """
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        """The learned tensors to save; by default ``self.model_.state_dict()``."""
+        return dict(self.model_.state_dict())
+
+    def _load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Load tensors written by :meth:`_state_tensors` into the modules of :meth:`_init_state`."""
+        self.model_.load_state_dict(tensors)
+        self.model_.to(self.torch_device())
+
+    def _json_state(self) -> dict[str, Any]:
+        """Small learned values saved in ``config.json`` (by default the training history)."""
+        history = getattr(self, "history_", None)
+        return {} if history is None else {"history": history.to_dict()}
+
+    def _load_json_state(self, state: dict[str, Any]) -> None:
+        if "history" in state:
+            self.history_ = TrainingHistory(**state["history"])
+
+    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``weights.safetensors`` and ``config.json`` into ``directory``.
+
+        ``config.json`` holds the method key, hyper-parameters (without ``device`` and
+        ``progress``), classes, backbone config, learned JSON state and synthaug version.
+
+        Args:
+            directory: Created if needed.
+            overwrite: Replace a model already saved there (refused by default).
+
+        Returns:
+            The directory.
+        """
+        self._check_fitted()
+        directory = Path(directory)
+        if (directory / CONFIG_FILE).exists() and not overwrite:
+            raise ConfigError(f"{directory} already holds a saved model; choose another directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self._state_tensors().items()}
+        safetensors.torch.save_file(tensors, directory / WEIGHTS_FILE)
+        config = {
+            "method": self.key,
+            "hyperparameters": {k: v for k, v in self.get_params().items() if k not in RUNTIME_PARAMETERS},
+            "classes": self.classes_,
+            "backbone": self.backbone_.get_config(),
+            "state": self._json_state(),
+            "synthaug_version": synthaug.__version__,
+            "torch_version": torch.__version__,
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=True) + "\n")
+        return directory
+
+
+def make_method(key: str, **hyperparameters: Any) -> UncertaintyMethod:
+    """Build an (unfitted) method by key.
+
+    Args:
+        key: One of ``METHODS.keys()``.
+        **hyperparameters: Keyword hyper-parameters of that method.
+
+    Raises:
+        ConfigError: Unknown key or hyper-parameter.
+    """
+    method_class = METHODS.get(key)
+    unknown = sorted(set(hyperparameters) - set(method_class.parameter_names()))
+    if unknown:
+        raise ConfigError(
+            f"method {key!r} has no hyper-parameter {', '.join(unknown)}; "
+            f"it accepts: {', '.join(method_class.parameter_names())}"
+        )
+    return method_class(**hyperparameters)
+
+
+def load_method(
+    directory: str | Path, *, device: str | None = None, progress: bool = False
+) -> UncertaintyMethod:
+    """Load a method written by :meth:`UncertaintyMethod.save` (no pickle involved).
+
+    Args:
+        directory: The saved model directory.
+        device: Where to run it; ``None`` picks CUDA when present.
+        progress: Show progress bars when it prepares inputs.
+
+    Raises:
+        ConfigError: The directory is not a saved synthaug model.
+    """
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_path.is_file() or not weights_path.is_file():
+        raise ConfigError(
+            f"{directory} is not a saved model: it needs {CONFIG_FILE} and {WEIGHTS_FILE} "
+            "(write one with `synthaug train`)"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+        key, hyperparameters = config["method"], config["hyperparameters"]
+        classes, backbone_config = config["classes"], dict(config["backbone"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ConfigError(f"{config_path} is not a valid synthaug model config: {error}") from error
+    method = make_method(key, **hyperparameters, device=device, progress=progress)
+    method.classes_ = list(classes)
+    method.backbone_ = make_backbone(backbone_config.pop("name"), **backbone_config)
+    method._init_state()
+    method._load_state_tensors(safetensors.torch.load_file(weights_path))
+    method._load_json_state(config.get("state", {}))
+    return method

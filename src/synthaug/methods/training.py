@@ -1,0 +1,370 @@
+"""The one training loop every uncertainty method uses.
+
+Mini-batch gradient descent on prepared input tensors (see :mod:`synthaug.models.base`):
+cross-entropy (optionally label-smoothed) or the generalized cross-entropy, Adam/AdamW or SGD
+with weight decay, an optional cosine or step learning-rate schedule, early stopping on the
+validation NLL with the best weights restored, a rich progress bar, and a clear
+:class:`~synthaug.errors.TrainingError` as soon as the loss is NaN or infinite.
+
+Reproducibility: batches are drawn by shuffling index tensors with a ``torch.Generator``
+seeded from ``seed``, and dropout draws from torch's global generator, which :func:`seeded`
+forks and seeds, so the same seed gives the same numbers on CPU and the caller's global
+random state is left untouched.
+
+Hooks for methods that need more than maximum likelihood:
+
+- ``extra_loss(model, n_train) -> Tensor`` is added to every mini-batch loss (Bayes by
+  Backprop adds ``KL(q || p) / n_train`` here, so the sum over an epoch is the ELBO's);
+- per-example weights (``PreparedData.sample_weights``, e.g. from mixing real and synthetic
+  sets) weight each example's loss; they are rescaled to mean 1 so the loss keeps its scale;
+- ``learning_rate_multiplier(name, parameter) -> float`` scales the learning rate per parameter
+  (a BNN's posterior standard deviations learn on a log scale and need a faster rate);
+- ``validation_log_proba(model, inputs) -> (N, C)`` replaces the plain softmax of the eval-mode
+  logits when scoring the validation set (e.g. to average several weight samples).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from synthaug.errors import ConfigError, TrainingError
+from synthaug.runtime import pick_device
+
+ExtraLoss = Callable[[nn.Module, int], torch.Tensor]
+"""``extra_loss(model, n_train)``: a scalar added to each mini-batch's mean loss."""
+
+ValidationLogProba = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+"""``validation_log_proba(model, inputs (N, ...)) -> (N, C)`` predictive log-probabilities."""
+
+LearningRateMultiplier = Callable[[str, nn.Parameter], float]
+"""``learning_rate_multiplier(name, parameter)``: factor on the learning rate of one parameter."""
+
+
+@dataclass
+class PreparedData:
+    """Model inputs, labels and optional per-example weights, all CPU tensors.
+
+    Attributes:
+        inputs: float32 ``(N, ...)`` prepared by a backbone (pixels or features).
+        targets: int64 ``(N,)`` class indices.
+        sample_weights: float32 ``(N,)`` non-negative loss weights, or ``None`` (all equal).
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    sample_weights: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings shared by every method."""
+
+    epochs: int = 15  # passes over the training set (fewer if early stopping triggers)
+    batch_size: int = 128  # examples per gradient step
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # adamw = decoupled weight decay
+    learning_rate: float = 1e-3  # initial step size
+    weight_decay: float = 0.0  # L2 penalty (adam, sgd) or decoupled decay (adamw)
+    momentum: float = 0.9  # SGD only (Nesterov)
+    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"  # step: x0.1 at 50 % and 75 %
+    patience: int | None = 5  # epochs without a better validation NLL before stopping; None: never
+    label_smoothing: float = 0.0  # cross-entropy only (Szegedy et al. 2016)
+    loss: Literal["cross_entropy", "generalized_cross_entropy"] = "cross_entropy"
+    gce_q: float = 0.7  # q of the generalized cross-entropy (Zhang & Sabuncu 2018)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "optimizer": self.optimizer in ("adam", "adamw", "sgd"),
+            "learning_rate": self.learning_rate > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "lr_schedule": self.lr_schedule in ("cosine", "step", "constant"),
+            "patience": self.patience is None or self.patience >= 1,
+            "label_smoothing": 0.0 <= self.label_smoothing < 1.0,
+            "loss": self.loss in ("cross_entropy", "generalized_cross_entropy"),
+            "gce_q": 0.0 < self.gce_q <= 1.0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"invalid training setting {name}={getattr(self, name)!r}")
+        if self.loss == "generalized_cross_entropy" and self.label_smoothing > 0:
+            raise ConfigError("label_smoothing applies to loss='cross_entropy' only; set one of them")
+
+
+@dataclass
+class TrainingHistory:
+    """What happened during :func:`train_model`, one row per finished epoch."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)  # epoch, train_loss, val_nll, ...
+    best_epoch: int | None = None  # 1-based epoch whose weights were kept (None: the last)
+    stopped_early: bool = False
+    seconds: float = 0.0  # wall time of the whole loop
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's global generators seeded, restoring them afterwards.
+
+    Model initialisation and dropout draw from the global generators; forking them keeps
+    library calls reproducible without changing the caller's random state.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def generalized_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, q: float = 0.7) -> torch.Tensor:
+    """Per-example generalized cross-entropy ``(1 - p_y^q) / q``, robust to noisy labels.
+
+    It tends to the cross-entropy as ``q -> 0`` and to the (noise-tolerant) mean absolute
+    error at ``q = 1``.
+
+    Args:
+        logits: ``(N, C)``.
+        targets: ``(N,)`` class indices.
+        q: Truncation exponent in ``(0, 1]``.
+
+    Returns:
+        ``(N,)`` losses.
+
+    References:
+        Zhang & Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural Networks
+        with Noisy Labels", NeurIPS 2018.
+    """
+    log_p_true = F.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1)
+    # 1 - p^q = -expm1(q log p), without the cancellation of 1 - exp(...) for small q.
+    return -torch.expm1(q * log_p_true) / q
+
+
+def per_example_loss(logits: torch.Tensor, targets: torch.Tensor, config: TrainingConfig) -> torch.Tensor:
+    """The configured training loss of each example, ``(N, C)`` logits -> ``(N,)``."""
+    if config.loss == "generalized_cross_entropy":
+        return generalized_cross_entropy(logits, targets, config.gce_q)
+    return F.cross_entropy(logits, targets, reduction="none", label_smoothing=config.label_smoothing)
+
+
+def _make_optimizer(
+    model: nn.Module, config: TrainingConfig, learning_rate_multiplier: LearningRateMultiplier | None = None
+) -> torch.optim.Optimizer:
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if learning_rate_multiplier is None:
+        parameters: list = [p for _, p in trainable]
+    else:  # one parameter group per distinct multiplier; the schedule scales every group alike
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, p in trainable:
+            groups.setdefault(float(learning_rate_multiplier(name, p)), []).append(p)
+        parameters = [{"params": ps, "lr": config.learning_rate * m} for m, ps in groups.items()]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters,
+            lr=config.learning_rate,
+            momentum=config.momentum,
+            nesterov=config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
+    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return optimizer_class(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, steps: int):
+    """A per-step schedule over ``steps`` optimiser steps, or ``None`` for a constant rate."""
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if config.lr_schedule == "step":
+        milestones = [int(steps * 0.5), int(steps * 0.75)]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    return None
+
+
+def set_dropout(model: nn.Module, active: bool) -> None:
+    """Put only the dropout layers of ``model`` in train (``active``) or eval mode.
+
+    MC dropout samples with dropout on while batch norm keeps its running statistics.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.train(active)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+    dropout: bool = False,
+) -> torch.Tensor:
+    """Logits of ``model`` on ``inputs`` in eval mode, batch by batch.
+
+    Args:
+        model: Maps ``(B, ...)`` inputs to ``(B, C)`` logits.
+        inputs: ``(N, ...)`` prepared inputs (any device).
+        batch_size: Examples per forward pass.
+        device: Where to run; ``None`` uses the device of the model's parameters.
+        dropout: Keep dropout layers on (one MC dropout sample).
+
+    Returns:
+        float32 CPU tensor ``(N, C)``.
+    """
+    if device is None:
+        device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    set_dropout(model, dropout)
+    try:
+        chunks = [model(batch.to(device)).float().cpu() for batch in inputs.split(batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks)
+
+
+def default_validation_log_proba(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``log_softmax`` of the eval-mode logits, ``(N, C)``."""
+    return F.log_softmax(predict_logits(model, inputs), dim=-1)
+
+
+def _check_finite(data: PreparedData, what: str) -> None:
+    if not torch.isfinite(data.inputs).all():
+        bad = int((~torch.isfinite(data.inputs.reshape(len(data.inputs), -1))).any(1).sum())
+        raise TrainingError(f"{bad} {what} input(s) contain NaN or infinite values; check the images")
+
+
+def train_model(
+    model: nn.Module,
+    train: PreparedData,
+    val: PreparedData | None,
+    config: TrainingConfig,
+    *,
+    seed: int,
+    device: torch.device | str | None = None,
+    extra_loss: ExtraLoss | None = None,
+    validation_log_proba: ValidationLogProba = default_validation_log_proba,
+    learning_rate_multiplier: LearningRateMultiplier | None = None,
+    progress: bool = True,
+    description: str = "training",
+) -> TrainingHistory:
+    """Train ``model`` in place by mini-batch gradient descent.
+
+    Args:
+        model: Maps ``(B, ...)`` inputs to ``(B, C)`` logits; moved to ``device``.
+        train: Training inputs, targets and optional per-example weights.
+        val: Validation data for early stopping and best-weights restore (on the validation
+            NLL); ``None`` trains for all epochs and keeps the last weights.
+        config: Optimisation settings.
+        seed: Seeds batch order and dropout.
+        device: ``None`` picks CUDA when present.
+        extra_loss: Added to every mini-batch loss, called as ``extra_loss(model, len(train))``.
+        validation_log_proba: Computes the ``(N, C)`` validation log-probabilities.
+        learning_rate_multiplier: Per-parameter factor on ``config.learning_rate``, called as
+            ``learning_rate_multiplier(name, parameter)`` (e.g. a faster rate for the posterior
+            standard deviations of a BNN); ``None``: one rate for all.
+        progress: Show a rich progress bar.
+        description: Label of the progress bar.
+
+    Returns:
+        The per-epoch history.
+
+    Raises:
+        TrainingError: Inputs or the loss are NaN/infinite.
+    """
+    _check_finite(train, "training")
+    if val is not None:
+        _check_finite(val, "validation")
+    device = pick_device(device)
+    model.to(device)
+    n_train = len(train)
+    weights = None
+    if train.sample_weights is not None:
+        weights = train.sample_weights.float()
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise TrainingError("sample weights must be non-negative and not all zero")
+        weights = weights / weights.mean()
+
+    # BatchNorm cannot train on a batch of one, so a single trailing example is left out
+    # of that epoch (a different one each epoch, as the order is reshuffled).
+    batches_per_epoch = n_train // config.batch_size + int(n_train % config.batch_size > 1)
+    batches_per_epoch = max(batches_per_epoch, 1)
+    optimizer = _make_optimizer(model, config, learning_rate_multiplier)
+    scheduler = _make_scheduler(optimizer, config, config.epochs * batches_per_epoch)
+    shuffle = torch.Generator().manual_seed(seed)
+
+    history = TrainingHistory()
+    best_nll, best_state, epochs_since_best = math.inf, None, 0
+    started = time.perf_counter()
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
+    with seeded(seed), Progress(*columns, disable=not progress, transient=True) as bar:
+        task = bar.add_task(description, total=config.epochs * batches_per_epoch, status="")
+        for epoch in range(1, config.epochs + 1):
+            epoch_started = time.perf_counter()
+            model.train()
+            order = torch.randperm(n_train, generator=shuffle)
+            loss_sum, seen = 0.0, 0
+            for step, index in enumerate(order.split(config.batch_size)[:batches_per_epoch]):
+                inputs = train.inputs[index].to(device, non_blocking=True)
+                targets = train.targets[index].to(device, non_blocking=True)
+                losses = per_example_loss(model(inputs), targets, config)
+                if weights is not None:
+                    losses = losses * weights[index].to(device)
+                loss = losses.mean()
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model, n_train)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"{description}: the loss became {loss.item()} at epoch {epoch}, batch "
+                        f"{step + 1}; lower the learning rate (now {config.learning_rate:g}) "
+                        "or check the data"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                loss_sum += loss.item() * len(index)
+                seen += len(index)
+                bar.advance(task)
+
+            record = {"epoch": epoch, "train_loss": loss_sum / seen,
+                      "learning_rate": optimizer.param_groups[0]["lr"]}
+            if val is not None:
+                log_proba = validation_log_proba(model, val.inputs).cpu()
+                record["val_nll"] = F.nll_loss(log_proba, val.targets).item()
+                record["val_accuracy"] = (log_proba.argmax(1) == val.targets).float().mean().item()
+            record["seconds"] = time.perf_counter() - epoch_started
+            history.epochs.append(record)
+            status = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k in ("train_loss", "val_nll", "val_accuracy"))
+            bar.update(task, status=status)
+
+            if val is None:
+                continue
+            if record["val_nll"] < best_nll:
+                best_nll, epochs_since_best, history.best_epoch = record["val_nll"], 0, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                epochs_since_best += 1
+                if config.patience is not None and epochs_since_best >= config.patience:
+                    history.stopped_early = True
+                    break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history.seconds = time.perf_counter() - started
+    return history

@@ -1,0 +1,297 @@
+"""Any torchvision classification model as a backbone, frozen (the study's set-up) or not.
+
+A frozen model is a fixed feature extractor: :meth:`TorchvisionBackbone.prepare` runs it once
+per (model, weights, dataset, transform) and stores the penultimate features on disk under
+``cache_root()/features/<sha256>.safetensors``, so every head, method and seed after the first
+trains on cached features in seconds. The trainable module is then a small head.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import safetensors.torch
+import torch
+import torchvision
+from rich.progress import Progress
+from torch import nn
+from torchvision.transforms import v2
+
+from synthaug.errors import ConfigError, DataError
+from synthaug.models.base import Backbone
+from synthaug.runtime import pick_device
+
+if TYPE_CHECKING:
+    from synthaug.data import ImageDataset
+
+# torchvision's ImageNet statistics, used with random weights or a bare local state dict.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Bump when the stored feature layout changes, so stale cache entries are never read.
+FEATURE_CACHE_FORMAT = 1
+
+
+@functools.cache
+def torchvision_model_names() -> frozenset[str]:
+    """Names of torchvision's classification models (``resnet18``, ``vit_b_16``, ...)."""
+    return frozenset(torchvision.models.list_models(module=torchvision.models))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _replace_output_layer(model: nn.Module) -> int:
+    """Swap the model's output :class:`~torch.nn.Linear` for an identity, in place.
+
+    The output layer is the last ``nn.Linear`` registered in the model (``fc`` for ResNets,
+    ``classifier[-1]`` for EfficientNets, ``heads.head`` for ViTs), so the model then returns
+    its penultimate features.
+
+    Returns:
+        The feature dimension D (the removed layer's ``in_features``).
+    """
+    linear_names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if not linear_names:
+        raise ConfigError(
+            f"{type(model).__name__} has no nn.Linear output layer to replace; "
+            "choose a torchvision model with a linear classifier (resnet, efficientnet, vit, ...)"
+        )
+    parent_name, _, child_name = linear_names[-1].rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    in_features = parent.get_submodule(child_name).in_features
+    setattr(parent, child_name, nn.Identity())
+    return in_features
+
+
+class TorchvisionBackbone(Backbone):
+    """A torchvision classification model (by name) with its classifier replaced.
+
+    Preprocessing follows the weights' own transforms (``weights.transforms()``: resize,
+    centre crop, ImageNet normalisation). With random weights or a bare ``weights_path``
+    (no torchvision weights name to take the transforms from), or when ``image_size`` is
+    given, images are resized (shorter side) and centre-cropped to ``image_size`` (224 by
+    default), scaled to ``[0, 1]`` and normalised with the ImageNet mean and std.
+
+    Args:
+        model: torchvision model name, e.g. ``"resnet152"``, ``"efficientnet_b0"``.
+        weights: torchvision weights name (``"DEFAULT"``, ``"IMAGENET1K_V2"``, ...) or
+            ``None`` for random weights. Without ``weights_path`` torchvision downloads
+            them (for users online); with it, only the transforms are taken from the name.
+        weights_path: Local state dict (``.pt``/``.pth``, loaded with ``weights_only=True``,
+            or ``.safetensors``) for the model, loaded strictly.
+        freeze: Use the model as a fixed feature extractor with cached features and train a
+            head only (``True``), or fine-tune the whole network (``False``).
+        image_size: Input side in pixels; overrides the weights' transforms.
+        head_hidden: Width of a hidden layer in the head (frozen only); ``None`` gives a
+            linear head ``Dropout -> Linear``.
+        dropout: Default dropout probability in front of the output layer.
+        init_seed: Seed of the random initialisation when ``weights`` and ``weights_path``
+            are both ``None`` (so the "random features" are reproducible).
+        batch_size: Images per forward pass when extracting features.
+        device: Device for feature extraction; ``None`` picks CUDA when present.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        weights: str | None = None,
+        weights_path: str | os.PathLike[str] | None = None,
+        freeze: bool = True,
+        image_size: int | None = None,
+        head_hidden: int | None = None,
+        dropout: float = 0.2,
+        init_seed: int = 0,
+        batch_size: int = 64,
+        device: str | None = None,
+    ) -> None:
+        if model not in torchvision_model_names():
+            raise ConfigError(f"unknown torchvision classification model {model!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"{model}: dropout must be in [0, 1), got {dropout}")
+        self.name = model
+        self.weights = weights
+        self.weights_path = None if weights_path is None else str(Path(weights_path).resolve())
+        self.freeze = bool(freeze)
+        self.image_size = None if image_size is None else int(image_size)
+        self.head_hidden = None if head_hidden is None else int(head_hidden)
+        self.dropout = float(dropout)
+        self.init_seed = int(init_seed)
+        self.batch_size = int(batch_size)
+        self.device = device
+        self._extractor: tuple[nn.Module, int] | None = None
+        self._identity: str | None = None
+
+    def get_config(self) -> dict[str, Any]:
+        # ``device`` is left out: it belongs to the machine, not to the model.
+        return {
+            "name": self.name,
+            "weights": self.weights,
+            "weights_path": self.weights_path,
+            "freeze": self.freeze,
+            "image_size": self.image_size,
+            "head_hidden": self.head_hidden,
+            "dropout": self.dropout,
+            "init_seed": self.init_seed,
+            "batch_size": self.batch_size,
+        }
+
+    # -- the pretrained network ------------------------------------------------------------
+
+    def _weights_enum(self) -> torchvision.models.WeightsEnum | None:
+        if self.weights is None:
+            return None
+        try:
+            return torchvision.models.get_model_weights(self.name)[self.weights]
+        except KeyError:
+            known = ", ".join(torchvision.models.get_model_weights(self.name).__members__)
+            raise ConfigError(
+                f"{self.name}: unknown weights {self.weights!r}; choose one of: {known}"
+            ) from None
+
+    def _weights_identity(self) -> str:
+        """What determines the network's weights, for the feature cache key (memoised)."""
+        if self._identity is None:
+            if self.weights_path is not None:
+                # Hashing the file, not its name: a replaced file must not reuse old features.
+                self._identity = f"file-sha256:{_file_sha256(Path(self.weights_path))}"
+            elif self.weights is not None:
+                self._identity = f"torchvision:{self._weights_enum()}"
+            else:
+                self._identity = f"random:init_seed={self.init_seed}:torch={torch.__version__}"
+        return self._identity
+
+    def _load_network(self) -> tuple[nn.Module, int]:
+        """Build the pretrained network with its output layer removed; return it and D."""
+        download = self._weights_enum() if self.weights_path is None else None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.init_seed)
+            network = torchvision.models.get_model(self.name, weights=download)
+        if self.weights_path is not None:
+            network.load_state_dict(self._read_state_dict(Path(self.weights_path)))
+        return network, _replace_output_layer(network)
+
+    def _read_state_dict(self, path: Path) -> dict[str, torch.Tensor]:
+        if not path.is_file():
+            raise ConfigError(f"weights_path {path} does not exist; give a state dict file")
+        try:
+            if path.suffix == ".safetensors":
+                return safetensors.torch.load_file(path)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # any unreadable file: corrupt, pickled code, wrong format
+            raise ConfigError(f"weights_path {path} is not a readable state dict: {error}") from error
+        if not isinstance(state, dict):
+            raise ConfigError(f"weights_path {path} holds a {type(state).__name__}, not a state dict")
+        return state
+
+    def transform(self) -> nn.Module:
+        """The per-image preprocessing (PIL image -> float tensor ``(3, H, W)``)."""
+        weights = self._weights_enum()
+        if weights is not None and self.image_size is None:
+            return weights.transforms()
+        size = self.image_size or 224
+        return v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(size, antialias=True),
+                v2.CenterCrop(size),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            ]
+        )
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _pixels(self, dataset: ImageDataset, indices: range) -> torch.Tensor:
+        transform = self.transform()
+        return torch.stack([transform(dataset[i][0].convert("RGB")) for i in indices])
+
+    def prepare(self, dataset: ImageDataset, *, progress: bool = False) -> torch.Tensor:
+        """Frozen: penultimate features ``(N, D)`` (cached); else pixels ``(N, 3, H, W)``.
+
+        Unfrozen pixels are held in memory as float32 (``N * 3 * H * W * 4`` bytes).
+        """
+        if not self.freeze:
+            return self._pixels(dataset, range(len(dataset)))
+        path = self.feature_cache_path(dataset)
+        if path.is_file():
+            return safetensors.torch.load_file(path)["features"]
+        features = self._extract_features(dataset, progress=progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        safetensors.torch.save_file(
+            {"features": features},
+            partial,
+            metadata={"model": self.name, "weights": self._weights_identity(),
+                      "dataset": dataset.fingerprint(), "transform": repr(self.transform())},
+        )
+        os.replace(partial, path)  # atomic: a crashed run never leaves a half-written entry
+        return features
+
+    def feature_cache_path(self, dataset: ImageDataset) -> Path:
+        """Content address of ``dataset``'s features: sha256 of everything they depend on."""
+        from synthaug.data.cache import cache_root
+
+        key = json.dumps(
+            {
+                "format": FEATURE_CACHE_FORMAT,
+                "model": self.name,
+                "weights": self._weights_identity(),
+                "dataset": dataset.fingerprint(),
+                "transform": repr(self.transform()),
+            },
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return Path(cache_root()) / "features" / f"{digest}.safetensors"
+
+    @torch.no_grad()
+    def _extract_features(self, dataset: ImageDataset, *, progress: bool) -> torch.Tensor:
+        if len(dataset) == 0:
+            raise DataError(f"dataset {dataset.name!r} is empty; nothing to extract features from")
+        if self._extractor is None:
+            self._extractor = self._load_network()
+        network, _ = self._extractor
+        device = pick_device(self.device)
+        network.to(device).eval()
+        chunks = []
+        starts = range(0, len(dataset), self.batch_size)
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task(f"{self.name} features of {dataset.name}", total=len(dataset))
+            for start in starts:
+                indices = range(start, min(start + self.batch_size, len(dataset)))
+                batch = self._pixels(dataset, indices).to(device)
+                chunks.append(network(batch).float().cpu())
+                bar.advance(task, len(indices))
+        return torch.cat(chunks).contiguous()
+
+    # -- trainable module --------------------------------------------------------------------
+
+    def build_trainable(self, num_classes: int, dropout: float | None = None) -> nn.Sequential:
+        """Frozen: a head on ``(N, D)`` features; else the whole network + a new classifier."""
+        p = self.dropout if dropout is None else float(dropout)
+        if not self.freeze:
+            network, dim = self._load_network()
+            return nn.Sequential(network, nn.Dropout(p), nn.Linear(dim, num_classes))
+        if self._extractor is None:
+            self._extractor = self._load_network()
+        _, dim = self._extractor
+        if self.head_hidden is None:
+            return nn.Sequential(nn.Dropout(p), nn.Linear(dim, num_classes))
+        return nn.Sequential(
+            nn.Linear(dim, self.head_hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p),
+            nn.Linear(self.head_hidden, num_classes),
+        )

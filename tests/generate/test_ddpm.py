@@ -1,0 +1,200 @@
+"""The embedded class-conditional diffusion generator: network, training, sampling, backend."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from synthaug.data import ImageDataset, load_dataset
+from synthaug.errors import ConfigError
+from synthaug.generate import generate_dataset
+from synthaug.generate.backends import ImageRequest, make_backend
+from synthaug.generate.ddpm.pipeline import DiffusionGenerator, default_generator_dir
+from synthaug.generate.ddpm.schedule import DiffusionSchedule, ScheduleConfig
+from synthaug.generate.ddpm.train import TrainingConfig, train_generator
+from synthaug.generate.ddpm.unet import ClassConditionalUNet, UNetConfig
+
+TINY_UNET = UNetConfig(block_channels=(8, 16), layers_per_block=1, num_classes=2)
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def tiny_dataset(n_per_class: int = 16, side: int = 8) -> ImageDataset:
+    """Two seeded classes of ``side x side`` images: bright left half vs bright right half."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 60, size=(2 * n_per_class, side, side), dtype=np.uint8)
+    images[:n_per_class, :, : side // 2] += 180
+    images[n_per_class:, :, side // 2 :] += 180
+    labels = np.repeat([0, 1], n_per_class)
+    return ImageDataset.from_arrays(images, labels, ["left", "right"], name="halves")
+
+
+def random_generator(classes: list[str], image_size: int = 12) -> DiffusionGenerator:
+    """A generator with random (not zero-initialised) weights, so outputs depend on everything."""
+    torch.manual_seed(0)
+    unet = ClassConditionalUNet(UNetConfig(block_channels=(8, 16), layers_per_block=1, num_classes=len(classes)))
+    with torch.no_grad():
+        for parameter in unet.parameters():
+            parameter.normal_(0, 0.2)
+    return DiffusionGenerator(unet.eval(), classes, image_size, ScheduleConfig())
+
+
+@pytest.mark.parametrize(
+    ("channels", "side", "patch_size", "levels"),
+    [(1, 28, 2, (8, 16, 16)), (3, 12, 2, (8, 16)), (1, 10, 1, (8, 16, 16))],
+)
+def test_unet_keeps_the_image_shape(channels, side, patch_size, levels):
+    unet = ClassConditionalUNet(
+        UNetConfig(image_channels=channels, num_classes=3, block_channels=levels, patch_size=patch_size)
+    )
+    x = torch.randn(2, channels, side, side)
+    out = unet(x, torch.tensor([0, 999]), torch.tensor([1, 3]))  # 3 is the null class
+    assert out.shape == x.shape
+
+
+def test_training_steps_reduce_the_loss_on_a_fixed_batch():
+    data = tiny_dataset()
+    images = torch.tensor(data.as_array()).permute(0, 3, 1, 2).float() / 127.5 - 1
+    labels = torch.tensor(data.targets)
+    schedule = DiffusionSchedule(ScheduleConfig())
+    torch.manual_seed(0)
+    unet = ClassConditionalUNet(TINY_UNET)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=3e-3)
+
+    def loss() -> torch.Tensor:  # same timesteps, noise and label dropout every call
+        return schedule.training_loss(unet, images, labels, torch.Generator().manual_seed(1), 0.1, unet.null_class)
+
+    before = loss().item()
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    assert loss().item() < 0.7 * before
+
+
+def test_train_generator_resumes_to_the_same_weights(tmp_path):
+    data = tiny_dataset()
+    settings = {"batch_size": 8, "checkpoint_every": 2, "learning_rate": 1e-3}
+    straight = train_generator(
+        data, tmp_path / "straight", training=TrainingConfig(steps=4, **settings), unet=TINY_UNET, progress=False
+    )
+    first = train_generator(
+        data, tmp_path / "resumed", training=TrainingConfig(steps=2, **settings), unet=TINY_UNET, progress=False
+    )
+    second = train_generator(
+        data, tmp_path / "resumed", training=TrainingConfig(steps=4, **settings), unet=TINY_UNET, progress=False
+    )
+    assert (straight.resumed_from, first.steps, second.resumed_from, second.steps) == (0, 2, 2, 4)
+    for name in ("checkpoint.safetensors", "model.safetensors"):
+        a, b = load_file(tmp_path / "straight" / name), load_file(tmp_path / "resumed" / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
+    config = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    assert config["classes"] == ["left", "right"] and config["image_size"] == 8
+    assert config["training"]["steps"] == 4 and config["training"]["data"]["name"] == "halves"
+    assert not list(tmp_path.glob("*/*.tmp"))
+
+    with pytest.raises(ConfigError, match="other data or settings"):
+        train_generator(
+            data, tmp_path / "resumed", training=TrainingConfig(steps=6, **{**settings, "batch_size": 4}),
+            unet=TINY_UNET, progress=False,
+        )
+
+
+def test_sampling_depends_only_on_seed_and_label():
+    generator = random_generator(["a", "b", "c"])
+    together = generator.sample(["a", "b", "c", "a"], [1, 2, 3, 4], steps=3, guidance_scale=2.0)
+    apart = generator.sample(["c", "b", "a", "a"], [3, 9, 1, 1], steps=3, guidance_scale=2.0, batch_size=3)
+    assert together.shape == (4, 12, 12, 1) and together.dtype == np.uint8
+    np.testing.assert_array_equal(together[2], apart[0])
+    np.testing.assert_array_equal(together[0], apart[2])
+    np.testing.assert_array_equal(apart[2], apart[3])
+    assert not np.array_equal(together[0], together[3])  # another seed, another image
+    unguided = generator.sample(["a"], [1], steps=3, guidance_scale=1.0)
+    assert not np.array_equal(unguided[0], together[0])
+    mixed = generator.sample(["a", "a"], [1, 1], steps=3, guidance_scale=[1.0, 2.0])  # one scale per image
+    np.testing.assert_array_equal(mixed, np.stack([unguided[0], together[0]]))
+
+
+def test_saved_generator_loads_and_samples_the_same(tmp_path):
+    generator = random_generator(["a", "b"])
+    generator.save(tmp_path / "gen")
+    loaded = DiffusionGenerator.load(tmp_path / "gen")
+    assert loaded.classes == ["a", "b"] and loaded.image_size == 12
+    # float16 storage: the loaded weights are the saved ones rounded, the images nearly equal.
+    original = generator.sample(["a", "b"], [5, 6], steps=3, guidance_scale=1.5).astype(int)
+    reloaded = loaded.sample(["a", "b"], [5, 6], steps=3, guidance_scale=1.5).astype(int)
+    assert np.abs(original - reloaded).mean() < 2
+    with pytest.raises(ConfigError, match="not a ddpm generator"):
+        DiffusionGenerator.load(tmp_path)
+
+
+def test_labels_resolve_by_name_or_prompt_and_unknown_ones_list_the_known():
+    generator = random_generator(FASHION_CLASSES)
+    assert generator.class_index("trouser") == 1
+    assert generator.class_in_prompt("a photo of a Trouser on a table") == 1
+    assert generator.class_in_prompt("a studio shot of a T-shirt/top") == 0  # not also "Shirt"
+    assert generator.class_in_prompt("a photo of a shirt") == 6
+    assert generator.class_in_prompt("a photo of a cat") is None
+    with pytest.raises(ConfigError, match="several classes"):
+        generator.class_in_prompt("a Bag next to a Sandal")
+    with pytest.raises(ConfigError, match="Ankle boot"):
+        generator.class_index("Cat")
+
+
+def test_backend_rejects_unknown_labels_before_making_anything():
+    backend = make_backend("ddpm")
+    known = ImageRequest("pants", 0, 0, seed=1, prompt="a photo of a Trouser")
+    unknown = ImageRequest("Cat", 1, 0, seed=2, prompt="a photo of a Cat")
+    (result,) = backend.generate([known])
+    assert result.extra["class"] == "Trouser"
+    results = backend.generate([known, unknown])
+    with pytest.raises(ConfigError, match=r"unknown to the ddpm generator.*T-shirt/top, Trouser"):
+        next(results)
+    with pytest.raises(ConfigError, match="28x28"):
+        backend.validate({"size": "64x64"})
+    with pytest.raises(ConfigError, match="steps"):
+        backend.validate({"steps": 0})
+
+
+def test_shipped_generator_through_the_engine(tmp_path):
+    assert (default_generator_dir() / "CARD.md").is_file()
+    summary = generate_dataset(
+        tmp_path / "out", ["Trouser", "Bag"], 3, backend="ddpm", seed=3, params={"steps": 4, "guidance_scale": 2.0}
+    )
+    assert summary["generated"] == 6
+    dataset = load_dataset(tmp_path / "out")
+    pixels = dataset.as_array()
+    assert pixels.shape == (6, 28, 28, 1) and pixels.std() > 10
+    rows = [json.loads(line) for line in (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()]
+    assert {row["model"] for row in rows} == {"synthaug/ddpm-fashion-mnist"}
+    assert {row["extra"]["class"] for row in rows} == {"Trouser", "Bag"}
+
+
+def test_train_generator_cli_trains_and_continues(tmp_path):
+    import synthaug.cli.main  # noqa: F401  (registers the commands)
+    from synthaug.cli._app import app
+
+    data = tiny_dataset(n_per_class=4)
+    for index, (image, label) in enumerate(data):
+        folder = tmp_path / "data" / data.classes[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{index}.png")
+    arguments = ["train-generator", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "gen")]
+    arguments += ["--batch-size", "4", "--checkpoint-every", "1", "--block-channels", "8,16"]
+    runner = CliRunner()
+    first = runner.invoke(app, [*arguments, "--steps", "2"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, [*arguments, "--steps", "3"])
+    assert second.exit_code == 0, second.output
+    assert "continued from step 2" in second.output
+    generator = DiffusionGenerator.load(tmp_path / "gen")
+    assert generator.classes == ["left", "right"] and generator.training_record["steps"] == 3
+    backend = make_backend("ddpm", str(tmp_path / "gen"))
+    (image,) = backend.generate([ImageRequest("right", 1, 0, seed=0, prompt="right", params={"steps": 2})])
+    assert image.image.size == (8, 8)

@@ -1,0 +1,116 @@
+"""``bnn``: ELBO scaling, learning a tiny task, sample diversity, options and bad settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from synthaug.data import ImageDataset
+from synthaug.errors import ConfigError
+from synthaug.methods import make_method
+from synthaug.methods.bnn import BayesByBackprop, ScaledKL
+from synthaug.models.bayesian import BayesianLinear, bayesian_layers_of, convert_to_bayesian, kl_divergence
+
+TINY_CNN = {"image_size": 16, "channels": [8, 16], "hidden": 32}
+FAST = {"backbone_options": TINY_CNN, "epochs": 6, "batch_size": 32, "learning_rate": 3e-3, "progress": False}
+
+
+@pytest.fixture
+def patterns(make_pattern_dataset: Callable[..., ImageDataset]) -> tuple[ImageDataset, ImageDataset]:
+    """(train, test): 3 learnable classes, 16x16 images, different seeds."""
+    return make_pattern_dataset(n_per_class=40, seed=0, size=16), make_pattern_dataset(n_per_class=10, seed=1, size=16)
+
+
+def _network() -> nn.Module:
+    torch.manual_seed(0)
+    return convert_to_bayesian(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+
+
+def test_scaled_kl_is_the_kl_divided_by_the_training_set_size() -> None:
+    network = _network()
+    scaled_kl = ScaledKL()
+    value = scaled_kl(network, 500)
+    assert value.item() == pytest.approx(kl_divergence(network).item() / 500, rel=1e-6)
+    # Summed over the N / B steps of an epoch, the minibatch KL terms give KL / B: the
+    # negative ELBO (sum of NLL + KL) divided by the batch size, like the mean-NLL part.
+    n_train, batch_size = 500, 50
+    epoch_total = sum(scaled_kl(network, n_train).item() for _ in range(n_train // batch_size))
+    assert epoch_total == pytest.approx(kl_divergence(network).item() / batch_size, rel=1e-5)
+
+
+def test_kl_annealing_rises_linearly_to_one_then_stays() -> None:
+    network = _network()
+    scaled_kl = ScaledKL(annealing_examples=100, batch_size=25)
+    full = kl_divergence(network).item() / 10
+    values = [scaled_kl(network, 10).item() for _ in range(6)]
+    np.testing.assert_allclose(values, np.array([0.25, 0.5, 0.75, 1.0, 1.0, 1.0]) * full, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"estimator": "lrt"},
+        {"estimator": "flipout"},
+        {"estimator": "flipout", "bayesian_layers": "last", "init_from_deterministic": True, "pretrain_epochs": 2},
+    ],
+    ids=["lrt-all", "flipout-all", "flipout-last-pretrained"],
+)
+def test_learns_a_tiny_task_and_its_samples_differ(options: dict[str, Any], patterns) -> None:
+    train, test = patterns
+    method = make_method("bnn", **FAST, num_samples=20, seed=0, **options).fit(train)
+    probs = method.predict_proba(test)
+    assert probs.shape == (20, len(test), 3)
+    accuracy = (probs.mean(0).argmax(1) == test.targets).mean()
+    assert accuracy >= 0.8, f"accuracy {accuracy:.2f} on a learnable 3-class task (chance 0.33)"
+    # Different weight samples give different predictions.
+    assert probs.std(axis=0).mean() > 1e-3
+    assert not np.allclose(probs[0], probs[1])
+    layers = bayesian_layers_of(method.model_)
+    assert len(layers) == (1 if options.get("bayesian_layers") == "last" else 4)
+
+
+def test_training_widens_the_posterior_from_its_narrow_start(patterns) -> None:
+    train, _ = patterns
+    method = make_method("bnn", **FAST, seed=0, posterior_init_std=1e-2).fit(train)
+    output_layer = method.model_[-1]
+    assert isinstance(output_layer, BayesianLinear)
+    relative_sigma = (output_layer.weight_sigma.mean() / output_layer.weight_mu.std()).item()
+    # Started at 1 % of the weight spread; the KL gradient (on ~100 examples) pushed it up.
+    assert relative_sigma > 0.015
+
+
+def test_init_from_deterministic_starts_the_means_at_the_pretrained_weights(patterns) -> None:
+    train, test = patterns
+    # Two pre-training epochs and a single tiny-learning-rate BNN epoch: the posterior means
+    # stay close to the pre-trained weights, so the BNN predicts almost like that network.
+    method = make_method(
+        "bnn", **{**FAST, "epochs": 1, "learning_rate": 1e-9}, seed=0,
+        init_from_deterministic=True, pretrain_epochs=4,
+    ).fit(train)
+    probs = method.predict_proba(test)
+    assert (probs.mean(0).argmax(1) == test.targets).mean() >= 0.8
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"estimator": "bayes"}, "estimator"),
+        ({"weight_decay": 1e-4}, "weight_decay"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"bayesian_layers": 9}, "bayesian_layers"),
+        ({"kl_annealing_epochs": -1}, "kl_annealing_epochs"),
+    ],
+)
+def test_bad_options_are_config_errors(options: dict[str, Any], message: str, patterns) -> None:
+    train, _ = patterns
+    with pytest.raises(ConfigError, match=message):
+        make_method("bnn", **FAST, **options).fit(train)
+
+
+def test_registered_under_bnn() -> None:
+    assert isinstance(make_method("bnn"), BayesByBackprop)

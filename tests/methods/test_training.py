@@ -1,0 +1,151 @@
+"""The shared training loop: losses, weights, hooks, early stopping, reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthaug.errors import ConfigError, TrainingError
+from synthaug.methods.training import (
+    PreparedData,
+    TrainingConfig,
+    generalized_cross_entropy,
+    predict_logits,
+    seeded,
+    train_model,
+)
+
+
+def blobs(n: int = 200, seed: int = 0, flip: float = 0.0) -> PreparedData:
+    """Two Gaussian blobs in 2-D; ``flip`` of the labels moved to the other class."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.arange(n) % 2
+    inputs = torch.randn(n, 2, generator=generator) + 2.5 * (targets[:, None] * 2 - 1).float()
+    if flip:
+        flipped = torch.rand(n, generator=generator) < flip
+        targets = torch.where(flipped, 1 - targets, targets)
+    return PreparedData(inputs, targets)
+
+
+def mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+
+
+FAST = TrainingConfig(epochs=5, batch_size=32, learning_rate=0.01)
+
+
+def test_generalized_cross_entropy_matches_its_formula() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.5], [0.9, 0.1]]))
+    targets = torch.tensor([0, 1])
+    expected = torch.tensor([(1 - 0.5**0.7) / 0.7, (1 - 0.1**0.7) / 0.7])
+    torch.testing.assert_close(generalized_cross_entropy(logits, targets, q=0.7), expected)
+    # q -> 0 recovers the cross-entropy.
+    torch.testing.assert_close(
+        generalized_cross_entropy(logits, targets, q=1e-6), F.cross_entropy(logits, targets, reduction="none"),
+        rtol=1e-4, atol=1e-4,
+    )
+
+
+def test_same_seed_same_weights_and_global_state_untouched() -> None:
+    def run(seed: int) -> list[torch.Tensor]:
+        with seeded(0):
+            model = mlp()
+        train_model(model, blobs(), blobs(seed=1), FAST, seed=seed, progress=False)
+        return list(model.state_dict().values())
+
+    before = torch.random.get_rng_state()
+    first, second, other = run(5), run(5), run(6)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+
+
+def test_early_stopping_keeps_the_best_validation_weights() -> None:
+    with seeded(0):
+        model = mlp()
+    # Noisy labels and a high learning rate: the validation NLL goes up again.
+    config = TrainingConfig(epochs=40, batch_size=16, learning_rate=0.05, patience=3, lr_schedule="constant")
+    val = blobs(seed=1, flip=0.3)
+    history = train_model(model, blobs(n=60, flip=0.3), val, config, seed=0, progress=False)
+    nlls = [row["val_nll"] for row in history.epochs]
+    assert history.stopped_early and len(nlls) == history.best_epoch + 3
+    assert history.best_epoch == 1 + nlls.index(min(nlls))
+    final_nll = F.cross_entropy(predict_logits(model, val.inputs), val.targets).item()
+    assert final_nll == pytest.approx(min(nlls), rel=1e-5)
+
+
+def test_zero_weight_examples_do_not_count() -> None:
+    clean = blobs(n=200)
+    # Half the examples get the wrong label; with weight 0 they must not matter.
+    wrong = torch.arange(200) < 100
+    noisy_targets = torch.where(wrong, 1 - clean.targets, clean.targets)
+    weighted = PreparedData(clean.inputs, noisy_targets, sample_weights=(~wrong).float())
+    unweighted = PreparedData(clean.inputs, noisy_targets)
+    accuracies = []
+    for data in (weighted, unweighted):
+        with seeded(0):
+            model = mlp()
+        train_model(model, data, None, FAST, seed=0, progress=False)
+        accuracies.append((predict_logits(model, clean.inputs).argmax(1) == clean.targets).float().mean().item())
+    assert accuracies[0] > 0.95 and accuracies[1] < 0.75
+
+
+def test_extra_loss_hook_gets_the_training_set_size() -> None:
+    calls = []
+
+    def l2_towards_zero(model: nn.Module, n_train: int) -> torch.Tensor:
+        calls.append(n_train)
+        return 10.0 * sum((p**2).sum() for p in model.parameters())
+
+    def squared_norm(model: nn.Module) -> float:
+        return sum((p**2).sum() for p in model.parameters()).item()
+
+    with seeded(0):
+        penalised, free = mlp(), mlp()
+    free.load_state_dict(penalised.state_dict())
+    initial = squared_norm(free)
+    train_model(penalised, blobs(n=96), None, FAST, seed=0, extra_loss=l2_towards_zero, progress=False)
+    train_model(free, blobs(n=96), None, FAST, seed=0, progress=False)
+    assert calls == [96] * (FAST.epochs * 3)
+    # Fitting separable blobs grows the weights; the penalty shrinks them instead.
+    assert squared_norm(penalised) < initial < squared_norm(free)
+
+
+def test_nan_inputs_and_diverging_loss_raise_training_error() -> None:
+    data = blobs()
+    data.inputs[3, 1] = math.nan
+    with pytest.raises(TrainingError, match="1 training input"):
+        train_model(mlp(), data, None, FAST, seed=0, progress=False)
+    with pytest.raises(TrainingError, match="the loss became (nan|inf) at epoch"):
+        train_model(mlp(), blobs(), None, TrainingConfig(learning_rate=1e30, lr_schedule="constant"), seed=0,
+                    progress=False)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"epochs": 0}, {"optimizer": "rmsprop"}, {"lr_schedule": "linear"}, {"label_smoothing": 1.0},
+     {"loss": "generalized_cross_entropy", "label_smoothing": 0.1}, {"gce_q": 0.0}],
+)
+def test_invalid_settings_are_config_errors(settings: dict) -> None:
+    with pytest.raises(ConfigError):
+        TrainingConfig(**settings)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"optimizer": "sgd", "lr_schedule": "step", "weight_decay": 1e-4},
+     {"optimizer": "adamw", "weight_decay": 0.01, "label_smoothing": 0.1},
+     {"loss": "generalized_cross_entropy", "lr_schedule": "constant"}],
+)
+def test_every_optimiser_schedule_and_loss_learns(settings: dict) -> None:
+    with seeded(0):
+        model = mlp()
+    config = TrainingConfig(epochs=8, batch_size=32, learning_rate=0.05 if settings.get("optimizer") == "sgd" else 0.01,
+                            **settings)
+    train_model(model, blobs(), None, config, seed=0, progress=False)
+    test = blobs(seed=2)
+    assert (predict_logits(model, test.inputs).argmax(1) == test.targets).float().mean() > 0.95
