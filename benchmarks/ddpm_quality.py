@@ -34,7 +34,9 @@ from synthaug.methods import make_method
 from synthaug.metrics import accuracy
 
 
-def generate(backend, classes: list[str], per_class: int, params: dict, seed_offset: int) -> tuple[np.ndarray, np.ndarray, float]:
+def generate(
+    backend, classes: list[str], per_class: int, params: dict, seed_offset: int
+) -> tuple[np.ndarray, np.ndarray, float]:
     """``per_class`` images of every class; returns ``(images (N, H, W), labels (N,), images/s)``."""
     requests = [
         ImageRequest(
@@ -74,7 +76,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    params = {key: value for key, value in (("steps", args.steps), ("guidance_scale", args.guidance_scale)) if value is not None}
+    chosen = {"steps": args.steps, "guidance_scale": args.guidance_scale}
+    params = {key: value for key, value in chosen.items() if value is not None}
     backend = make_backend("ddpm", args.model)
     backend.validate(params)
     classes = backend.classes

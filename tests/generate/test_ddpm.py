@@ -20,7 +20,9 @@ from synthaug.generate.ddpm.train import TrainingConfig, train_generator
 from synthaug.generate.ddpm.unet import ClassConditionalUNet, UNetConfig
 
 TINY_UNET = UNetConfig(block_channels=(8, 16), layers_per_block=1, num_classes=2)
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+]
 
 
 def tiny_dataset(n_per_class: int = 16, side: int = 8) -> ImageDataset:
@@ -193,6 +195,8 @@ def test_train_generator_cli_trains_and_continues(tmp_path):
     second = runner.invoke(app, [*arguments, "--steps", "3"])
     assert second.exit_code == 0, second.output
     assert "continued from step 2" in second.output
+    third = runner.invoke(app, [*arguments, "--steps", "3"])
+    assert third.exit_code == 0 and "already trained to step 3" in third.output
     generator = DiffusionGenerator.load(tmp_path / "gen")
     assert generator.classes == ["left", "right"] and generator.training_record["steps"] == 3
     backend = make_backend("ddpm", str(tmp_path / "gen"))

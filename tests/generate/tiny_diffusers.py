@@ -22,7 +22,7 @@ TINY_IMAGE_SIZE = 16
 
 def _byte_level_vocabulary() -> dict[str, int]:
     # The byte -> printable character table of GPT-2/CLIP byte-level BPE.
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     characters = printable[:]
     extra = 0
     for byte in range(256):
@@ -87,7 +87,8 @@ def build_tiny_pipeline(directory: str | Path, seed: int = 0) -> Path:
             vocab_size=len(vocabulary),
         )
     )
-    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1
+    scheduler = DDIMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1
     )
     pipeline = StableDiffusionPipeline(
         unet=unet,

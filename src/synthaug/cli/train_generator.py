@@ -41,7 +41,9 @@ def train_generator_cli(
             "--out", help="Generator directory. Rerunning the same command continues from its checkpoint."
         ),
     ],
-    steps: Annotated[int, typer.Option(help="Training steps in total; a larger value extends a finished run.")] = TrainingConfig.steps,
+    steps: Annotated[
+        int, typer.Option(help="Training steps in total; a larger value extends a finished run.")
+    ] = TrainingConfig.steps,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = TrainingConfig.batch_size,
     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = TrainingConfig.learning_rate,
     seed: Annotated[int, typer.Option(help="Seed of all training randomness.")] = TrainingConfig.seed,

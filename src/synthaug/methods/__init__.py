@@ -9,21 +9,11 @@ Keys: ``deterministic``, ``temperature``, ``mc-dropout``, ``ensemble``, ``bnn``,
 See :mod:`synthaug.methods.base` for the contract and how to add a method.
 """
 
-import importlib
-
 from synthaug.methods.base import METHODS, UncertaintyMethod, load_method, make_method, register_method
 from synthaug.methods.training import PreparedData, TrainingConfig, TrainingHistory, train_model
 
 # Importing a method's module registers it.
-_METHOD_MODULES = ["deterministic", "temperature", "mc_dropout", "ensemble", "bnn", "laplace"]
-
-# TODO(integration): bnn and laplace are written in parallel; this tolerance goes once they land.
-for _name in _METHOD_MODULES:
-    try:
-        importlib.import_module(f"synthaug.methods.{_name}")
-    except ModuleNotFoundError as _error:
-        if _error.name != f"synthaug.methods.{_name}":
-            raise
+from synthaug.methods import bnn, deterministic, ensemble, laplace, mc_dropout, temperature  # noqa: E402,F401
 
 __all__ = [
     "METHODS",

@@ -219,8 +219,12 @@ def report_context(run: dict[str, Any]) -> dict[str, Any]:
                     "aleatoric": interval_plain(metrics.get("mean_expected_entropy"), 3),
                     "total": interval_plain(metrics.get("mean_predictive_entropy"), 3),
                     "auroc": {name: interval_plain(metrics.get(f"{name}:ood_auroc_entropy")) for name in ood_sets},
+                    # One weight sample has no mutual information to rank by.
                     "auroc_mi": {
-                        name: interval_plain(metrics.get(f"{name}:ood_auroc_mutual_information")) for name in ood_sets
+                        name: interval_plain(metrics.get(f"{name}:ood_auroc_mutual_information"))
+                        if max(group["samples_per_seed"]) > 1
+                        else "–"
+                        for name in ood_sets
                     },
                 }
             )
@@ -236,7 +240,9 @@ def report_context(run: dict[str, Any]) -> dict[str, Any]:
             "rate": "not reached"
             if rate["status"] == "not_reached"
             else ("≤ " if rate["status"] == "at_or_below" else "") + f"{rate['rate']:.1f}",
-            "interval": f"{rate['rate_low']:.1f} – "
+            "interval": "–"
+            if rate["status"] == "not_reached"
+            else f"{rate['rate_low']:.1f} – "
             + (size_text(rate["rate_high"]) if math.isinf(rate["rate_high"]) else f"{rate['rate_high']:.1f}"),
             "not_reached": f"{100 * rate['not_reached_fraction']:.0f} %",
         }
@@ -293,6 +299,7 @@ def report_context(run: dict[str, Any]) -> dict[str, Any]:
         "primary_ood": primary_ood,
         "dataset_sizes": analysis["dataset_sizes"],
         "table": table,
+        "several_backbones": len({group["backbone"] for group in groups}) > 1,
         "original": original,
         "figures": figures,
         "rates": rates,

@@ -64,12 +64,17 @@ DEMO_CONFIG: dict[str, Any] = {
         {"key": "temperature", "sizes": [MAIN_SIZE]},
         {"key": "mc-dropout", "sizes": [MAIN_SIZE], "params": {"num_samples": 10}},
         {"key": "ensemble", "sizes": [MAIN_SIZE], "params": {"num_members": 3}},
-        {"key": "bnn", "sizes": [MAIN_SIZE], "params": {"num_samples": 10}},
+        # Bayes by Backprop on the last layers: a deterministic convolutional trunk keeps each
+        # posterior sample as cheap as one plain forward pass.
+        {"key": "bnn", "sizes": [MAIN_SIZE], "params": {"num_samples": 10, "bayesian_layers": "last"}},
     ],
     "method_params": {"epochs": 10, "batch_size": 64, "patience": 3},
     "seeds": [0, 1, 2],
     "ood": ["digits"],
     "bootstrap_resamples": 200,
+    # One torch thread: on 2 cores the small CNN trains far faster single-threaded (measured:
+    # 2 epochs on 2,000 images take 3 s with 1 thread, 58 s with 2 when another process is busy).
+    "threads": 1,
 }
 
 

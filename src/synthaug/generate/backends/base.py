@@ -57,6 +57,28 @@ def parse_size(size: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def check_positive_int(name: str, value: Any, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an integer from 1 to ``maximum``, else raise :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (maximum and value > maximum):
+        limit = f" from 1 to {maximum}" if maximum else " >= 1"
+        raise ConfigError(f"{name} must be an integer{limit}, got {value!r}")
+    return value
+
+
+def check_denoising_params(params: Mapping[str, Any], max_steps: int | None = None) -> None:
+    """Check the ``steps`` and ``guidance_scale`` parameters of a local diffusion backend.
+
+    Raises:
+        ConfigError: ``steps`` is not an integer from 1 to ``max_steps``, or
+            ``guidance_scale`` is not a number >= 0.
+    """
+    if "steps" in params:
+        check_positive_int("steps", params["steps"], max_steps)
+    guidance_scale = params.get("guidance_scale", 0)
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float) or guidance_scale < 0:
+        raise ConfigError(f"guidance_scale must be a number >= 0 (1 = no guidance), got {guidance_scale!r}")
+
+
 @dataclass(frozen=True)
 class ImageRequest:
     """One image to generate: an independent unit of work.

@@ -32,7 +32,14 @@ import diffusers
 import torch
 
 from synthaug.errors import ConfigError
-from synthaug.generate.backends.base import GeneratedImage, GeneratorBackend, ImageRequest, parse_size
+from synthaug.generate.backends.base import (
+    GeneratedImage,
+    GeneratorBackend,
+    ImageRequest,
+    check_denoising_params,
+    check_positive_int,
+    parse_size,
+)
 from synthaug.runtime import pick_device
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -64,10 +71,7 @@ class DiffusersBackend(GeneratorBackend):
         if dtype not in DTYPES:
             raise ConfigError(f"dtype {dtype!r} is not supported; choose one of: {', '.join(DTYPES)}")
         self.dtype_name = dtype
-        batch_size = options.get("batch_size", DEFAULT_BATCH_SIZE)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = batch_size
+        self.batch_size = check_positive_int("batch_size", options.get("batch_size", DEFAULT_BATCH_SIZE))
         self._pipeline: Any = None
 
     @property
@@ -103,14 +107,7 @@ class DiffusersBackend(GeneratorBackend):
         """Check ``steps`` (>= 1), ``guidance_scale`` (>= 0), ``negative_prompt`` (text) and
         ``size`` (multiples of 8)."""
         super().validate(params)
-        steps = params.get("steps")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
-        guidance_scale = params.get("guidance_scale")
-        if guidance_scale is not None and (
-            isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float) or guidance_scale < 0
-        ):
-            raise ConfigError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
+        check_denoising_params(params)
         negative_prompt = params.get("negative_prompt")
         if negative_prompt is not None and not isinstance(negative_prompt, str):
             raise ConfigError(f"negative_prompt must be text, got {negative_prompt!r}")
@@ -165,7 +162,8 @@ class DiffusersBackend(GeneratorBackend):
                 generators = [torch.Generator("cpu").manual_seed(request.seed) for request in batch]
                 started = time.perf_counter()
                 try:
-                    output = pipeline(prompt=[request.prompt for request in batch], generator=generators, **call_options)
+                    prompts = [request.prompt for request in batch]
+                    output = pipeline(prompt=prompts, generator=generators, **call_options)
                 except (ValueError, TypeError) as error:
                     # The pipeline's own argument checks (a size its VAE cannot make, a
                     # parameter this pipeline family does not take).

@@ -43,6 +43,31 @@ def default_generator_dir() -> Path:
     return Path(str(files("synthaug") / "assets" / "ddpm-fashion-mnist"))
 
 
+def read_generator_config(directory: Path) -> dict[str, Any]:
+    """The ``config.json`` of a generator directory, checked to be one (weights not loaded).
+
+    Raises:
+        ConfigError: ``directory`` lacks ``config.json`` or ``model.safetensors``, or its
+            config is not a synthaug ddpm generator's.
+    """
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise ConfigError(
+            f"{directory} is not a ddpm generator (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
+            "train one with `synthaug train-generator --data DATA --out DIR`"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as error:
+        raise ConfigError(f"{config_path}: unreadable JSON ({error})") from error
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ConfigError(f"{config_path}: not a ddpm generator config (its format is not {FORMAT!r})")
+    missing = [key for key in ("classes", "image_size", "unet", "schedule") if key not in config]
+    if missing:
+        raise ConfigError(f"{config_path}: lacks {', '.join(missing)}")
+    return config
+
+
 def seeded_noise(seeds: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:
     """One standard-normal tensor of ``shape`` per seed, stacked: ``(len(seeds), *shape)``.
 
@@ -114,7 +139,9 @@ class DiffusionGenerator:
         """Write ``model.safetensors`` (float16) and ``config.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        weights = {name: value.detach().to(torch.float16).contiguous() for name, value in self.unet.state_dict().items()}
+        weights = {
+            name: value.detach().to(torch.float16).contiguous() for name, value in self.unet.state_dict().items()
+        }
         for name, write in (
             (WEIGHTS_FILE, lambda path: save_file(weights, str(path))),
             (CONFIG_FILE, lambda path: path.write_text(json.dumps(self.config(), indent=2) + "\n")),
@@ -132,19 +159,10 @@ class DiffusionGenerator:
             ConfigError: The directory is not a synthaug ddpm generator.
         """
         directory = Path(directory) if directory is not None else default_generator_dir()
-        config_path = directory / CONFIG_FILE
-        weights_path = directory / WEIGHTS_FILE
-        if not config_path.is_file() or not weights_path.is_file():
-            raise ConfigError(
-                f"{directory} is not a ddpm generator (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
-                "train one with `synthaug train-generator --data DATA --out DIR`"
-            )
+        config = read_generator_config(directory)
         try:
-            config = json.loads(config_path.read_text())
-            if config.get("format") != FORMAT:
-                raise ValueError(f"format is {config.get('format')!r}, expected {FORMAT!r}")
             unet = ClassConditionalUNet(UNetConfig.from_dict(config["unet"]))
-            weights = load_file(str(weights_path))
+            weights = load_file(str(directory / WEIGHTS_FILE))
             unet.load_state_dict({name: value.float() for name, value in weights.items()})
             schedule = ScheduleConfig.from_dict(config["schedule"])
         except (ValueError, KeyError, TypeError, RuntimeError) as error:

@@ -7,9 +7,9 @@ that classifier-free guidance needs) and an exponential moving average (EMA) of 
 weights, which is what gets sampled from.
 
 Every ``checkpoint_every`` steps the full training state (weights, EMA, optimizer moments,
-the random generator's state, elapsed time) is written atomically to
-``OUT/checkpoint.safetensors`` + ``OUT/checkpoint.json`` and the EMA generator is exported
-to ``OUT/model.safetensors`` + ``OUT/config.json``. Running the same call again continues
+the random generator's state; step, elapsed time and loss history in the file's metadata)
+is written atomically to the one file ``OUT/checkpoint.safetensors``, and the EMA generator
+is exported to ``OUT/model.safetensors`` + ``OUT/config.json``. Running the same call again continues
 from the checkpoint, and because all randomness comes from the saved generator, a run
 interrupted and resumed ends with the same weights as one that never stopped. Asking for
 more steps later extends a finished run. No pickle is written or read anywhere.
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from synthaug.errors import ConfigError, DataError, TrainingError
@@ -39,8 +40,7 @@ from synthaug.generate.ddpm.pipeline import DiffusionGenerator
 from synthaug.generate.ddpm.schedule import DiffusionSchedule, ScheduleConfig
 from synthaug.generate.ddpm.unet import ClassConditionalUNet, UNetConfig
 
-CHECKPOINT_WEIGHTS = "checkpoint.safetensors"
-CHECKPOINT_STATE = "checkpoint.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class TrainingConfig:
     """Optimisation settings of :func:`train_generator`; saved beside the weights."""
 
     # Optimisation steps in total (a rerun with more steps extends a finished run).
-    steps: int = 5000
+    steps: int = 2500
     # Images per step.
     batch_size: int = 128
     # AdamW learning rate after warm-up (constant; the EMA does the averaging).
@@ -210,15 +210,16 @@ def train_generator(
     diffusion = DiffusionSchedule(schedule_config)
 
     step, wall_seconds, losses = 0, 0.0, []
-    state_path = out_dir / CHECKPOINT_STATE
-    if state_path.exists():
-        saved = json.loads(state_path.read_text())
+    checkpoint_path = out_dir / CHECKPOINT_FILE
+    if checkpoint_path.exists():
+        with safe_open(checkpoint_path, framework="pt") as handle:
+            saved = json.loads(handle.metadata()["state"])
         if saved["identity"] != identity:
             raise ConfigError(
                 f"{out_dir} holds a generator checkpoint trained with other data or settings; "
                 "use a new --out directory (or delete the old one) to start afresh"
             )
-        tensors = load_file(out_dir / CHECKPOINT_WEIGHTS)
+        tensors = load_file(checkpoint_path)
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         ema_model.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
         _restore_optimizer(optimizer, tensors, saved["optimizer_param_groups"])
@@ -237,7 +238,6 @@ def train_generator(
         tensors |= {f"ema.{k}": v.contiguous() for k, v in ema_model.state_dict().items()}
         tensors |= optimizer_tensors
         tensors["generator_state"] = generator.get_state()
-        _atomic_write(out_dir / CHECKPOINT_WEIGHTS, lambda path: save_file(tensors, str(path)))
         state = {
             "step": step,
             "wall_seconds": wall_seconds,
@@ -245,7 +245,12 @@ def train_generator(
             "optimizer_param_groups": groups,
             "identity": identity,
         }
-        _atomic_write(state_path, lambda path: path.write_text(json.dumps(state, indent=1)))
+        # One file holds tensors and state, so a crash can never pair one step's weights
+        # with another step's counters.
+        metadata = {"state": json.dumps(state)}
+        _atomic_write(checkpoint_path, lambda path: save_file(tensors, str(path), metadata=metadata))
+
+    def export() -> None:
         DiffusionGenerator(
             ema_model,
             classes=list(dataset.classes),
@@ -289,7 +294,7 @@ def train_generator(
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"generator loss became {loss.item()} at step {step}; "
-                    "lower --learning-rate or resume from the last checkpoint"
+                    "train again into a new --out directory with a lower --learning-rate"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -311,6 +316,9 @@ def train_generator(
                 losses.append({"step": step, "loss": round(interval_loss / interval_steps, 5)})
                 interval_loss, interval_steps = 0.0, 0
                 save_checkpoint()
+                export()
+    if step == resumed_from:
+        export()  # nothing left to train: make sure the export matches the checkpoint
 
     return TrainingResult(
         out_dir=out_dir,

@@ -1,0 +1,271 @@
+"""``filter_dataset``: a cleaned copy of an audited dataset, without touching the original.
+
+The new folder is an image folder that :func:`synthaug.data.load_dataset` opens:
+
+* the kept images, hard-linked from the original files (copied where a hard link is not
+  possible, e.g. across file systems); in-memory images (built-in datasets) are written as
+  PNGs into ``<class-slug>/<index>.png``;
+* ``metadata.jsonl``: one row per kept image: its original record (all provenance fields),
+  with ``file_name`` relative to the new folder, plus ``audit_score`` and ``audit_rank``;
+* ``dropped.jsonl``: one row per dropped image: ``file_name``, ``label``, ``score``, ``rank``
+  and ``reasons`` (why it was dropped); it cannot live in ``metadata.jsonl``, whose every row
+  must name an existing image;
+* ``filter.json``: the settings, the audit and data it came from, and counts per reason.
+
+The folder is assembled under a temporary name beside ``out_dir`` and renamed at the end,
+so an interrupted filter leaves no half-written dataset. Hard links share the file's data
+with the original: edit a filtered image in place and the original changes too (replace it
+instead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import synthaug
+from synthaug.audit.run import AUDIT_FILE, SCORES_FILE
+from synthaug.audit.scores import write_jsonl
+from synthaug.data import METADATA_FILE, ImageDataset, safe_join
+from synthaug.errors import ConfigError, DataError
+from synthaug.generate.slug import class_folders
+
+DROPPED_FILE = "dropped.jsonl"
+FILTER_FILE = "filter.json"
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    """What :func:`filter_dataset` wrote.
+
+    Attributes:
+        out_dir: The new dataset folder.
+        kept: Number of images kept.
+        dropped: The ``dropped.jsonl`` rows.
+        reasons: Number of dropped images per reason kind.
+    """
+
+    out_dir: Path
+    kept: int
+    dropped: list[dict[str, Any]]
+    reasons: dict[str, int]
+
+
+def parse_drop_top(value: str) -> int | float:
+    """``"10%"`` -> 0.1 (a fraction), ``"50"`` -> 50 (a count).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    text = value.strip()
+    try:
+        if text.endswith("%"):
+            fraction = float(text[:-1]) / 100
+            if not 0 < fraction < 1:
+                raise ValueError
+            return fraction
+        count = int(text)
+        if count < 1:
+            raise ValueError
+        return count
+    except ValueError as error:
+        raise ConfigError(f"--drop-top {value!r}: give a percentage in (0, 100) like 10% or a count like 50") from error
+
+
+def read_audit(audit_dir: Path, data: ImageDataset) -> list[dict[str, Any]]:
+    """The ``scores.jsonl`` rows of a complete audit of exactly ``data``, in dataset order.
+
+    Raises:
+        ConfigError: ``audit_dir`` is not a complete audit, or it audited other data.
+    """
+    audit_file, scores_file = audit_dir / AUDIT_FILE, audit_dir / SCORES_FILE
+    try:
+        audit = json.loads(audit_file.read_text())
+        rows = [json.loads(line) for line in scores_file.read_text().splitlines() if line.strip()]
+    except FileNotFoundError as error:
+        raise ConfigError(f"{audit_dir} is not an audit folder (no {Path(error.filename).name}); "
+                          "run `synthaug audit DATA --out DIR` first") from error
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{audit_dir}: the audit files are not valid JSON ({error.msg}); run the audit again") from error
+    if audit.get("status") != "complete":
+        raise ConfigError(f"{audit_dir}: the audit did not finish; run the same `synthaug audit` again to complete it")
+    audited = audit.get("identity", {}).get("data") or {}
+    if audited.get("fingerprint") != data.fingerprint():
+        raise ConfigError(
+            f"{audit_dir} audited {audited.get('name')!r} ({audited.get('images')} images), not these "
+            f"{len(data)} images of {data.name!r}; give the dataset the audit was run on"
+        )
+    rows.sort(key=lambda row: row["index"])
+    if [row["index"] for row in rows] != list(range(len(data))):
+        raise ConfigError(f"{scores_file}: does not hold one row per image; run the audit again")
+    return rows
+
+
+def drop_reasons(
+    rows: list[dict[str, Any]],
+    *,
+    drop_top: int | float | None = None,
+    threshold: float | None = None,
+    drop_label_issues: bool = False,
+    drop_duplicates: bool = False,
+    drop_leakage: bool = True,
+) -> dict[int, list[str]]:
+    """Why each image is dropped, by dataset index (images kept are absent).
+
+    Args:
+        rows: ``scores.jsonl`` rows.
+        drop_top: Drop the highest-scoring images: a count (int >= 1) or a fraction in (0, 1).
+        threshold: Drop every image whose combined score is at least this.
+        drop_label_issues: Drop the images confident learning flags as label issues.
+        drop_duplicates: Drop copies of earlier images of the set (one of each group stays)
+            and copies of reference images.
+        drop_leakage: Drop copies of test images.
+    """
+    if drop_top is not None and threshold is not None:
+        raise ConfigError("give --drop-top or --threshold, not both")
+    if drop_top is None and threshold is None and not drop_label_issues and not drop_duplicates:
+        raise ConfigError("say what to drop: --drop-top, --threshold, --drop-label-issues or --drop-duplicates")
+    if isinstance(drop_top, float):
+        if not 0 < drop_top < 1:
+            raise ConfigError(f"drop_top as a fraction must be in (0, 1), got {drop_top}")
+        drop_top = int(round(drop_top * len(rows)))
+    elif drop_top is not None and (isinstance(drop_top, bool) or drop_top < 1):
+        raise ConfigError(f"drop_top as a count must be >= 1, got {drop_top}")
+    reasons: dict[int, list[str]] = {}
+
+    def add(row: dict[str, Any], reason: str) -> None:
+        reasons.setdefault(row["index"], []).append(reason)
+
+    for row in rows:
+        if drop_top is not None and row["rank"] <= drop_top:
+            add(row, f"top {drop_top} score (rank {row['rank']}, score {row['score']:.4f})")
+        if threshold is not None and row["score"] >= threshold:
+            add(row, f"score {row['score']:.4f} >= threshold {threshold}")
+        if drop_label_issues and row.get("label_issue"):
+            add(row, f"label issue (confident learning; predicted {row.get('cv_predicted')})")
+        if drop_duplicates and row.get("duplicate_of") is not None:
+            add(row, f"duplicate of {row['duplicate_of']} (similarity {row['duplicate_similarity']:.4f})")
+        if drop_duplicates and row.get("reference_match") is not None:
+            add(row, f"copy of reference image {row['reference_match']} (similarity {row['reference_similarity']:.4f})")
+        if drop_leakage and row.get("leakage"):
+            add(row, f"leakage: copy of test image {row['test_match']} (similarity {row['test_similarity']:.4f})")
+    return reasons
+
+
+def _reason_kind(reason: str) -> str:
+    for prefix, kind in (("top ", "top score"), ("score ", "threshold"), ("label issue", "label issue"),
+                         ("duplicate", "duplicate"), ("copy of reference", "reference copy"),
+                         ("leakage", "leakage")):
+        if reason.startswith(prefix):
+            return kind
+    return reason
+
+
+def _place(source: Path, destination: Path) -> None:
+    """Hard-link ``source`` at ``destination``, or copy it where links are impossible."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def filter_dataset(
+    data: ImageDataset,
+    audit_dir: str | Path,
+    out_dir: str | Path,
+    drop_top: int | float | None = None,
+    threshold: float | None = None,
+    *,
+    drop_label_issues: bool = False,
+    drop_duplicates: bool = False,
+    drop_leakage: bool = True,
+) -> FilterResult:
+    """Write a copy of ``data`` without the images the audit in ``audit_dir`` marks.
+
+    See the module docstring for the folder written, and :func:`drop_reasons` for the
+    options. ``data`` is never modified.
+
+    Args:
+        data: The dataset the audit was run on (checked by fingerprint).
+        audit_dir: The folder written by :func:`synthaug.audit.audit_dataset`.
+        out_dir: The new dataset folder; must not exist yet (or be empty).
+
+    Returns:
+        The :class:`FilterResult`.
+
+    Raises:
+        ConfigError: bad options, ``out_dir`` exists, or the audit does not match ``data``.
+    """
+    audit_dir, out_dir = Path(audit_dir), Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(f"{out_dir} already exists; choose a new --out (filter never overwrites)")
+    if data.root is not None and out_dir.resolve().is_relative_to(data.root.resolve()):
+        raise ConfigError(f"{out_dir} is inside the dataset folder {data.root}; write the filtered copy elsewhere")
+    rows = read_audit(audit_dir, data)
+    reasons = drop_reasons(rows, drop_top=drop_top, threshold=threshold, drop_label_issues=drop_label_issues,
+                           drop_duplicates=drop_duplicates, drop_leakage=drop_leakage)
+    kept_indices = [row["index"] for row in rows if row["index"] not in reasons]
+    if not kept_indices:
+        raise ConfigError("these settings drop every image; drop fewer")
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        files = data.files
+        folders = class_folders(data.classes)
+        width = len(str(len(data) - 1))
+        metadata, used = [], {}
+        for index in kept_indices:
+            record, row = dict(data.records[index]), rows[index]
+            if files[index] is not None:
+                file_name = str(record["file_name"])
+                _place_checked(files[index], staging, file_name, used, index)
+            else:
+                file_name = f"{folders[row['label']]}/{index:0{width}d}.png"
+                destination = safe_join(staging, file_name)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                data[index][0].save(destination)
+            metadata.append({**record, "file_name": file_name, "label": row["label"],
+                             "audit_score": row["score"], "audit_rank": row["rank"]})
+        dropped = [{"file_name": rows[index]["file_name"], "label": rows[index]["label"],
+                    "score": rows[index]["score"], "rank": rows[index]["rank"], "reasons": reasons[index]}
+                   for index in sorted(reasons, key=lambda i: rows[i]["rank"])]
+        write_jsonl(staging / METADATA_FILE, metadata)
+        write_jsonl(staging / DROPPED_FILE, dropped)
+        counts = Counter(_reason_kind(reason) for row in dropped for reason in row["reasons"])
+        settings = {"drop_top": drop_top, "threshold": threshold, "drop_label_issues": drop_label_issues,
+                    "drop_duplicates": drop_duplicates, "drop_leakage": drop_leakage}
+        (staging / FILTER_FILE).write_text(json.dumps({
+            "source": {"name": data.name, "images": len(data), "fingerprint": data.fingerprint()},
+            "audit": str(audit_dir.resolve()),
+            "settings": settings,
+            "kept": len(kept_indices),
+            "dropped": len(dropped),
+            "dropped_by_reason": dict(counts),
+            "synthaug_version": synthaug.__version__,
+        }, indent=2) + "\n")
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above); rename needs the name free
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return FilterResult(out_dir=out_dir, kept=len(kept_indices), dropped=dropped, reasons=dict(counts))
+
+
+def _place_checked(source: Path, root: Path, file_name: str, used: dict[str, int], index: int) -> None:
+    if file_name in used:
+        raise DataError(
+            f"images {used[file_name]} and {index} of the dataset both have file_name {file_name!r}; "
+            "filter one folder at a time"
+        )
+    used[file_name] = index
+    _place(source, safe_join(root, file_name))
+
