@@ -164,6 +164,16 @@ def test_backend_rejects_unknown_labels_before_making_anything():
         backend.validate({"steps": 0})
 
 
+def test_engine_refuses_an_unknown_class_before_writing_anything(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"'Cat' is unknown to the ddpm generator"):
+        generate_dataset(out, ["Trouser", "Cat"], 2, backend="ddpm", prompt="a photo of a {label}")
+    assert not out.exists() or not any(out.iterdir())
+    # Corrected classes then run in the same folder without --extend.
+    summary = generate_dataset(out, ["Trouser"], 1, backend="ddpm", params={"steps": 2})
+    assert summary["generated"] == 1
+
+
 def test_shipped_generator_through_the_engine(tmp_path):
     assert (default_generator_dir() / "CARD.md").is_file()
     summary = generate_dataset(

@@ -186,6 +186,11 @@ def generate_dataset(
         config = _read_config(root)
         folders = _check_settings(root, config, settings, classes, per_class, extend)
         plan = _Planner(classes, per_class, folders, spec, seed, params, max_attempts)
+        empty_state = plan.state([], [])
+        for label in classes:
+            first_request = plan.request(label, 0, 0, empty_state)
+            if first_request is not None:
+                generator.check_request(first_request)
 
         if dry_run:
             scan = scan_manifest(root) if root.exists() else None

@@ -209,6 +209,17 @@ class GeneratorBackend(ABC):
                 f"it accepts: {accepted}"
             )
 
+    def check_request(self, request: ImageRequest) -> None:
+        """Check that this backend can serve ``request`` at all, before anything is written.
+
+        The engine calls it on the first request of every class, so a class the backend
+        cannot draw (e.g. a label unknown to a class-conditional model) is refused before
+        the output folder records the run. The default accepts every request.
+
+        Raises:
+            ConfigError: Naming the class and what the backend accepts.
+        """
+
     def estimate_cost(self, request: ImageRequest) -> float:
         """Estimated cost of ``request`` in US dollars (0 for local backends)."""
         return 0.0

@@ -120,6 +120,10 @@ class DDPMBackend(GeneratorBackend):
             "device": str(self.device),
         }
 
+    def check_request(self, request: ImageRequest) -> None:
+        """Refuse a class the model does not know (see :meth:`class_of`)."""
+        self.class_of(request)
+
     def class_of(self, request: ImageRequest) -> int:
         """The model class a request asks for (see the module docstring for the rule).
 
