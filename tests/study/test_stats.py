@@ -82,3 +82,18 @@ def test_exchange_rate_interval_covers_seed_noise() -> None:
     assert rate.rate_low < rate.rate < rate.rate_high
     assert rate.rate == pytest.approx(10.0)
     assert rate == exchange_rate(real, synthetic, 10, resamples=500, seed=3)  # seeded
+
+
+def test_paired_bootstrap_difference_of_per_example_means() -> None:
+    import numpy as np
+
+    from synthaug.study.stats import paired_bootstrap_difference
+
+    # Treatment right on every example, baseline right on every other one: the difference is
+    # 0.5 in every resample that keeps the pairs together.
+    treatment = np.ones((3, 10))
+    baseline = np.tile([1.0, 0.0], (2, 5))
+    point, low, high = paired_bootstrap_difference(treatment, baseline, resamples=300)
+    assert point == 0.5 and 0.0 <= low < 0.5 < high <= 1.0
+    # Identical per-example differences leave no sampling spread at all.
+    assert paired_bootstrap_difference(np.ones((2, 8)), np.zeros((1, 8)), resamples=200) == (1.0, 1.0, 1.0)

@@ -35,6 +35,7 @@ from synthaug.audit.scores import (
     cross_validated_probabilities,
     import_cleanlab,
     json_value,
+    check_reference_classes,
     reference_label_probabilities,
     reference_model,
     uncertainty_scores,
@@ -181,13 +182,21 @@ def audit_dataset(
     config = config or AuditConfig()
     import_cleanlab()  # fail before any training if confident learning is not available
     out_dir = Path(out_dir)
-    identity = {
+    identity = {  # what the saved predictions depend on; plain JSON values, to compare with audit.json
         "config": config.to_dict(),
         "data": _describe(data),
         "reference": _describe(reference),
         "reference_model": None if reference_model_dir is None else str(Path(reference_model_dir).resolve()),
         "test": _describe(test),
     }
+    if reference is not None:
+        check_reference_classes(data, reference.classes, reference.name)
+    model = None
+    if reference_model_dir is not None:
+        from synthaug.methods import load_method
+
+        model = load_method(reference_model_dir, device=device, progress=progress)
+        check_reference_classes(data, model.classes_, f"model {reference_model_dir}")
     _prepare_out_dir(out_dir, identity, overwrite)
     header = {"status": "running", "identity": identity, "seed": config.seed,
               "synthaug_version": synthaug.__version__}
@@ -204,12 +213,7 @@ def audit_dataset(
     }
     cv_predicted = mean_probs.argmax(axis=1)
 
-    model = None
-    if reference_model_dir is not None:
-        from synthaug.methods import load_method
-
-        model = load_method(reference_model_dir, device=device, progress=progress)
-    elif reference is not None:
+    if model is None and reference is not None:
         model = reference_model(reference, config, cache, device=device, progress=progress, log=log)
     reference_predicted: list[str] | None = None
     if model is not None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -57,6 +57,10 @@ UNCERTAINTY_SCORES = ("disagreement", "mutual_information", "expected_entropy")
 SCORE_COMPONENTS = LABEL_SCORES + UNCERTAINTY_SCORES
 """Every numeric per-image score that can enter the combined ``score``."""
 
+DEFAULT_METHOD_OPTIONS = {"ensemble": {"num_members": 3}}
+"""Hyper-parameters of the fold method when ``AuditConfig.method_options`` is ``None``: three
+members are the smallest ensemble whose disagreement takes more than two values."""
+
 Log = Callable[[str], None]
 
 
@@ -66,7 +70,7 @@ class AuditConfig:
 
     folds: int = 5  # K of the K-fold cross-validation that gives out-of-sample predictions
     method: str = "ensemble"  # method trained on each fold; S > 1 samples give disagreement and MI
-    method_options: Mapping[str, Any] = field(default_factory=lambda: {"num_members": 3})  # its hyper-parameters
+    method_options: Mapping[str, Any] | None = None  # its hyper-parameters; None: DEFAULT_METHOD_OPTIONS
     backbone: str = "cnn"  # backbone of the fold models and of the reference model
     epochs: int = 10  # training epochs of every model the audit trains
     reference_method: str = "deterministic"  # method trained on the reference (real) data
@@ -91,13 +95,15 @@ class AuditConfig:
                 hint = f" (choose from {', '.join(SCORE_COMPONENTS)})" if name == "score_components" else ""
                 raise ConfigError(f"invalid audit setting {name}={getattr(self, name)!r}{hint}")
         for reserved in ("seed", "epochs", "backbone", "progress"):
-            if reserved in self.method_options:
+            if reserved in (self.method_options or {}):
                 raise ConfigError(f"set {reserved} as an audit setting, not in method_options")
         object.__setattr__(self, "score_components", tuple(self.score_components))
-        object.__setattr__(self, "method_options", dict(self.method_options))
+        options = DEFAULT_METHOD_OPTIONS.get(self.method, {}) if self.method_options is None else self.method_options
+        object.__setattr__(self, "method_options", dict(options))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings as plain JSON values (tuples become lists), as saved in ``audit.json``."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 def import_cleanlab() -> ModuleType:
@@ -203,6 +209,16 @@ def reference_model(
     return model
 
 
+def check_reference_classes(data: ImageDataset, reference_classes: list[str], reference_name: str) -> None:
+    """Raise a :class:`DataError` unless every class of ``data`` is a reference class (by name)."""
+    missing = [name for name in data.classes if name not in reference_classes]
+    if missing:
+        raise DataError(
+            f"{data.name}: classes {missing} are not classes of the reference {reference_name} "
+            f"({reference_classes}); the reference must hold every class of the audited data, with the same names"
+        )
+
+
 def reference_label_probabilities(model: Any, data: ImageDataset) -> tuple[np.ndarray, list[str]]:
     """The reference model's mean predictive probability of each image's label, and its predicted class.
 
@@ -212,12 +228,7 @@ def reference_label_probabilities(model: Any, data: ImageDataset) -> tuple[np.nd
     Raises:
         DataError: a class of ``data`` is unknown to the reference model.
     """
-    missing = [name for name in data.classes if name not in model.classes_]
-    if missing:
-        raise DataError(
-            f"{data.name}: classes {missing} are not classes of the reference data ({model.classes_}); "
-            "the reference must hold every class of the audited data, with the same names"
-        )
+    check_reference_classes(data, model.classes_, "the reference model")
     mean_probs = model.predict_proba(data).astype(np.float64).mean(axis=0)
     columns = np.array([model.classes_.index(name) for name in data.classes])
     probability_of_label = mean_probs[np.arange(len(data)), columns[data.targets]]

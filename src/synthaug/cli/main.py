@@ -22,16 +22,12 @@ COMMAND_MODULES = [
     "study",
     "report",
     "demo",
+    "audit",
+    "filter",
 ]
 
-# TODO(integration): while the commands are being written in parallel some modules do
-# not exist yet; this tolerance is removed once all of them have landed.
 for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"synthaug.cli.{_name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"synthaug.cli.{_name}":
-            raise
+    importlib.import_module(f"synthaug.cli.{_name}")
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ from torch import nn
 
 from synthaug.errors import ConfigError
 from synthaug.methods.base import UncertaintyMethod, register_method
-from synthaug.methods.training import PreparedData, predict_logits, seeded, train_model
-from synthaug.models.bayesian import ESTIMATORS, Estimator, convert_to_bayesian, kl_divergence
+from synthaug.methods.training import PreparedData, predict_logits, sample_log_proba, seeded, train_model
+from synthaug.models.bayesian import BAYESIAN_LAYER_TYPES, ESTIMATORS, Estimator, convert_to_bayesian, kl_divergence
 
 # Weight samples averaged when scoring the validation set for early stopping: one sample
 # makes the validation NLL noisy (and biased upwards); ten cost one extra pass over a
@@ -255,10 +255,13 @@ class BayesByBackprop(UncertaintyMethod):
         return self.rho_learning_rate_multiplier if name.endswith("_rho") else 1.0
 
     def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:
-        # Each predict_logits call draws fresh weights (the Bayesian layers always sample),
-        # while batch norm uses its running statistics and dropout is off.
-        samples = [
-            F.log_softmax(predict_logits(self.model_, inputs, device=self.torch_device()), dim=-1)
-            for _ in range(self.num_samples)
-        ]
-        return torch.stack(samples)
+        # Each pass draws fresh weights (the Bayesian layers always sample), while batch norm
+        # uses its running statistics and dropout is off; layers before the first Bayesian
+        # one run once (see sample_log_proba).
+        return sample_log_proba(
+            self.model_,
+            inputs,
+            self.num_samples,
+            is_stochastic=lambda module: isinstance(module, BAYESIAN_LAYER_TYPES),
+            device=self.torch_device(),
+        )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from synthaug.errors import ConfigError
 from synthaug.methods.base import register_method
 from synthaug.methods.deterministic import Deterministic
-from synthaug.methods.training import predict_logits
+from synthaug.methods.training import sample_log_proba
 
 
 @register_method("mc-dropout")
@@ -42,8 +41,11 @@ class MCDropout(Deterministic):
             raise ConfigError("mc-dropout needs dropout > 0 in the backbone's trainable module")
 
     def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:
-        samples = [
-            F.log_softmax(predict_logits(self.model_, inputs, device=self.torch_device(), dropout=True), dim=-1)
-            for _ in range(self.num_samples)
-        ]
-        return torch.stack(samples)
+        return sample_log_proba(
+            self.model_,
+            inputs,
+            self.num_samples,
+            is_stochastic=lambda module: isinstance(module, nn.Dropout),
+            device=self.torch_device(),
+            dropout=True,
+        )

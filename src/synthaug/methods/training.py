@@ -236,6 +236,48 @@ def predict_logits(
     return torch.cat(chunks)
 
 
+def sample_log_proba(
+    model: nn.Sequential,
+    inputs: torch.Tensor,
+    num_samples: int,
+    *,
+    is_stochastic: Callable[[nn.Module], bool],
+    device: torch.device | str | None = None,
+    dropout: bool = False,
+) -> torch.Tensor:
+    """``(S, N, C)`` log-probabilities from ``num_samples`` stochastic forward passes.
+
+    The leading layers of ``model`` that hold no stochastic module (``is_stochastic``) give
+    the same output on every pass, so they run once and only the rest runs S times: the same
+    numbers as S full passes (same batches, same random draws in the same order) at a
+    fraction of the cost when the randomness sits in the last layers (MC dropout in the
+    classifier head, a last-layer BNN).
+
+    Args:
+        model: The trainable module (a :class:`torch.nn.Sequential`, see ``synthaug.models``).
+        inputs: ``(N, ...)`` prepared inputs.
+        num_samples: S.
+        is_stochastic: Whether a module draws random numbers in eval mode.
+        device: Where to run; ``None`` uses the device of the model's parameters.
+        dropout: Keep dropout layers on (MC dropout).
+    """
+    device = device if device is not None else next(model.parameters()).device
+    first = next(
+        (index for index, layer in enumerate(model) if any(is_stochastic(m) for m in layer.modules())), 0
+    )
+    was_training = model.training
+    try:
+        features = predict_logits(model[:first], inputs, device=device) if first else inputs
+        head = model[first:]
+        samples = [
+            F.log_softmax(predict_logits(head, features, device=device, dropout=dropout), dim=-1)
+            for _ in range(num_samples)
+        ]
+    finally:
+        model.train(was_training)  # slices are new containers; restore the whole model's mode
+    return torch.stack(samples)
+
+
 def default_validation_log_proba(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """``log_softmax`` of the eval-mode logits, ``(N, C)``."""
     return F.log_softmax(predict_logits(model, inputs), dim=-1)

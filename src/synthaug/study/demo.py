@@ -71,7 +71,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "method_params": {"epochs": 10, "batch_size": 64, "patience": 3},
     "seeds": [0, 1, 2],
     "ood": ["digits"],
-    "bootstrap_resamples": 200,
+    "bootstrap_resamples": 100,
     # One torch thread: on 2 cores the small CNN trains far faster single-threaded (measured:
     # 2 epochs on 2,000 images take 3 s with 1 thread, 58 s with 2 when another process is busy).
     "threads": 1,

@@ -1,0 +1,50 @@
+"""``synthaug filter``: write a copy of a dataset without the images an audit marks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from synthaug.audit import filter_dataset, parse_drop_top
+from synthaug.cli._app import app
+from synthaug.data import load_dataset
+
+
+@app.command("filter")
+def filter_cli(
+    data: Annotated[str, typer.Argument(metavar="DATA", help="The dataset the audit was run on.")],
+    audit: Annotated[Path, typer.Option("--audit", metavar="AUDIT_DIR", help="Folder written by `synthaug audit`.")],
+    out: Annotated[Path, typer.Option("--out", metavar="CLEAN_DIR", help="New dataset folder (must not exist).")],
+    drop_top: Annotated[Optional[str], typer.Option("--drop-top", help="Drop the most suspicious images: a "
+                        "percentage like 10% or a count like 50.")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Drop images whose combined score "
+                         "is at least this (0-1).")] = None,
+    drop_label_issues: Annotated[bool, typer.Option("--drop-label-issues", help="Drop the images confident "
+                                 "learning flags as label issues.")] = False,
+    drop_duplicates: Annotated[bool, typer.Option("--drop-duplicates", help="Drop copies of earlier images (one "
+                               "of each group stays) and of reference images.")] = False,
+    keep_leakage: Annotated[bool, typer.Option("--keep-leakage", help="Keep copies of test images (dropped by "
+                            "default).")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images, as the audit did.")] = False,
+) -> None:
+    """Write CLEAN_DIR: DATA without the images the audit marks (hard links or copies), with its
+    own metadata.jsonl, dropped.jsonl (what was dropped and why) and filter.json. DATA is never
+    modified."""
+    result = filter_dataset(
+        load_dataset(data, skip_bad=skip_bad),
+        audit,
+        out,
+        drop_top=None if drop_top is None else parse_drop_top(drop_top),
+        threshold=threshold,
+        drop_label_issues=drop_label_issues,
+        drop_duplicates=drop_duplicates,
+        drop_leakage=not keep_leakage,
+    )
+    console = Console(highlight=False)
+    reasons = ", ".join(f"{count} {kind}" for kind, count in sorted(result.reasons.items()))
+    console.print(f"kept {result.kept} images, dropped {len(result.dropped)}" + (f" ({reasons})" if reasons else ""))
+    console.print(f"wrote {escape(str(result.out_dir))} (metadata.jsonl, dropped.jsonl, filter.json)")
