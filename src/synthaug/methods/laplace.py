@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from laplace import Laplace
 from torch.utils.data import DataLoader, TensorDataset
 
 from synthaug.errors import ConfigError
@@ -120,6 +119,10 @@ class LastLayerLaplace(Deterministic):
         # spares laplace-torch its search with a data batch, which it would otherwise keep in
         # its state (and which could not be saved without pickle).
         last_layer_name = str(len(self.model_) - 1)
+        # Imported here: laplace-torch pulls in asdl, whose import costs seconds and emits a
+        # torch.jit FutureWarning on every `synthaug` command otherwise.
+        from laplace import Laplace
+
         laplace = Laplace(
             self.model_,
             "classification",
