@@ -121,3 +121,10 @@ def test_too_small_classes_and_unknown_reference_classes_are_clear_errors(noisy_
     with pytest.raises(DataError, match=r"classes \[.diagonal.\] are not classes of the reference other"):
         audit_dataset(noisy_audit.data, tmp_path / "ref", reference=other,
                       config=AuditConfig(folds=3, method="deterministic", epochs=1))
+
+
+def test_a_score_that_needs_a_reference_is_refused_before_any_training(noisy_audit, tmp_path) -> None:
+    config = AuditConfig(folds=3, method="deterministic", score_components=("reference_label_error",))
+    with pytest.raises(ConfigError, match="reference_label_error needs --reference"):
+        audit_dataset(noisy_audit.data, tmp_path / "audit", config=config)
+    assert not (tmp_path / "audit").exists()

@@ -197,6 +197,13 @@ def audit_dataset(
 
         model = load_method(reference_model_dir, device=device, progress=progress)
         check_reference_classes(data, model.classes_, f"model {reference_model_dir}")
+    used = [name for name in config.score_components
+            if name != "reference_label_error" or reference is not None or model is not None]
+    if not used:
+        raise ConfigError(
+            f"none of the score components {list(config.score_components)} can be computed: "
+            "reference_label_error needs --reference or --reference-model"
+        )
     _prepare_out_dir(out_dir, identity, overwrite)
     header = {"status": "running", "identity": identity, "seed": config.seed,
               "synthaug_version": synthaug.__version__}
@@ -221,12 +228,6 @@ def audit_dataset(
             log("scoring the images with the reference model")
         probability_of_label, reference_predicted = reference_label_probabilities(model, data)
         per_image["reference_label_error"] = 1.0 - probability_of_label
-    used = [name for name in config.score_components if name in per_image]
-    if not used:
-        raise ConfigError(
-            f"none of the score components {list(config.score_components)} can be computed "
-            "(reference_label_error needs --reference or --reference-model)"
-        )
     score = combined_score({name: per_image[name] for name in used})
     order = np.lexsort((np.arange(len(data)), -score))  # highest score first, ties by index
     rank = np.empty(len(data), dtype=np.int64)
