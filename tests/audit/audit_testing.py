@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synthaug.audit import AuditConfig
+
 
 def _suite_conftest():
     # The session fixtures need the suite's seeded image maker, but fixtures of tests/conftest.py
@@ -38,3 +40,8 @@ def tree_digest(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` by relative path (to show a folder is untouched)."""
     return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+# Fast settings: three folds of a single network learn the bar patterns in a few epochs.
+FAST_CONFIG = AuditConfig(folds=3, method="deterministic", method_options={"batch_size": 32}, epochs=8,
+                          report_per_class=4)

@@ -9,19 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthaug.audit import AuditConfig, AuditResult, audit_dataset
+from synthaug.audit import AuditResult, audit_dataset
 from synthaug.data import ImageDataset
 
 # Tests run with --import-mode=importlib, which leaves sys.path alone: make the helpers beside
-# this file importable.
-sys.path.insert(0, str(Path(__file__).parent))
-from audit_testing import PATTERN_CLASSES, make_pattern_images, noised  # noqa: E402
+# this file importable. Appended, not prepended: other test folders import their own
+# `conftest` by name, which a folder at the front of sys.path would shadow.
+sys.path.append(str(Path(__file__).parent))
+from audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images, noised  # noqa: E402
 
 N_PER_CLASS = 40
 N_FLIPPED = 12  # 10 % of the labels
-# Fast settings: three folds of a single network learn the bar patterns in a few epochs.
-FAST_CONFIG = AuditConfig(folds=3, method="deterministic", method_options={"batch_size": 32}, epochs=8,
-                          report_per_class=4)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from synthaug.audit import find_copies
+from synthaug.audit import DEFAULT_MIN_SIMILARITY, find_copies
 from synthaug.data import ImageDataset, load_dataset
 
 from audit_testing import noised
@@ -22,7 +22,7 @@ def test_exact_and_near_copies_within_a_set(make_pattern_dataset) -> None:
     matches = find_copies(_with(images, "copies"))
     assert np.flatnonzero(matches.found).tolist() == [20, 25]
     assert matches.index[20] == 2 and matches.exact[20] and matches.similarity[20] == 1.0
-    assert matches.index[25] == 7 and not matches.exact[25] and 0.99 <= matches.similarity[25] < 1.0
+    assert matches.index[25] == 7 and not matches.exact[25] and DEFAULT_MIN_SIMILARITY <= matches.similarity[25] < 1.0
     # Exact-only search misses the noised copy.
     assert np.flatnonzero(find_copies(_with(images, "copies"), min_similarity=None).found).tolist() == [20]
 

@@ -14,8 +14,7 @@ from synthaug.audit import audit_dataset, drop_reasons, filter_dataset, parse_dr
 from synthaug.data import load_dataset
 from synthaug.errors import ConfigError
 
-from audit_testing import PATTERN_CLASSES, make_pattern_images, tree_digest
-from conftest import FAST_CONFIG
+from audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images, tree_digest
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,7 +216,9 @@ def filter_dataset(
         raise ConfigError("these settings drop every image; drop fewer")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    # mkdir (unlike tempfile.mkdtemp) gives the folder the user's usual permissions.
+    staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
     try:
         files = data.files
         folders = class_folders(data.classes)

@@ -1,6 +1,6 @@
 """Per-image scores that say how likely an image's label is wrong, and how uncertain it is.
 
-Three sources of evidence, all computed on predictions the image did not train:
+Four kinds of evidence, every prediction made by a model that did not train on the image:
 
 * **out-of-sample predictions** by K-fold cross-validation: a model of ``config.method``
   is trained on K - 1 folds of the audited data and predicts the held-out fold, so every
@@ -44,6 +44,7 @@ import numpy as np
 import scipy.stats
 from sklearn.model_selection import StratifiedKFold
 
+from synthaug.audit.duplicates import DEFAULT_MIN_SIMILARITY
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError, DataError
 from synthaug.metrics import expected_entropy, load_predictions, mutual_information, save_predictions
@@ -76,7 +77,7 @@ class AuditConfig:
     reference_method: str = "deterministic"  # method trained on the reference (real) data
     seed: int = 0  # seeds the folds and every model
     score_components: tuple[str, ...] = LABEL_SCORES  # scores averaged (by rank) into `score`
-    min_similarity: float = 0.99  # thumbnail correlation from which two images are near-duplicates
+    min_similarity: float = DEFAULT_MIN_SIMILARITY  # thumbnail correlation from which two images are near-duplicates
     diversity_sample: int = 500  # images per class the mean pairwise distance is measured on
     report_per_class: int = 8  # worst images per class shown in audit.html
 
@@ -94,7 +95,7 @@ class AuditConfig:
             if not ok:
                 hint = f" (choose from {', '.join(SCORE_COMPONENTS)})" if name == "score_components" else ""
                 raise ConfigError(f"invalid audit setting {name}={getattr(self, name)!r}{hint}")
-        for reserved in ("seed", "epochs", "backbone", "progress"):
+        for reserved in ("seed", "epochs", "backbone", "device", "progress"):
             if reserved in (self.method_options or {}):
                 raise ConfigError(f"set {reserved} as an audit setting, not in method_options")
         object.__setattr__(self, "score_components", tuple(self.score_components))
@@ -121,6 +122,7 @@ def import_cleanlab() -> ModuleType:
 
 def _fit(key: str, train: ImageDataset, config: AuditConfig, seed: int, device: str | None,
          progress: bool, options: Mapping[str, Any]) -> Any:
+    """Train a ``key`` method with the audit's backbone and epochs on ``train``; returns it fitted."""
     from synthaug.methods import make_method
 
     method = make_method(key, backbone=config.backbone, epochs=config.epochs, seed=seed, device=device,

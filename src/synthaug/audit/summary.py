@@ -117,33 +117,33 @@ def class_rows(
     rows = []
     for label, name in enumerate(data.classes):
         members = data.targets == label
-        count = int(members.sum())
-
-        def mean(key: str) -> float | None:
-            values = per_image.get(key)
-            return None if values is None or count == 0 else float(np.mean(values[members]))
-
-        def total(key: str) -> int | None:
-            values = per_image.get(key)
-            return None if values is None else int(np.sum(values[members]))
-
         reference = None if reference_diversity is None else float(reference_diversity[label])
         ratio = None
         if reference is not None and np.isfinite(reference) and reference > 0 and np.isfinite(diversity[label]):
             ratio = float(diversity[label] / reference)
         rows.append({
             "class": name,
-            "images": count,
-            "label_issues": total("label_issue"),
+            "images": int(members.sum()),
+            "label_issues": _total(per_image.get("label_issue"), members),
             "estimated_noise_rate": float(noise_rate[label]),
-            "mean_score": mean("score"),
-            "cv_accuracy": mean("cv_correct"),
-            "reference_agreement": mean("reference_correct"),
-            "duplicates": total("duplicate"),
-            "reference_copies": total("reference_copy"),
-            "test_leaks": total("leakage"),
+            "mean_score": _mean(per_image.get("score"), members),
+            "cv_accuracy": _mean(per_image.get("cv_correct"), members),
+            "reference_agreement": _mean(per_image.get("reference_correct"), members),
+            "duplicates": _total(per_image.get("duplicate"), members),
+            "reference_copies": _total(per_image.get("reference_copy"), members),
+            "test_leaks": _total(per_image.get("leakage"), members),
             "diversity": float(diversity[label]),
             "reference_diversity": reference,
             "diversity_ratio": ratio,
         })
     return rows
+
+
+def _mean(values: np.ndarray | None, members: np.ndarray) -> float | None:
+    """Mean of ``values`` over the ``members`` mask; ``None`` if absent or no members."""
+    return None if values is None or not members.any() else float(np.mean(values[members]))
+
+
+def _total(values: np.ndarray | None, members: np.ndarray) -> int | None:
+    """Sum of ``values`` over the ``members`` mask; ``None`` if absent."""
+    return None if values is None else int(np.sum(values[members]))

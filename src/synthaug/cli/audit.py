@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from synthaug.audit import AuditConfig, audit_dataset
+from synthaug.audit import DEFAULT_MIN_SIMILARITY, AuditConfig, audit_dataset
 from synthaug.audit.scores import LABEL_SCORES, SCORE_COMPONENTS
 from synthaug.cli._app import app
 from synthaug.cli.train import parse_assignments
@@ -41,7 +41,7 @@ def audit_cli(
                                f"rank) into the combined score; repeat. One of {', '.join(SCORE_COMPONENTS)}; default "
                                f"{' and '.join(LABEL_SCORES)}.")] = None,
     min_similarity: Annotated[float, typer.Option(help="Thumbnail correlation from which two images are "
-                                                  "near-duplicates.")] = 0.99,
+                                                  "near-duplicates.")] = DEFAULT_MIN_SIMILARITY,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an audit of other data or settings "
