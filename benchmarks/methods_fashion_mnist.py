@@ -70,10 +70,26 @@ def training_set(setting: str, train: ImageDataset, seed: int, noise_seed: int) 
     return train
 
 
-def run_one(key: str, setting: str, seed: int, args: argparse.Namespace, data: dict) -> dict:
+def method_key_and_options(name: str, args: argparse.Namespace) -> tuple[str, dict]:
+    """Registry key and options of a benchmarked method name.
+
+    A name is a registry key (``bnn``) or a variant named in ``--method-options`` whose
+    options carry the key, e.g. ``{"bnn-last": {"method": "bnn", "bayesian_layers": "last"}}``,
+    so that several settings of one method can be compared in one table.
+    """
+    options = dict(json.loads(args.method_options).get(name, {}))
+    key = options.pop("method", name)
+    if key not in METHODS.keys():
+        raise SystemExit(f"--methods: {name!r} is neither a method ({', '.join(METHODS.keys())}) "
+                         "nor a variant with a \"method\" key in --method-options")
+    return key, options
+
+
+def run_one(name: str, setting: str, seed: int, args: argparse.Namespace, data: dict) -> dict:
+    key, method_options = method_key_and_options(name, args)
     options = {"seed": seed, "epochs": args.small_epochs if setting == "small" else args.epochs,
                "batch_size": args.batch_size, "learning_rate": args.learning_rate, "progress": args.progress,
-               **json.loads(args.method_options).get(key, {})}
+               **method_options}
     method = make_method(key, **options)
     train = training_set(setting, data["train"], seed, args.noise_seed)
     started = time.perf_counter()
@@ -86,7 +102,7 @@ def run_one(key: str, setting: str, seed: int, args: argparse.Namespace, data: d
     histories = getattr(trained, "histories_", None) or [getattr(trained, "history_", None)]
     epoch_seconds = [row["seconds"] for history in histories if history for row in history.epochs]
     return {
-        "setting": setting, "method": key, "seed": seed, "train_images": len(train),
+        "setting": setting, "method": name, "method_key": key, "seed": seed, "train_images": len(train),
         "noise_seed": args.noise_seed + seed if setting == "noisy" else None,
         "hyperparameters": {k: v for k, v in method.get_params().items() if k not in ("device", "progress")},
         "accuracy": metrics["accuracy"], "nll": metrics["nll"], "brier": metrics["brier"], "ece": metrics["ece"],
@@ -115,6 +131,12 @@ def summary_table(rows: list[dict]) -> Table:
     return table
 
 
+def environment() -> dict:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return {"synthaug": synthaug.__version__, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": platform.processor() or platform.machine(), "device": device}
+
+
 def step_time_ratio(rows: list[dict], numerator: str = "bnn", denominator: str = "deterministic") -> float | None:
     """Mean seconds per epoch of ``numerator`` over ``denominator`` (full setting, same data)."""
     def mean_epoch(method: str) -> float | None:
@@ -130,6 +152,10 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS.keys()), help="comma-separated method keys")
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated: full, noisy, small")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--seed-list", default=None,
+                        help="comma-separated seeds to run instead of 0..--seeds-1 (to split a run over processes)")
+    parser.add_argument("--summarize", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="print the table of result files written by earlier runs (no training)")
     parser.add_argument("--epochs", type=int, default=15, help="epochs for full and noisy")
     parser.add_argument("--small-epochs", type=int, default=100, help="epochs for the 1,000-image setting")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -144,11 +170,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     console = Console(highlight=False, width=240)
+    if args.summarize:
+        summarize(args.summarize, console)
+        return
 
     train_spec = "fashion-mnist:train" if args.train_size is None else f"fashion-mnist:train[:{args.train_size}]"
     data = {"train": load_dataset(train_spec), "test": load_dataset("fashion-mnist:test")}
     data["ood"] = load_dataset("digits")
-    config = {key: value for key, value in vars(args).items() if key not in ("out", "progress", "methods", "settings", "seeds")}
+    config = {key: value for key, value in vars(args).items()
+              if key not in ("out", "progress", "methods", "settings", "seeds", "seed_list", "summarize")}
     config["out"] = str(args.out)
     rows: list[dict] = []
     if args.out.is_file():
@@ -159,10 +189,11 @@ def main() -> None:
         else:
             raise SystemExit(f"{args.out} holds results of other settings; pass another --out")
     done = {(r["setting"], r["method"], r["seed"]) for r in rows}
+    seeds = [int(s) for s in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
 
     for setting in args.settings.split(","):
         for key in args.methods.split(","):
-            for seed in range(args.seeds):
+            for seed in seeds:
                 if (setting, key, seed) in done:
                     continue
                 row = run_one(key, setting, seed, args, data)
@@ -173,15 +204,30 @@ def main() -> None:
                     f"({row['seconds_per_epoch']:.1f} s/epoch, epochs {row['epochs_run']})"
                 )
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                environment = {"synthaug": synthaug.__version__, "torch": torch.__version__,
-                               "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine()}
-                args.out.write_text(json.dumps({"config": config, "environment": environment, "rows": rows}, indent=1))
+                args.out.write_text(json.dumps({"config": config, "environment": environment(), "rows": rows}, indent=1))
 
     console.print(summary_table(rows))
     ratio = step_time_ratio(rows)
     if ratio is not None:
         console.print(f"bnn / deterministic seconds per epoch (full): {ratio:.2f}")
     console.print(f"rows saved to {args.out}")
+
+
+def summarize(paths: list[Path], console: Console) -> None:
+    """Print the table of several result files (e.g. one per process of a split run)."""
+    rows: list[dict] = []
+    for path in paths:
+        saved = json.loads(path.read_text())
+        env = saved["environment"]
+        console.print(f"{path}: {len(saved['rows'])} run(s), {env.get('device', 'cpu')}, torch {env['torch']}, "
+                      f"epochs {saved['config']['epochs']} (small {saved['config']['small_epochs']})")
+        rows += saved["rows"]
+    order = {name: i for i, name in enumerate(SETTINGS)}
+    rows.sort(key=lambda r: (order.get(r["setting"], 99), r["method"], r["seed"]))
+    console.print(summary_table(rows))
+    ratio = step_time_ratio(rows)
+    if ratio is not None:
+        console.print(f"bnn / deterministic seconds per epoch (full): {ratio:.2f}")
 
 
 if __name__ == "__main__":

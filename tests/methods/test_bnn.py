@@ -67,26 +67,28 @@ def test_learns_a_tiny_task_and_its_samples_differ(options: dict[str, Any], patt
     assert probs.shape == (20, len(test), 3)
     accuracy = (probs.mean(0).argmax(1) == test.targets).mean()
     assert accuracy >= 0.8, f"accuracy {accuracy:.2f} on a learnable 3-class task (chance 0.33)"
-    # Different weight samples give different predictions (a last-layer posterior that
-    # starts narrow around pre-trained weights varies little on this easy task, hence 1e-4).
-    assert probs.std(axis=0).mean() > 1e-4
+    # Different weight samples give different predictions. The posterior starts narrow (1 %
+    # of the weight spread) and widens slowly, so after a few steps the spread is small.
+    assert probs.std(axis=0).mean() > 1e-5
     assert not np.allclose(probs[0], probs[1])
     layers = bayesian_layers_of(method.model_)
     assert len(layers) == (1 if options.get("bayesian_layers") == "last" else 4)
 
 
-def _mean_rho(method: BayesByBackprop) -> float:
-    return torch.cat([layer.weight_rho.flatten() for layer in bayesian_layers_of(method.model_)]).mean().item()
+def _mean_rho_per_layer(method: BayesByBackprop) -> np.ndarray:
+    return np.array([layer.weight_rho.mean().item() for layer in bayesian_layers_of(method.model_)])
 
 
 def test_the_kl_term_widens_the_posterior_and_annealing_delays_it(patterns) -> None:
     train, _ = patterns
-    options = {**FAST, "seed": 0, "patience": None}
+    options = {**FAST, "seed": 0}
     full_elbo = make_method("bnn", **options).fit(train)
     # Annealed over 10,000 epochs, the KL weight stays below 1e-3 for these 6 epochs.
     almost_no_kl = make_method("bnn", **options, kl_annealing_epochs=10_000).fit(train)
-    # The KL pushes every posterior std up towards the prior's; the likelihood alone does not.
-    assert _mean_rho(full_elbo) > _mean_rho(almost_no_kl) + 0.01
+    # The KL pushes every posterior std up towards the prior's; the likelihood alone does
+    # not. (Adam moves rho by at most ~learning_rate per step, hence the small margin.)
+    difference = _mean_rho_per_layer(full_elbo) - _mean_rho_per_layer(almost_no_kl)
+    assert (difference > 0).all() and difference.mean() > 0.01
 
 
 def test_init_from_deterministic_starts_from_the_pretrained_network(patterns) -> None:

@@ -149,3 +149,13 @@ def test_every_optimiser_schedule_and_loss_learns(settings: dict) -> None:
     train_model(model, blobs(), None, config, seed=0, progress=False)
     test = blobs(seed=2)
     assert (predict_logits(model, test.inputs).argmax(1) == test.targets).float().mean() > 0.95
+
+
+def test_every_method_passes_the_generalized_cross_entropy_q_to_training() -> None:
+    from synthaug.methods import make_method
+
+    method = make_method("deterministic", loss="generalized_cross_entropy", gce_q=0.3)
+    assert method.training_config().gce_q == 0.3
+    assert method.get_params()["gce_q"] == 0.3
+    with pytest.raises(ConfigError, match="gce_q"):
+        make_method("deterministic", loss="generalized_cross_entropy", gce_q=1.5).training_config()

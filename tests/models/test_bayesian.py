@@ -96,6 +96,30 @@ def test_estimators_match_direct_weight_sampling_in_mean_and_variance(estimator:
 
 
 @pytest.mark.parametrize("estimator", ["lrt", "flipout"])
+def test_prediction_shares_one_exact_weight_sample_per_batch(estimator: str) -> None:
+    torch.manual_seed(0)
+    layer = BayesianConv2d(2, 3, 3, padding=1, estimator=estimator)
+    _set_sigma(layer, torch.full(layer.weight_rho.shape, 0.3))
+    single_input = torch.randn(1, 2, 4, 4)
+    batch = single_input.expand(8, *single_input.shape[1:])
+    with torch.no_grad():
+        training_outputs = layer(batch)
+        layer.eval()
+        predictions = torch.cat([layer(batch)[:1] for _ in range(3000)])
+        shared = layer(batch)
+    # In training, LRT samples each example's pre-activations and Flipout flips signs per
+    # example, so equal inputs get different outputs; at prediction one weight sample serves
+    # the batch, so they get equal outputs, and a new call draws a new sample.
+    assert not torch.allclose(training_outputs[0], training_outputs[1])
+    torch.testing.assert_close(shared[0].expand_as(shared), shared)
+    assert not torch.allclose(predictions[0], predictions[1])
+    # Each prediction is an exact posterior sample: its moments are direct weight sampling's.
+    direct = _direct_weight_samples(layer, single_input, 3000)
+    assert torch.all((predictions.mean(dim=0) - direct.mean(dim=0)).abs() < 5 * direct.std(dim=0) / math.sqrt(3000))
+    torch.testing.assert_close(predictions.var(dim=0), direct.var(dim=0), rtol=0.1, atol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ["lrt", "flipout"])
 def test_gradients_reach_means_and_standard_deviations(estimator: str) -> None:
     torch.manual_seed(0)
     layer = BayesianConv2d(1, 2, 3, bias=False, estimator=estimator)

@@ -92,10 +92,72 @@ def test_defaults_and_shortcuts() -> None:
         ),
         (lambda d: d.update(ood=[{"name": "held"}]), "ood[0]: give exactly one of `data` or `holdout_classes`"),
         (lambda d: d.update(methods=[{"key": "bnn", "sizes": []}]), "methods[0].sizes: must be a non-empty list"),
+        # Noise-robust regimes: filter, audit weights, method settings, and the audit section.
+        (
+            lambda d: d["regimes"][1].update(filter={"dorp_top": 0.1}),
+            "regimes[1].filter.dorp_top: unknown key; valid keys here: drop_top, threshold, drop_label_issues",
+        ),
+        (
+            lambda d: d["regimes"][1].update(filter={"drop_top": 1.5}),
+            "regimes[1].filter.drop_top: must be a fraction in (0, 1) such as 0.1, or a count >= 1",
+        ),
+        (
+            lambda d: d["regimes"][1].update(filter={"drop_top": 0.1, "threshold": 0.9}),
+            "regimes[1].filter: give drop_top or threshold, not both",
+        ),
+        (lambda d: d["regimes"][1].update(filter={}), "regimes[1].filter: say what to drop"),
+        (lambda d: d["regimes"][1].update(weights="uniform"), "regimes[1].weights: input should be 'audit'"),
+        (
+            lambda d: d["regimes"][0].update(filter={"drop_top": 0.1}),
+            "regimes[0].filter: only a synthetic or mixed regime takes it",
+        ),
+        (lambda d: d["regimes"][0].update(weights="audit"), "regimes[0].weights: only a synthetic or mixed regime"),
+        (
+            lambda d: d["regimes"][1].update(method_params="gce"),
+            "regimes[1].method_params: input should be a valid dictionary",
+        ),
+        (
+            lambda d: d["regimes"].append({"name": "real again", "data": "real", "sizes": [10]}),
+            "regimes: at most one regime may have `data: real` without `method_params`",
+        ),
+        (lambda d: d.update(audit={"fold": 3}), "audit.fold: unknown key; valid keys here: folds, method"),
+        (lambda d: d.update(audit={"folds": 1}), "audit: invalid audit setting folds=1"),
     ],
 )
 def test_bad_config_names_the_key(change, expected: str) -> None:
     assert error_of(config_with(change)).startswith(expected)
+
+
+def test_noise_robust_regimes_describe_their_treatment() -> None:
+    config = parse_config(
+        config_with(
+            lambda d: d.update(
+                audit={"folds": 3, "method": "deterministic"},
+                regimes=[
+                    *d["regimes"],
+                    {"name": "filtered", "data": "synthetic", "sizes": [10], "filter": {"drop_top": 0.1}},
+                    {"name": "top 20", "data": "synthetic", "sizes": [10], "filter": {"drop_top": 20}},
+                    {"name": "weighted", "data": "synthetic", "sizes": [10], "weights": "audit",
+                     "filter": {"threshold": 0.9, "drop_duplicates": True}},
+                    {"name": "gce", "data": "synthetic", "sizes": [10],
+                     "method_params": {"loss": "generalized_cross_entropy"}},
+                    {"name": "real smoothed", "data": "real", "sizes": [10], "method_params": {"label_smoothing": 0.1}},
+                ],
+            )
+        )
+    )
+    regimes = {regime.name: regime for regime in config.regimes}
+    assert regimes["synthetic"].treatment is None
+    assert regimes["filtered"].treatment == "filtered: top 10 % by audit score"
+    assert regimes["top 20"].filter.drop_top == 20 and regimes["top 20"].treatment == "filtered: top 20 by audit score"
+    assert regimes["weighted"].treatment == "filtered: audit score ≥ 0.9 + duplicates, audit-weighted"
+    assert regimes["gce"].treatment == "loss=generalized_cross_entropy"
+    # Baselines are the plain regimes; each treated regime is compared with its plain counterpart.
+    assert config.plain_regime("real").name == "real" and config.plain_regime("synthetic").name == "synthetic"
+    assert config.untreated_counterpart(regimes["gce"]).name == "synthetic"
+    assert config.untreated_counterpart(regimes["real smoothed"]).name == "real"
+    assert config.untreated_counterpart(regimes["synthetic"]) is None
+    assert config.audited_sources() == ["ddpm"]
 
 
 def test_load_config_names_the_file_and_resolves_relative_paths(tmp_path: Path) -> None:

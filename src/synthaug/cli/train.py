@@ -12,8 +12,9 @@ from rich.markup import escape
 
 import synthaug
 from synthaug.cli._app import app
-from synthaug.data import concat_datasets, load_dataset
-from synthaug.errors import ConfigError
+from synthaug.audit.weights import audit_weights, read_scores
+from synthaug.data import ImageDataset, concat_datasets, load_dataset
+from synthaug.errors import ConfigError, DataError
 from synthaug.methods import UncertaintyMethod, make_method
 
 TRAINING_FILE = "training.json"
@@ -44,6 +45,7 @@ def train(
     val_data: str | None = None,
     hyperparameters: dict[str, Any] | None = None,
     backbone_options: dict[str, Any] | None = None,
+    weights_from_audit: str | Path | None = None,
     skip_bad: bool = False,
     overwrite: bool = False,
 ) -> UncertaintyMethod:
@@ -64,6 +66,10 @@ def train(
             training data (the method's ``val_fraction``).
         hyperparameters: The method's keyword hyper-parameters.
         backbone_options: Keyword options of the backbone.
+        weights_from_audit: An audit folder (``synthaug audit``): every image of the training
+            sets it covers (matched by ``file_name``) gets its audit weight
+            (:func:`synthaug.audit.audit_weights`), times its set's ``weights`` entry; sets it
+            does not cover keep weight 1 per image.
         skip_bad: Skip unreadable images (counted) instead of stopping.
         overwrite: Replace a model already in ``out``.
 
@@ -84,15 +90,19 @@ def train(
     estimator = make_method(method, backbone=backbone, backbone_options=backbone_options or None, **hyperparameters)
 
     parts = [load_dataset(spec, skip_bad=skip_bad) for spec in train_data]
+    audit_weighted = [False] * len(parts)
+    if weights_from_audit is not None:
+        parts, audit_weighted = weight_from_audit(parts, weights_from_audit)
     training_set = parts[0] if len(parts) == 1 and not weights else concat_datasets(parts, weights=weights)
     validation_set = None if val_data is None else load_dataset(val_data, skip_bad=skip_bad)
     estimator.fit(training_set, validation_set)
 
     estimator.save(out, overwrite=overwrite)
     provenance = {
-        "train": [{"spec": spec, "images": len(part), "fingerprint": part.fingerprint()}
-                  for spec, part in zip(train_data, parts)],
+        "train": [{"spec": spec, "images": len(part), "fingerprint": part.fingerprint(), "audit_weighted": weighted}
+                  for spec, part, weighted in zip(train_data, parts, audit_weighted)],
         "weights": weights,
+        "weights_from_audit": None if weights_from_audit is None else str(Path(weights_from_audit).resolve()),
         "val": None if validation_set is None else {"spec": val_data, "images": len(validation_set),
                                                      "fingerprint": validation_set.fingerprint()},
         "skipped_bad_files": sum(len(part.skipped) for part in parts),
@@ -100,6 +110,27 @@ def train(
     }
     (out / TRAINING_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
     return estimator
+
+
+def weight_from_audit(parts: list[ImageDataset], audit_dir: str | Path) -> tuple[list[ImageDataset], list[bool]]:
+    """Give the images of every set the audit covers their audit weights.
+
+    Returns:
+        The sets (covered ones with ``sample_weights`` set) and, per set, whether it was weighted.
+
+    Raises:
+        DataError: the audit covers none of the sets, or only part of one.
+    """
+    scores = read_scores(audit_dir)
+    covered = [scores.overlaps(part) for part in parts]
+    if not any(covered):
+        raise DataError(
+            f"{scores.scores_file} covers none of the --train sets ({', '.join(part.name for part in parts)}); "
+            "give --weights-from-audit the audit of one of them (synthaug audit DATA --out AUDIT_DIR)"
+        )
+    weighted = [part.with_sample_weights(part.sample_weights * audit_weights(part, scores)) if cover else part
+                for part, cover in zip(parts, covered)]
+    return weighted, covered
 
 
 @app.command("train")
@@ -123,6 +154,9 @@ def train_cli(
                                                     "(JSON values), e.g. --param num_members=5.")] = None,
     backbone_option: Annotated[list[str] | None, typer.Option("--backbone-option", help="Backbone option as "
                                                               "KEY=VALUE, e.g. --backbone-option weights_path=r152.pt.")] = None,
+    weights_from_audit: Annotated[Path | None, typer.Option(
+        "--weights-from-audit", help="Audit folder (synthaug audit): weight each image of the --train set(s) it "
+        "covers by the out-of-sample probability of its label (times the set's --weight).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model directory.")] = False,
 ) -> None:
@@ -144,6 +178,7 @@ def train_cli(
         val_data=val,
         hyperparameters=hyperparameters,
         backbone_options=parse_assignments(backbone_option or [], "--backbone-option"),
+        weights_from_audit=weights_from_audit,
         skip_bad=skip_bad,
         overwrite=overwrite,
     )

@@ -93,6 +93,9 @@ class UncertaintyMethod(ABC):
         patience: Early-stopping patience in epochs on the validation NLL; ``None`` = never.
         label_smoothing: Label smoothing of the cross-entropy.
         loss: ``"cross_entropy"`` or ``"generalized_cross_entropy"`` (noise-robust).
+        gce_q: ``q`` of the generalized cross-entropy ``(1 - p_y^q) / q`` (Zhang & Sabuncu
+            2018): ``q -> 0`` is the cross-entropy, ``q = 1`` the (most robust, slowest to
+            train) mean absolute error.
         val_fraction: When ``fit`` gets no validation set, this stratified fraction of the
             training set (drawn with ``seed``) is held out for early stopping and calibration.
         seed: Seeds initialisation, batch order, dropout and the validation split.
@@ -119,6 +122,7 @@ class UncertaintyMethod(ABC):
         patience: int | None = 5,
         label_smoothing: float = 0.0,
         loss: str = "cross_entropy",
+        gce_q: float = 0.7,
         val_fraction: float = 0.1,
         seed: int = 0,
         device: str | None = None,
@@ -137,6 +141,7 @@ class UncertaintyMethod(ABC):
         self.patience = patience
         self.label_smoothing = label_smoothing
         self.loss = loss
+        self.gce_q = gce_q
         self.val_fraction = val_fraction
         self.seed = seed
         self.device = device
@@ -179,6 +184,7 @@ class UncertaintyMethod(ABC):
             patience=self.patience,
             label_smoothing=self.label_smoothing,
             loss=self.loss,
+            gce_q=self.gce_q,
         )
 
     def torch_device(self) -> torch.device:

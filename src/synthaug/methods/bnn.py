@@ -190,7 +190,6 @@ class BayesByBackprop(UncertaintyMethod):
         bayesian_layers: Literal["all", "last"] | int = "all",
         prior_sigma: float = 1.0,
         posterior_init_std: float = 1e-2,
-        rho_learning_rate_multiplier: float = 30.0,
         kl_annealing_epochs: int = 0,
         init_from_deterministic: bool = False,
         pretrain_epochs: int = 3,
@@ -203,7 +202,6 @@ class BayesByBackprop(UncertaintyMethod):
         self.bayesian_layers = bayesian_layers
         self.prior_sigma = prior_sigma
         self.posterior_init_std = posterior_init_std
-        self.rho_learning_rate_multiplier = rho_learning_rate_multiplier
         self.kl_annealing_epochs = kl_annealing_epochs
         self.init_from_deterministic = init_from_deterministic
         self.pretrain_epochs = pretrain_epochs
@@ -214,10 +212,6 @@ class BayesByBackprop(UncertaintyMethod):
             raise ConfigError(f"bnn: estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         if self.num_samples < 1:
             raise ConfigError(f"bnn: num_samples must be >= 1 (>= 20 advised), got {self.num_samples}")
-        if not self.rho_learning_rate_multiplier > 0:
-            raise ConfigError(
-                f"bnn: rho_learning_rate_multiplier must be > 0, got {self.rho_learning_rate_multiplier}"
-            )
         if self.kl_annealing_epochs < 0:
             raise ConfigError(f"bnn: kl_annealing_epochs must be >= 0, got {self.kl_annealing_epochs}")
         if self.init_from_deterministic and self.pretrain_epochs < 1:
@@ -268,13 +262,9 @@ class BayesByBackprop(UncertaintyMethod):
             device=self.torch_device(),
             extra_loss=scaled_kl,
             validation_log_proba=lambda model, inputs: averaged_log_proba(model, inputs, VALIDATION_SAMPLES),
-            learning_rate_multiplier=self._learning_rate_multiplier,
             progress=self.progress,
             description=self.key,
         )
-
-    def _learning_rate_multiplier(self, name: str, parameter: nn.Parameter) -> float:
-        return self.rho_learning_rate_multiplier if name.endswith("_rho") else 1.0
 
     def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:
         # Each pass draws fresh weights (the Bayesian layers always sample), while batch norm

@@ -17,8 +17,6 @@ Hooks for methods that need more than maximum likelihood:
   Backprop adds ``KL(q || p) / n_train`` here, so the sum over an epoch is the ELBO's);
 - per-example weights (``PreparedData.sample_weights``, e.g. from mixing real and synthetic
   sets) weight each example's loss; they are rescaled to mean 1 so the loss keeps its scale;
-- ``learning_rate_multiplier(name, parameter) -> float`` scales the learning rate per parameter
-  (a BNN's posterior standard deviations learn on a log scale and need a faster rate);
 - ``validation_log_proba(model, inputs) -> (N, C)`` replaces the plain softmax of the eval-mode
   logits when scoring the validation set (e.g. to average several weight samples).
 """
@@ -45,9 +43,6 @@ ExtraLoss = Callable[[nn.Module, int], torch.Tensor]
 
 ValidationLogProba = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 """``validation_log_proba(model, inputs (N, ...)) -> (N, C)`` predictive log-probabilities."""
-
-LearningRateMultiplier = Callable[[str, nn.Parameter], float]
-"""``learning_rate_multiplier(name, parameter)``: factor on the learning rate of one parameter."""
 
 
 @dataclass
@@ -160,17 +155,8 @@ def per_example_loss(logits: torch.Tensor, targets: torch.Tensor, config: Traini
     return F.cross_entropy(logits, targets, reduction="none", label_smoothing=config.label_smoothing)
 
 
-def _make_optimizer(
-    model: nn.Module, config: TrainingConfig, learning_rate_multiplier: LearningRateMultiplier | None = None
-) -> torch.optim.Optimizer:
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    if learning_rate_multiplier is None:
-        parameters: list = [p for _, p in trainable]
-    else:  # one parameter group per distinct multiplier; the schedule scales every group alike
-        groups: dict[float, list[nn.Parameter]] = {}
-        for name, p in trainable:
-            groups.setdefault(float(learning_rate_multiplier(name, p)), []).append(p)
-        parameters = [{"params": ps, "lr": config.learning_rate * m} for m, ps in groups.items()]
+def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    parameters = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             parameters,
@@ -299,7 +285,6 @@ def train_model(
     device: torch.device | str | None = None,
     extra_loss: ExtraLoss | None = None,
     validation_log_proba: ValidationLogProba = default_validation_log_proba,
-    learning_rate_multiplier: LearningRateMultiplier | None = None,
     progress: bool = True,
     description: str = "training",
 ) -> TrainingHistory:
@@ -315,9 +300,6 @@ def train_model(
         device: ``None`` picks CUDA when present.
         extra_loss: Added to every mini-batch loss, called as ``extra_loss(model, len(train))``.
         validation_log_proba: Computes the ``(N, C)`` validation log-probabilities.
-        learning_rate_multiplier: Per-parameter factor on ``config.learning_rate``, called as
-            ``learning_rate_multiplier(name, parameter)`` (e.g. a faster rate for the posterior
-            standard deviations of a BNN); ``None``: one rate for all.
         progress: Show a rich progress bar.
         description: Label of the progress bar.
 
@@ -344,7 +326,7 @@ def train_model(
     # of that epoch (a different one each epoch, as the order is reshuffled).
     batches_per_epoch = n_train // config.batch_size + int(n_train % config.batch_size > 1)
     batches_per_epoch = max(batches_per_epoch, 1)
-    optimizer = _make_optimizer(model, config, learning_rate_multiplier)
+    optimizer = _make_optimizer(model, config)
     scheduler = _make_scheduler(optimizer, config, config.epochs * batches_per_epoch)
     shuffle = torch.Generator().manual_seed(seed)
 

@@ -175,8 +175,16 @@ class _MeanFieldGaussianLayer(nn.Module):
         Returns:
             ``(B, out_features)`` or ``(B, C_out, H', W')``.
         """
-        mean = self._operation(inputs, self.weight_mu, self.bias_mu)
         bias_sigma = self.bias_sigma
+        if not self.training:
+            # At prediction, one weight sample shared by the whole batch is an exact posterior
+            # sample for every example: LRT and Flipout only decorrelate the gradient noise
+            # within a training minibatch. It costs one ordinary layer, where LRT's second
+            # convolution and activation-sized Gaussian noise make it about 3x on a CPU.
+            weight = torch.addcmul(self.weight_mu, self.weight_sigma, torch.randn_like(self.weight_mu))
+            bias = None if bias_sigma is None else torch.addcmul(self.bias_mu, bias_sigma, torch.randn_like(bias_sigma))
+            return self._operation(inputs, weight, bias)
+        mean = self._operation(inputs, self.weight_mu, self.bias_mu)
         if self.estimator == "lrt":
             variance = self._operation(
                 inputs.square(),

@@ -63,10 +63,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _training_data(group: dict[str, Any]) -> str:
     if group["data"] == "mixed":
-        return f"{group['real_per_class']} real + {group['synthetic_per_class']} {group['source']}"
-    if group["data"] == "synthetic":
-        return f"{group['size']} {group['source']}"
-    return f"{group['size']} real"
+        text = f"{group['real_per_class']} real + {group['synthetic_per_class']} {group['source']}"
+    elif group["data"] == "synthetic":
+        text = f"{group['size']} {group['source']}"
+    else:
+        text = f"{group['size']} real"
+    # Filtered, audit-weighted and robust-loss regimes say what they changed.
+    return f"{text} ({group['treatment']})" if group.get("treatment") else text
 
 
 def _thumbnail(path: str) -> str | None:

@@ -190,6 +190,7 @@ def _summaries(groups: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, A
                     "method_key",
                 )
             },
+            "treatment": first.get("treatment"),  # absent from logs written before treatments existed
             "seeds": [row["seed"] for row in rows],
             "train_seconds": float(np.sum([row["train_seconds"] for row in rows])),
             "metrics": {
@@ -312,9 +313,8 @@ def _generator_provenance(
 
 def _main_setting(config: StudyConfig, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The comparison the report leads with: the first backbone, the baseline (first) method,
-    the real-only regime against the first synthetic-only regime, at their largest common size."""
-    real = next((r for r in config.regimes if r.data == "real"), None)
-    synthetic = next((r for r in config.regimes if r.data == "synthetic"), None)
+    the real-only regime against the first plain synthetic-only regime, at their largest common size."""
+    real, synthetic = config.plain_regime("real"), config.plain_regime("synthetic")
     if real is None or synthetic is None:
         return {}
     backbone, method = config.backbones[0].name, config.methods[0].name
@@ -415,6 +415,14 @@ def _headline(
                 f"Adding {treatment['synthetic_per_class']} synthetic per class to {treatment['real_per_class']} "
                 f"real ones: accuracy {interval_points(difference)} points (mean [95 % CI])."
             )
+    for comparison in comparisons:
+        if comparison["kind"] == "treatment vs plain" and comparison["treatment"].endswith(f"/{backbone}/{method}"):
+            treatment, baseline = summaries[comparison["treatment"]], summaries[comparison["baseline"]]
+            difference = comparison["differences"]["accuracy"]["seeds"]
+            facts.append(
+                f"{treatment['regime']} vs {baseline['regime']} at {treatment['size']} per class "
+                f"({treatment['treatment']}): accuracy {interval_points(difference)} points (mean [95 % CI])."
+            )
     by_pair = {(c["treatment"], c["baseline"]): c for c in comparisons if c["kind"] == "method vs baseline"}
     for spec in config.methods[1:]:
         for regime in (main["real_regime"], main["synthetic_regime"]):
@@ -480,7 +488,7 @@ def analyze_study(
                 if curve is not None and (len(curve["sizes"]) > 1 or regime.data == "mixed"):
                     curves.append(curve)
 
-    real_regime = next((r for r in config.regimes if r.data == "real"), None)
+    real_regime = config.plain_regime("real")
     rates: list[dict[str, Any]] = []
     worth: list[dict[str, Any]] = []
     comparisons: list[dict[str, Any]] = []
@@ -544,6 +552,20 @@ def analyze_study(
             continue
         comparisons.append(_compare("method vs baseline", group, baseline, rows_by_group, labels, run_dir, resamples))
 
+    # Each filtered / weighted / robust-loss regime against the same data without the treatment.
+    for regime in config.regimes:
+        plain = config.untreated_counterpart(regime)
+        if plain is None:
+            continue
+        for group in summaries.values():
+            if group["regime"] != regime.name:
+                continue
+            baseline = summaries.get(f"{plain.name}/n={group['size']}/{group['backbone']}/{group['method']}")
+            if baseline is not None:
+                comparisons.append(
+                    _compare("treatment vs plain", group, baseline, rows_by_group, labels, run_dir, resamples)
+                )
+
     generators, samples = {}, {}
     for name, directory in data.synthetic_dirs.items():
         generators[name], samples[name] = _generator_provenance(name, directory, data.classes)
@@ -597,6 +619,7 @@ def _csv_text(analysis: dict[str, Any]) -> str:
         "synthetic_per_class",
         "backbone",
         "method",
+        "treatment",
         "n_seeds",
     ]
     for name in metrics:
@@ -617,7 +640,7 @@ def _csv_text(analysis: dict[str, Any]) -> str:
                 "method",
             )
         ]
-        line.append(len(group["seeds"]))
+        line += [group.get("treatment") or "", len(group["seeds"])]
         for name in metrics:
             interval = group["metrics"].get(name, {})
             line += [interval.get(key, "") for key in ("mean", "low", "high", "std")]
@@ -662,8 +685,10 @@ def summary_markdown(analysis: dict[str, Any]) -> str:
 
 def _per_class(group: dict[str, Any]) -> str:
     if group["data"] == "mixed":
-        return f"{group['real_per_class']} real + {group['synthetic_per_class']} synthetic"
-    return f"{group['size']} {group['data']}"
+        text = f"{group['real_per_class']} real + {group['synthetic_per_class']} synthetic"
+    else:
+        text = f"{group['size']} {group['data']}"
+    return f"{text} ({group['treatment']})" if group.get("treatment") else text
 
 
 def write_summary_markdown(analysis: dict[str, Any], run_dir: str | os.PathLike[str]) -> str:

@@ -11,6 +11,7 @@ Layout::
     CACHE/models/<key>/          a saved method (safetensors + JSON) and key.json
     CACHE/predictions/<key>.npz  probability samples (S, N, C) and labels (N,)
     CACHE/generated/<key>/       image folders generated for the study
+    CACHE/audits/<key>/          audits of synthetic sources (``synthaug.audit.audit_dataset``)
 """
 
 from __future__ import annotations
@@ -97,3 +98,19 @@ class StudyCache:
     def generated_dir(self, key: str) -> Path:
         """Folder for images generated from the spec with content key ``key``."""
         return self.root / "generated" / key
+
+    # -- audits ---------------------------------------------------------------------------
+
+    def audit_dir(self, key: str) -> Path:
+        """Folder of the audit with content key ``key`` (may not exist yet)."""
+        return self.root / "audits" / key
+
+    def has_audit(self, key: str) -> bool:
+        """Whether a complete audit is stored under ``key`` (an interrupted one resumes in place)."""
+        from synthaug.audit.run import AUDIT_FILE
+
+        path = self.audit_dir(key) / AUDIT_FILE
+        try:
+            return json.loads(path.read_text()).get("status") == "complete"
+        except (OSError, json.JSONDecodeError):
+            return False

@@ -18,6 +18,11 @@ A minimal config::
       - {name: synthetic, data: synthetic, source: ddpm, sizes: [10, 50, 200]}
     methods: [deterministic, bnn]
     ood: [digits]
+
+Noise-robust regimes (see :class:`Regime`) train on the same source filtered by an audit
+(``filter: {drop_top: 0.1}``), weighted by it (``weights: audit``), or with a robust loss
+(``method_params: {loss: generalized_cross_entropy}``); the study audits each such source
+against the real training pool once, with the settings of the top-level ``audit`` section.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ __all__ = [
     "OODSpec",
     "RealData",
     "Regime",
+    "RegimeFilter",
     "StudyConfig",
     "SyntheticSource",
+    "audit_config",
     "config_to_dict",
     "load_config",
     "parse_config",
@@ -108,6 +115,55 @@ class SyntheticSource(_Strict):
     generate: GenerationSpec | None = None
 
 
+class RegimeFilter(_Strict):
+    """Which images of the synthetic source a filtered regime leaves out, by the study's audit
+    of that source (the options of :func:`synthaug.audit.drop_reasons`)."""
+
+    # Drop the images with the highest combined audit score: a fraction in (0, 1) of the
+    # source (0.1 = the top 10 %) or a count (>= 1).
+    drop_top: float | int | None = None
+    # Or drop every image whose combined audit score (in (0, 1]) is at least this.
+    threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    # Drop the images confident learning flags as label issues.
+    drop_label_issues: bool = False
+    # Drop copies of earlier images of the source and copies of real training images.
+    drop_duplicates: bool = False
+    # Drop copies of real test images (leakage); on by default, as in `synthaug filter`.
+    drop_leakage: bool = True
+
+    @field_validator("drop_top")
+    @classmethod
+    def _fraction_or_count(cls, value: float | int | None) -> float | int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or (isinstance(value, float) and not 0.0 < value < 1.0) or value <= 0:
+            raise ValueError("must be a fraction in (0, 1) such as 0.1, or a count >= 1")
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> RegimeFilter:
+        if self.drop_top is not None and self.threshold is not None:
+            raise ValueError("give drop_top or threshold, not both")
+        if self.drop_top is None and self.threshold is None and not (self.drop_label_issues or self.drop_duplicates):
+            raise ValueError("say what to drop: drop_top, threshold, drop_label_issues or drop_duplicates")
+        return self
+
+    def describe(self) -> str:
+        """``"filtered: top 10 % by audit score"``."""
+        rules = []
+        if isinstance(self.drop_top, float):
+            rules.append(f"top {100 * self.drop_top:g} % by audit score")
+        elif self.drop_top is not None:
+            rules.append(f"top {self.drop_top} by audit score")
+        if self.threshold is not None:
+            rules.append(f"audit score ≥ {self.threshold:g}")
+        if self.drop_label_issues:
+            rules.append("label issues")
+        if self.drop_duplicates:
+            rules.append("duplicates")
+        return "filtered: " + " + ".join(rules)
+
+
 class Regime(_Strict):
     """A way of building the training set, at one or more sizes."""
 
@@ -128,6 +184,27 @@ class Regime(_Strict):
     # Names of the study's methods to run in this regime (default: all of them). Learning
     # curves usually need only the cheap baseline at many sizes.
     methods: list[str] | None = None
+    # Synthetic or mixed only: draw the synthetic images from the source without the images
+    # the study's audit marks (e.g. `{drop_top: 0.1}`); sizes count the images kept.
+    filter: RegimeFilter | None = None
+    # Synthetic or mixed only: `audit` weights each synthetic image's loss by the out-of-sample
+    # probability of its label in the study's audit (`synthaug.audit.audit_weights`).
+    weights: Literal["audit"] | None = None
+    # Hyper-parameters of every method in this regime, over the study's `method_params` and
+    # each method's own: a robust loss is `{loss: generalized_cross_entropy}` or
+    # `{label_smoothing: 0.1}`. (None rather than {} when absent, so that run folders written
+    # before this key existed still match their config and resume.)
+    method_params: dict[str, Any] | None = None
+
+    @property
+    def treatment(self) -> str | None:
+        """What this regime does beyond drawing images (filter, weights, method settings), as
+        the tables show it; ``None`` for a plain regime."""
+        parts = [self.filter.describe()] if self.filter is not None else []
+        if self.weights == "audit":
+            parts.append("audit-weighted")
+        parts += [f"{key}={value}" for key, value in sorted((self.method_params or {}).items())]
+        return ", ".join(parts) or None
 
     @field_validator("sizes")
     @classmethod
@@ -209,6 +286,12 @@ class StudyConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     # Out-of-distribution sets (a dataset spec or {name, data | holdout_classes}).
     ood: list[OODSpec] = Field(default_factory=list)
+    # Settings of the audits that filtered and audit-weighted regimes use (the fields of
+    # `synthaug.audit.AuditConfig`: folds, method, method_options, backbone, epochs,
+    # reference_method, seed, score_components, ...); each such synthetic source is audited
+    # once, against the real training pool (reference) and test set (leakage). Absent: the
+    # AuditConfig defaults.
+    audit: dict[str, Any] | None = None
     # Real images per class at which the exchange rate is reported; default: every size of
     # the real-only regime.
     exchange_rate_at: list[int] | None = None
@@ -269,6 +352,38 @@ class StudyConfig(_Strict):
         if regime.data == "real":
             return None
         return self.source(regime.source) if regime.source else self.synthetic[0]
+
+    def plain_regime(self, data: str) -> Regime | None:
+        """The first regime of kind ``data`` without a treatment (else the first of that
+        kind): the baseline that tables and the headline compare against."""
+        regimes = [regime for regime in self.regimes if regime.data == data]
+        return next((regime for regime in regimes if regime.treatment is None), regimes[0] if regimes else None)
+
+    def untreated_counterpart(self, regime: Regime) -> Regime | None:
+        """The regime drawing the same data as a treated ``regime`` without any treatment."""
+        if regime.treatment is None:
+            return None
+        return next(
+            (
+                other
+                for other in self.regimes
+                if other.treatment is None
+                and other.data == regime.data
+                and self.regime_source(other) == self.regime_source(regime)
+                and other.synthetic_per_class == regime.synthetic_per_class
+                and other.synthetic_weight == regime.synthetic_weight
+            ),
+            None,
+        )
+
+    def audited_sources(self) -> list[str]:
+        """Names of the synthetic sources a filtered or audit-weighted regime needs audited."""
+        names = [
+            self.regime_source(regime).name
+            for regime in self.regimes
+            if regime.filter is not None or regime.weights is not None
+        ]
+        return list(dict.fromkeys(names))
 
     def regime_methods(self, regime: Regime, size: int | None = None) -> list[MethodSpec]:
         """The methods run in ``regime`` (at ``size`` if given), in the study's order."""
@@ -348,12 +463,14 @@ def _check_references(config: StudyConfig) -> None:
     backbone_names = [backbone.name for backbone in config.backbones]
     if len(set(backbone_names)) != len(backbone_names):
         raise ConfigError("backbones: backbone names must be distinct")
-    if sum(regime.data == "real" for regime in config.regimes) > 1:
-        raise ConfigError("regimes: at most one regime may have `data: real` (it is the baseline)")
+    if sum(regime.data == "real" and regime.treatment is None for regime in config.regimes) > 1:
+        raise ConfigError(
+            "regimes: at most one regime may have `data: real` without `method_params` (it is the baseline)"
+        )
     for index, regime in enumerate(config.regimes):
         where = f"regimes[{index}]"
         if regime.data == "real":
-            for key in ("source", "synthetic_per_class", "synthetic_weight"):
+            for key in ("source", "synthetic_per_class", "synthetic_weight", "filter", "weights"):
                 if getattr(regime, key) is not None:
                     raise ConfigError(f"{where}.{key}: only a synthetic or mixed regime takes it")
         else:
@@ -397,6 +514,31 @@ def _check_references(config: StudyConfig) -> None:
     real = [regime for regime in config.regimes if regime.data == "real"]
     if config.exchange_rate_at is not None and not real:
         raise ConfigError("exchange_rate_at: needs a regime with `data: real`")
+    if config.audit:
+        audit_config(config)
+
+
+def audit_config(config: StudyConfig) -> Any:
+    """The :class:`synthaug.audit.AuditConfig` of the study's ``audit`` section.
+
+    Raises:
+        ConfigError: naming ``audit.<key>`` for an unknown key or a bad value.
+    """
+    import dataclasses
+
+    from synthaug.audit import AuditConfig
+
+    valid = [field.name for field in dataclasses.fields(AuditConfig)]
+    settings = config.audit or {}
+    unknown = [key for key in settings if key not in valid]
+    if unknown:
+        raise ConfigError(f"audit.{unknown[0]}: unknown key; valid keys here: {', '.join(valid)}")
+    try:
+        return AuditConfig(**settings)
+    except ConfigError as error:
+        raise ConfigError(f"audit: {error}") from None
+    except TypeError as error:  # a wrong type that the dataclass's checks trip over
+        raise ConfigError(f"audit: {error}") from None
 
 
 def parse_config(data: Any) -> StudyConfig:

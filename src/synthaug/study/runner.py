@@ -46,6 +46,7 @@ from synthaug.study.config import (
     Regime,
     StudyConfig,
     SyntheticSource,
+    audit_config,
     config_to_dict,
 )
 from synthaug.study.results import append_row, read_rows, to_json_value
@@ -104,6 +105,10 @@ class StudyData:
         ood: OOD sets by name.
         synthetic: Synthetic datasets by source name.
         synthetic_dirs: Folder of each synthetic source (for the report's sample grid).
+        audits: Audit folder of each synthetic source that a filtered or audit-weighted
+            regime uses.
+        regime_pools: The synthetic images each filtered or audit-weighted regime draws from
+            (by regime name; other regimes draw from their whole source).
     """
 
     classes: list[str]
@@ -113,6 +118,8 @@ class StudyData:
     ood: dict[str, ImageDataset] = field(default_factory=dict)
     synthetic: dict[str, ImageDataset] = field(default_factory=dict)
     synthetic_dirs: dict[str, str] = field(default_factory=dict)
+    audits: dict[str, Path] = field(default_factory=dict)
+    regime_pools: dict[str, ImageDataset] = field(default_factory=dict)
 
 
 @dataclass
@@ -217,16 +224,27 @@ def _generate_source(
     return directory
 
 
-def load_study_data(config: StudyConfig, cache: StudyCache, progress: bool = False) -> StudyData:
-    """Load the real, OOD and synthetic datasets (generating synthetic ones as needed) and
-    check that every regime's sizes are available.
+def load_study_data(
+    config: StudyConfig, cache: StudyCache, progress: bool = False, log: Callable[[str], None] | None = None
+) -> StudyData:
+    """Load the real, OOD and synthetic datasets (generating synthetic ones as needed), audit
+    the synthetic sources that filtered or audit-weighted regimes need (or find the audits in
+    the cache), and check that every regime's sizes are available.
+
+    Args:
+        config: The study config.
+        cache: Where generated images and audits are stored.
+        progress: Show the generation progress bars.
+        log: Called with a one-line message as a long stage (an audit) starts.
 
     Raises:
-        ConfigError: A dataset is missing or unreadable, class names do not match, or a
-            regime asks for more images per class than its data has; the message names the key.
+        ConfigError: A dataset is missing or unreadable, class names do not match, a
+            regime's ``method_params`` are invalid, or a regime asks for more images per class
+            than its data has; the message names the key.
     """
     from synthaug.data import train_val_split
 
+    _check_method_params(config)
     pool = _load(config.real.train, "real.train")
     if config.real.val is not None:
         val = _load(config.real.val, "real.val")
@@ -274,8 +292,83 @@ def load_study_data(config: StudyConfig, cache: StudyCache, progress: bool = Fal
             dataset = _load(str(directory), f"{where}.generate")
         data.synthetic[source.name] = aligned(dataset, where)
         data.synthetic_dirs[source.name] = str(directory)
+    for name in config.audited_sources():
+        data.audits[name] = _audit_source(config, data, cache, name, log)
+    for regime in config.regimes:
+        if regime.filter is not None or regime.weights is not None:
+            data.regime_pools[regime.name] = _treated_pool(config, data, regime)
     _check_sizes(config, data)
     return data
+
+
+def _check_method_params(config: StudyConfig) -> None:
+    """Build each regime's methods with its ``method_params``, so a misspelt or invalid
+    hyper-parameter stops the study before anything is trained."""
+    for index, regime in enumerate(config.regimes):
+        if not regime.method_params:
+            continue
+        for method in config.regime_methods(regime):
+            unit = Unit(regime, regime.sizes[0], config.backbones[0], method, config.seeds[0])
+            try:
+                _make_method(config, unit).training_config()
+            except ConfigError as error:
+                raise ConfigError(f"regimes[{index}].method_params: {error}") from error
+
+
+def _audit_source(
+    config: StudyConfig, data: StudyData, cache: StudyCache, name: str, log: Callable[[str], None] | None
+) -> Path:
+    """Audit synthetic source ``name`` against the real training pool and test set, once:
+    the audit is cached under the hash of its settings and data (an interrupted audit resumes)."""
+    from synthaug.audit import audit_dataset
+
+    settings = audit_config(config)
+    synthetic = data.synthetic[name]
+    description = {
+        "synthaug_version": synthaug.__version__,
+        "audit": settings.to_dict(),
+        "data": synthetic.fingerprint(),
+        "reference": data.pool.fingerprint(),
+        "test": data.test.fingerprint(),
+    }
+    key = content_key(description)
+    directory = cache.audit_dir(key)
+    if not cache.has_audit(key):
+        if log is not None:
+            log(f"auditing {name} ({len(synthetic)} images)")
+        try:
+            audit_dataset(synthetic, directory, reference=data.pool, test=data.test, config=settings,
+                          device=config.device)
+        except SynthaugError as error:
+            raise type(error)(f"audit of synthetic source {name!r}: {error}") from error
+    return directory
+
+
+def _treated_pool(config: StudyConfig, data: StudyData, regime: Regime) -> ImageDataset:
+    """The synthetic images a filtered and/or audit-weighted regime draws from."""
+    from synthaug.audit import audit_weights, drop_reasons
+    from synthaug.audit.filter import read_audit
+
+    source = config.regime_source(regime)
+    assert source is not None  # filter and weights need a synthetic source (checked by the config)
+    synthetic, audit_dir = data.synthetic[source.name], data.audits[source.name]
+    pool = synthetic
+    if regime.weights == "audit":
+        pool = pool.with_sample_weights(audit_weights(synthetic, audit_dir))
+    if regime.filter is not None:
+        dropped = drop_reasons(read_audit(audit_dir, synthetic), **regime.filter.model_dump())
+        kept = np.array([index for index in range(len(synthetic)) if index not in dropped], dtype=np.int64)
+        pool = pool.subset(kept, name=f"{synthetic.name} ({regime.filter.describe()})")
+    return pool
+
+
+def synthetic_pool(config: StudyConfig, data: StudyData, regime: Regime) -> ImageDataset:
+    """The synthetic images ``regime`` draws from: its source, filtered or weighted as it says."""
+    if regime.name in data.regime_pools:
+        return data.regime_pools[regime.name]
+    source = config.regime_source(regime)
+    assert source is not None  # every synthetic or mixed regime has one (checked by the config)
+    return data.synthetic[source.name]
 
 
 def _check_sizes(config: StudyConfig, data: StudyData) -> None:
@@ -290,13 +383,14 @@ def _check_sizes(config: StudyConfig, data: StudyData) -> None:
         source = config.regime_source(regime)
         if source is None:
             continue
-        synthetic_min = min(data.synthetic[source.name].class_counts().values())
+        synthetic_min = min(synthetic_pool(config, data, regime).class_counts().values())
         wanted = max(regime.sizes) if regime.data == "synthetic" else regime.synthetic_per_class
         if wanted is not None and wanted > synthetic_min:
             key = "sizes" if regime.data == "synthetic" else "synthetic_per_class"
+            after = f" after {regime.filter.describe()} (lower the sizes or drop fewer)" if regime.filter else ""
             raise ConfigError(
                 f"{where}.{key}: asks for {wanted} synthetic images per class but source "
-                f"{source.name!r} has {synthetic_min} for its smallest class"
+                f"{source.name!r} has {synthetic_min} for its smallest class{after}"
             )
 
 
@@ -307,22 +401,23 @@ def training_set(config: StudyConfig, data: StudyData, unit: Unit) -> ImageDatas
     regime = unit.regime
     if regime.data == "real":
         return subsample_per_class(data.pool, unit.size, seed=unit.seed)
-    source = config.regime_source(regime)
-    assert source is not None  # every synthetic or mixed regime has one (checked by the config)
-    synthetic = data.synthetic[source.name]
+    synthetic = synthetic_pool(config, data, regime)
     if regime.data == "synthetic":
         return subsample_per_class(synthetic, unit.size, seed=unit.seed)
     real = subsample_per_class(data.pool, unit.size, seed=unit.seed)
     added = subsample_per_class(synthetic, regime.synthetic_per_class, seed=unit.seed)
     if regime.synthetic_weight is None:
         return concat_datasets([real, added])
-    # Per-item weights that give the synthetic images a total share `synthetic_weight` of the loss.
+    # Per-set factors that give the synthetic images a total share `synthetic_weight` of the
+    # loss; within each set, images keep their relative (e.g. audit) weights.
     share = regime.synthetic_weight
-    return concat_datasets([real, added], weights=[(1.0 - share) / len(real), share / len(added)])
+    return concat_datasets(
+        [real, added], weights=[(1.0 - share) / real.sample_weights.sum(), share / added.sample_weights.sum()]
+    )
 
 
 def _method_params(config: StudyConfig, unit: Unit) -> dict[str, Any]:
-    return {**config.method_params, **unit.method.params}
+    return {**config.method_params, **unit.method.params, **(unit.regime.method_params or {})}
 
 
 def _make_method(config: StudyConfig, unit: Unit) -> Any:
@@ -394,11 +489,14 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
     ood_probs = {name: load_predictions(prediction_paths[name])[0] for name in data.ood}
     metrics = evaluate_unit(test_probs, test_labels, ood_probs)
     source = config.regime_source(unit.regime)
+    audit_dir = data.audits[source.name] if unit.regime.name in data.regime_pools else None
     return {
         "unit_id": unit.unit_id,
         "regime": unit.regime.name,
         "data": unit.regime.data,
         "source": source.name if source is not None else None,
+        "treatment": unit.regime.treatment,
+        "audit": None if audit_dir is None else _relative(audit_dir, run_dir),
         "size": unit.size,
         "real_per_class": unit.size if unit.regime.data != "synthetic" else 0,
         "synthetic_per_class": (
@@ -572,7 +670,8 @@ def run_study(
     results_path = run_dir / RESULTS_FILE
     with _torch_threads(config.threads), _study_progress(progress) as bar:
         task = bar.add_task("loading data", total=len(units)) if bar is not None else None
-        data = load_study_data(config, cache, progress=progress)
+        log = (lambda message: bar.update(task, description=message)) if bar is not None else None
+        data = load_study_data(config, cache, progress=progress, log=log)
         finished = {row["unit_id"]: row for row in read_rows(results_path)}
         resumed = sum(unit.unit_id in finished for unit in units)
         if bar is not None:
