@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import synthaug.cli.main  # registers every command
 from synthaug.cli._app import app
-from synthaug.errors import ConfigError
+from synthaug.errors import ConfigError, DataError
 from synthaug.methods import load_method
 from synthaug.metrics import load_predictions
 
@@ -108,3 +108,26 @@ def test_round_trip_on_fashion_mnist(fashion_mnist_available: Path, tmp_path: Pa
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
     assert metrics["accuracy"] > 0.55  # chance is 0.10; 600 images, 3 epochs
     assert np.isfinite(metrics["nll"]) and metrics["ece"] < 0.3
+
+
+def test_out_of_distribution_predictions_feed_evaluate_ood(tiny_image_folder: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    invoke("train", "--train", tiny_image_folder, "--method", "mc-dropout", "--param", "num_samples=4",
+           "--epochs", "4", "--batch-size", "16", "--seed", "0", *TINY_CNN, "--out", model)
+    invoke("predict", "--model", model, "--data", tiny_image_folder, "--out", tmp_path / "test.npz")
+    # `digits` has other classes: refused without --ood, with a hint, and nothing written.
+    with pytest.raises(DataError, match="unknown to the model .*; pass --ood"):
+        runner.invoke(app, ["predict", "--model", str(model), "--data", "digits", "--out", str(tmp_path / "ood.npz")],
+                      catch_exceptions=False)
+    assert not (tmp_path / "ood.npz").exists()
+    invoke("predict", "--model", model, "--data", "digits", "--ood", "--out", tmp_path / "ood.npz")
+    ood = load_predictions(tmp_path / "ood.npz", require_labels=False)
+    assert ood.labels is None and ood.probs.shape == (4, 1797, 3)
+    assert ood.classes == ["diagonal", "horizontal", "vertical"]
+    with pytest.raises(Exception, match="missing array.*labels"):  # not usable as in-distribution data
+        load_predictions(tmp_path / "ood.npz")
+
+    invoke("evaluate", tmp_path / "test.npz", "--ood", tmp_path / "ood.npz", "--out", tmp_path / "eval")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
+    assert 0.0 <= metrics["ood_auroc_mutual_information"] <= 1.0
+    assert 0.0 <= metrics["ood_auroc_max_prob"] <= 1.0

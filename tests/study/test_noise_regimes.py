@@ -186,3 +186,15 @@ def test_a_run_folder_written_before_these_keys_existed_still_resumes(tmp_path) 
         changed = tiny_config_data(folders)
         changed["regimes"][1]["method_params"] = {"label_smoothing": 0.1}
         bind_run_dir(parse_config(changed), tmp_path / "run")
+
+
+def test_a_study_of_synthetic_regimes_only_still_states_each_treatment(noise_study, tmp_path) -> None:
+    # No real regime: no exchange rate to answer with, but the paired treatment comparisons stay.
+    data = noise_config(noise_study["folders"], noise_study["cache_dir"])
+    data["regimes"] = [regime for regime in data["regimes"] if regime["data"] == "synthetic"]
+    result = run_study(parse_config(data), tmp_path / "run", progress=False, render_report=False)
+    assert result.units_total == 3 * len(data["seeds"])
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "(no real-vs-synthetic comparison in this study)" in summary
+    assert f"- {FILTERED} vs synthetic at 3 per class (filtered: top 20 % by audit score): accuracy" in summary
+    assert f"- {GCE} vs synthetic at 3 per class (loss=generalized_cross_entropy): accuracy" in summary

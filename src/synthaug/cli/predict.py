@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from synthaug.cli._app import app
 from synthaug.data import load_dataset
-from synthaug.errors import ConfigError
+from synthaug.errors import ConfigError, DataError
 from synthaug.methods import load_method
 from synthaug.metrics import save_predictions
 
@@ -25,13 +25,15 @@ def predict(
     skip_bad: bool = False,
     overwrite: bool = False,
     device: str | None = None,
+    ood: bool = False,
 ) -> Path:
     """Predict ``data`` with the model saved in ``model_dir``; write a predictions file.
 
     The file holds ``probs`` ``(S, N, C)``, ``labels`` ``(N,)`` and the model's ``classes``
     (see :func:`synthaug.metrics.save_predictions`). The data's classes are matched to the
     model's by name, so labels index the model's classes; a class the model does not know is
-    an error.
+    an error, unless ``ood`` says the data is out of distribution: then any classes are
+    accepted and the file holds no labels (for ``synthaug evaluate --ood``).
 
     Args:
         model_dir: Directory written by ``synthaug train`` / ``UncertaintyMethod.save``.
@@ -40,6 +42,8 @@ def predict(
         skip_bad: Skip unreadable images instead of stopping.
         overwrite: Replace an existing ``out``.
         device: ``None`` picks CUDA when present.
+        ood: The data is out-of-distribution data for this model (e.g. ``digits`` for a
+            Fashion-MNIST model): write its probability samples without labels.
 
     Returns:
         ``out``.
@@ -48,7 +52,16 @@ def predict(
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; choose a new --out or pass --overwrite")
     method = load_method(model_dir, device=device, progress=True)
-    dataset = load_dataset(data, skip_bad=skip_bad).with_classes(method.classes_)
+    dataset = load_dataset(data, skip_bad=skip_bad)
+    if ood:
+        return save_predictions(out, method.predict_proba(dataset), None, classes=list(method.classes_))
+    unknown = sorted(set(dataset.classes) - set(method.classes_))
+    if unknown:
+        raise DataError(
+            f"{data}: class(es) {', '.join(unknown)} unknown to the model in {model_dir} "
+            f"(it knows {', '.join(method.classes_)}); pass --ood for out-of-distribution data"
+        )
+    dataset = dataset.with_classes(method.classes_)
     probs = method.predict_proba(dataset)
     return save_predictions(out, probs, np.asarray(dataset.targets), classes=list(method.classes_))
 
@@ -61,7 +74,10 @@ def predict_cli(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing predictions file.")] = False,
+    ood: Annotated[bool, typer.Option(
+        "--ood", help="Out-of-distribution data (any classes): write probabilities without labels, "
+        "for `synthaug evaluate --ood`.")] = False,
 ) -> None:
     """Write probability samples (S, N, C) and labels of a dataset, for `synthaug evaluate`."""
-    path = predict(model, data, out, skip_bad=skip_bad, overwrite=overwrite, device=device)
+    path = predict(model, data, out, skip_bad=skip_bad, overwrite=overwrite, device=device, ood=ood)
     Console(highlight=False).print(f"wrote {escape(str(path))}")

@@ -167,7 +167,7 @@ def evaluate_prediction_files(
             f"{existing[0]}: already exists; pass --overwrite (overwrite=True) to replace it or choose another --out"
         )
     predictions = load_predictions(predictions_path)
-    ood_predictions = load_predictions(ood_path) if ood_path is not None else None
+    ood_predictions = load_predictions(ood_path, require_labels=False) if ood_path is not None else None
     if ood_predictions is not None and ood_predictions.probs.shape[2] != predictions.probs.shape[2]:
         raise DataError(
             f"{ood_path}: has {ood_predictions.probs.shape[2]} classes but {predictions_path} has "

@@ -30,12 +30,13 @@ class Predictions(NamedTuple):
 
     Attributes:
         probs: ``(S, N, C)`` probability samples.
-        labels: ``(N,)`` int64 class indices.
+        labels: ``(N,)`` int64 class indices, or None for out-of-distribution data (a file
+            written with ``labels=None``, read with ``require_labels=False``).
         classes: Class names (index -> name), or None when the file has none.
     """
 
     probs: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
     classes: list[str] | None
 
 
@@ -50,7 +51,8 @@ def save_predictions(
     Args:
         path: Where to write; written exactly there (no suffix is appended).
         probs: Probabilities ``(S, N, C)`` or ``(N, C)`` (stored as ``(1, N, C)``), numpy or torch.
-        labels: Integer class indices ``(N,)``.
+        labels: Integer class indices ``(N,)``, or None for out-of-distribution data, whose
+            images belong to none of the model's classes (the file then holds no labels).
         classes: Optional class names, one per class (length C).
 
     Returns:
@@ -59,8 +61,12 @@ def save_predictions(
     Raises:
         DataError: invalid probabilities, labels or class names.
     """
-    samples, labels = as_predictions(probs, labels)
-    arrays = {"probs": samples, "labels": labels}
+    if labels is None:
+        samples = as_probability_samples(probs)
+        arrays = {"probs": samples}
+    else:
+        samples, labels = as_predictions(probs, labels)
+        arrays = {"probs": samples, "labels": labels}
     if classes is not None:
         arrays["classes"] = _class_names(classes, samples.shape[2])
     path = Path(path)
@@ -69,11 +75,13 @@ def save_predictions(
     return path
 
 
-def load_predictions(path: str | os.PathLike) -> Predictions:
+def load_predictions(path: str | os.PathLike, *, require_labels: bool = True) -> Predictions:
     """Read and validate a predictions file written by :func:`save_predictions`.
 
     Args:
         path: A ``.npz`` file holding ``probs`` and ``labels`` (and optionally ``classes``).
+        require_labels: Refuse a file without ``labels``; pass False for out-of-distribution
+            predictions, which need none (``labels`` is then None when absent).
 
     Returns:
         ``Predictions(probs (S, N, C), labels (N,), classes or None)``.
@@ -96,7 +104,7 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
         )
     try:
         with np.load(path, allow_pickle=False) as archive:
-            missing = {"probs", "labels"} - set(archive.files)
+            missing = ({"probs", "labels"} if require_labels else {"probs"}) - set(archive.files)
             if missing:
                 raise DataError(
                     f"{path}: missing array(s) {', '.join(sorted(missing))} "
@@ -111,7 +119,9 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
             "write it with synthaug.metrics.save_predictions"
         ) from error
     probs = as_probability_samples(arrays["probs"], name=f"{path}: probs")
-    labels = as_labels(arrays["labels"], probs.shape[1], probs.shape[2], name=f"{path}: labels")
+    labels = None
+    if "labels" in arrays:
+        labels = as_labels(arrays["labels"], probs.shape[1], probs.shape[2], name=f"{path}: labels")
     classes = None
     if "classes" in arrays:
         classes = _class_names(arrays["classes"], probs.shape[2], name=f"{path}: classes").tolist()

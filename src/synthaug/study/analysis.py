@@ -339,6 +339,22 @@ def _main_setting(config: StudyConfig, summaries: dict[str, dict[str, Any]]) -> 
     }
 
 
+def _treatment_facts(
+    summaries: dict[str, dict[str, Any]], comparisons: list[dict[str, Any]], group_suffix: str = ""
+) -> list[str]:
+    """One sentence per "treatment vs plain" comparison whose treatment group ends with ``group_suffix``."""
+    facts = []
+    for comparison in comparisons:
+        if comparison["kind"] == "treatment vs plain" and comparison["treatment"].endswith(group_suffix):
+            treatment, baseline = summaries[comparison["treatment"]], summaries[comparison["baseline"]]
+            difference = comparison["differences"]["accuracy"]["seeds"]
+            facts.append(
+                f"{treatment['regime']} vs {baseline['regime']} at {treatment['size']} per class "
+                f"({treatment['treatment']}): accuracy {interval_points(difference)} points (mean [95 % CI])."
+            )
+    return facts
+
+
 def _headline(
     config: StudyConfig,
     summaries: dict[str, dict[str, Any]],
@@ -349,7 +365,9 @@ def _headline(
     """The question and the answer the report opens with, and the few facts behind it."""
     main = _main_setting(config, summaries)
     if not main:
-        return {"question": config.title, "answer": "", "facts": [], "main": {}}
+        # No real-vs-synthetic pair to answer the question with (e.g. a study of synthetic
+        # regimes only): the treatments still get their paired comparisons.
+        return {"question": config.title, "answer": "", "facts": _treatment_facts(summaries, comparisons), "main": {}}
     size, backbone, method, source = main["size"], main["backbone"], main["method"], main["source"]
 
     def group(regime: str, method_name: str = method) -> dict[str, Any] | None:
@@ -415,14 +433,7 @@ def _headline(
                 f"Adding {treatment['synthetic_per_class']} synthetic per class to {treatment['real_per_class']} "
                 f"real ones: accuracy {interval_points(difference)} points (mean [95 % CI])."
             )
-    for comparison in comparisons:
-        if comparison["kind"] == "treatment vs plain" and comparison["treatment"].endswith(f"/{backbone}/{method}"):
-            treatment, baseline = summaries[comparison["treatment"]], summaries[comparison["baseline"]]
-            difference = comparison["differences"]["accuracy"]["seeds"]
-            facts.append(
-                f"{treatment['regime']} vs {baseline['regime']} at {treatment['size']} per class "
-                f"({treatment['treatment']}): accuracy {interval_points(difference)} points (mean [95 % CI])."
-            )
+    facts += _treatment_facts(summaries, comparisons, f"/{backbone}/{method}")
     by_pair = {(c["treatment"], c["baseline"]): c for c in comparisons if c["kind"] == "method vs baseline"}
     for spec in config.methods[1:]:
         for regime in (main["real_regime"], main["synthetic_regime"]):
