@@ -41,8 +41,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import scipy.stats
-from sklearn.model_selection import StratifiedKFold
 
 from synthaug.audit.duplicates import DEFAULT_MIN_SIMILARITY
 from synthaug.data import ImageDataset
@@ -161,6 +159,9 @@ def cross_validated_probabilities(
             f"{data.name}: classes {small} have fewer images than the {config.folds} cross-validation "
             f"folds; add images or lower --folds to at most {present.min()}"
         )
+    # scipy and scikit-learn are imported where used: together they cost seconds of CLI start-up.
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
     samples: np.ndarray | None = None
     for fold, (train_index, held_out) in enumerate(splitter.split(np.zeros(len(data)), data.targets)):
@@ -304,6 +305,8 @@ def uncertainty_scores(samples: np.ndarray) -> dict[str, np.ndarray]:
 
 def rank_normalise(values: np.ndarray) -> np.ndarray:
     """Ranks divided by N, in (0, 1], ties averaged; the largest value gets 1."""
+    import scipy.stats
+
     return scipy.stats.rankdata(values, method="average") / len(values)
 
 

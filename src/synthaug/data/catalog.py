@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sklearn
 
 from synthaug.data import digits, fashion_mnist
 from synthaug.data.dataset import ImageDataset
@@ -55,7 +55,7 @@ BUILTIN_DATASETS.register("digits")(
         name="digits",
         size=digits.SIZE,
         load=digits.load_digits_dataset,
-        locate=lambda: f"bundled with scikit-learn {sklearn.__version__}",
+        locate=lambda: f"bundled with scikit-learn {importlib.metadata.version('scikit-learn')}",
     )
 )
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from synthaug.data.dataset import RESAMPLE, ImageDataset
 
@@ -25,6 +24,8 @@ _MAX_INTENSITY = 16  # scikit-learn's digits count pixels 0..16
 
 def load_digits_dataset(size: int = 28) -> ImageDataset:
     """The 1,797 scikit-learn digits as uint8 ``(N, size, size)`` images, classes ``"0".."9"``."""
+    from sklearn.datasets import load_digits  # here: scikit-learn is slow to import (CLI start-up)
+
     digits = load_digits()
     small = np.rint(digits.images * (255 / _MAX_INTENSITY)).astype(np.uint8)
     images = np.stack([np.asarray(Image.fromarray(image).resize((size, size), RESAMPLE)) for image in small])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from synthaug.data.dataset import ImageDataset
 from synthaug.errors import ConfigError, DataError
@@ -50,6 +49,9 @@ def train_val_split(dataset: ImageDataset, val_fraction: float, seed: int) -> tu
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
     try:
+        # Imported here: scikit-learn costs ~1.5 s to import, which every CLI command would pay.
+        from sklearn.model_selection import train_test_split
+
         train_indices, val_indices = train_test_split(
             np.arange(len(dataset)), test_size=val_fraction, stratify=dataset.targets, random_state=seed
         )

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from synthaug.metrics._shapes import as_scores
 
@@ -36,6 +35,8 @@ def ood_auroc(in_scores: Any, ood_scores: Any) -> float:
         random in-distribution one (0.5 is chance).
     """
     targets, scores = _detection_problem(in_scores, ood_scores)
+    from sklearn.metrics import roc_auc_score  # here: scikit-learn is slow to import (CLI start-up)
+
     return float(roc_auc_score(targets, scores))
 
 
@@ -52,6 +53,8 @@ def ood_aupr(in_scores: Any, ood_scores: Any) -> float:
         AUPR in ``[0, 1]``; chance level is ``N_ood / (N_in + N_ood)``.
     """
     targets, scores = _detection_problem(in_scores, ood_scores)
+    from sklearn.metrics import average_precision_score
+
     return float(average_precision_score(targets, scores))
 
 
@@ -69,6 +72,8 @@ def fpr_at_95_tpr(in_scores: Any, ood_scores: Any) -> float:
         FPR in ``[0, 1]``.
     """
     targets, scores = _detection_problem(in_scores, ood_scores)
+    from sklearn.metrics import roc_curve
+
     false_positive_rate, true_positive_rate, _ = roc_curve(targets, scores, drop_intermediate=False)
     first_reaching_target = np.searchsorted(true_positive_rate, TARGET_TRUE_POSITIVE_RATE, side="left")
     return float(false_positive_rate[first_reaching_target])

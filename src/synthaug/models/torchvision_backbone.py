@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import safetensors.torch
 import torch
-import torchvision
 from rich.progress import Progress
 from torch import nn
-from torchvision.transforms import v2
 
 from synthaug.errors import ConfigError, DataError
 from synthaug.models.base import Backbone
 from synthaug.runtime import pick_device
 
 if TYPE_CHECKING:
+    import torchvision
+
     from synthaug.data import ImageDataset
 
 # torchvision's ImageNet statistics, used with random weights or a bare local state dict.
@@ -40,6 +40,8 @@ FEATURE_CACHE_FORMAT = 1
 @functools.cache
 def torchvision_model_names() -> frozenset[str]:
     """Names of torchvision's classification models (``resnet18``, ``vit_b_16``, ...)."""
+    import torchvision  # here, not at the top: importing torchvision costs ~1.5 s (CLI start-up)
+
     return frozenset(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -152,6 +154,8 @@ class TorchvisionBackbone(Backbone):
     def _weights_enum(self) -> torchvision.models.WeightsEnum | None:
         if self.weights is None:
             return None
+        import torchvision
+
         try:
             return torchvision.models.get_model_weights(self.name)[self.weights]
         except KeyError:
@@ -174,6 +178,8 @@ class TorchvisionBackbone(Backbone):
 
     def _load_network(self) -> tuple[nn.Module, int]:
         """Build the pretrained network with its output layer removed; return it and D."""
+        import torchvision
+
         download = self._weights_enum() if self.weights_path is None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.init_seed)
@@ -200,6 +206,8 @@ class TorchvisionBackbone(Backbone):
         weights = self._weights_enum()
         if weights is not None and self.image_size is None:
             return weights.transforms()
+        from torchvision.transforms import v2
+
         size = self.image_size or 224
         return v2.Compose(
             [

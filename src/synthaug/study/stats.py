@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats as scipy_stats
-from sklearn.isotonic import IsotonicRegression
 
 __all__ = [
     "ExchangeRate",
@@ -80,6 +78,8 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -
     if n < 2:
         return Interval(mean, math.nan, math.nan, math.nan, n)
     std = float(array.std(ddof=1))
+    from scipy import stats as scipy_stats  # here: scipy is slow to import (CLI start-up)
+
     half_width = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
     return Interval(mean, mean - half_width, mean + half_width, std, n)
 
@@ -152,6 +152,8 @@ def monotone_curve(sizes: Sequence[float], values: Sequence[float]) -> tuple[np.
     order = np.argsort(np.asarray(sizes, dtype=np.float64))
     x = np.asarray(sizes, dtype=np.float64)[order]
     y = np.asarray(values, dtype=np.float64)[order]
+    from sklearn.isotonic import IsotonicRegression  # here: scikit-learn is slow to import
+
     fitted = IsotonicRegression(increasing=True).fit_transform(np.log(x), y)
     return x, np.asarray(fitted, dtype=np.float64)
 
