@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import json
 import os
 from pathlib import Path
@@ -76,6 +78,25 @@ def test_drop_options(noisy_audit) -> None:
     with pytest.raises(ConfigError, match="say what to drop"):
         drop_reasons(rows)
     assert parse_drop_top("10%") == pytest.approx(0.1) and parse_drop_top("50") == 50
+
+
+def test_drop_top_per_class_takes_the_same_share_of_every_class(noisy_audit) -> None:
+    rows = noisy_audit.result.rows
+    labels = sorted({row["label"] for row in rows})
+    per_class = drop_reasons(rows, drop_top=0.25, drop_leakage=False, per_class=True)
+    for label in labels:
+        members = [row for row in rows if row["label"] == label]
+        dropped = [row for row in members if row["index"] in per_class]
+        assert len(dropped) == round(0.25 * len(members))
+        # ... and those are the class's highest scores.
+        assert min(row["score"] for row in dropped) >= max(
+            row["score"] for row in members if row["index"] not in per_class)
+        assert all(f"of class {label}" in per_class[row["index"]][0] for row in dropped)
+    counts = drop_reasons(rows, drop_top=2, drop_leakage=False, per_class=True)
+    label_of = {row["index"]: row["label"] for row in rows}
+    assert sorted(Counter(label_of[index] for index in counts).values()) == [2] * len(labels)
+    with pytest.raises(ConfigError, match="per_class applies to drop_top"):
+        drop_reasons(rows, threshold=0.5, per_class=True)
     for bad in ("abc", "0", "100%", "-5"):
         with pytest.raises(ConfigError, match="--drop-top"):
             parse_drop_top(bad)

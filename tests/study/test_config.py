@@ -106,6 +106,10 @@ def test_defaults_and_shortcuts() -> None:
             "regimes[1].filter: give drop_top or threshold, not both",
         ),
         (lambda d: d["regimes"][1].update(filter={}), "regimes[1].filter: say what to drop"),
+        (
+            lambda d: d["regimes"][1].update(filter={"threshold": 0.9, "per_class": True}),
+            "regimes[1].filter: per_class applies to drop_top; give drop_top",
+        ),
         (lambda d: d["regimes"][1].update(weights="uniform"), "regimes[1].weights: input should be 'audit'"),
         (
             lambda d: d["regimes"][0].update(filter={"drop_top": 0.1}),
@@ -137,6 +141,8 @@ def test_noise_robust_regimes_describe_their_treatment() -> None:
                     *d["regimes"],
                     {"name": "filtered", "data": "synthetic", "sizes": [10], "filter": {"drop_top": 0.1}},
                     {"name": "top 20", "data": "synthetic", "sizes": [10], "filter": {"drop_top": 20}},
+                    {"name": "balanced", "data": "synthetic", "sizes": [10],
+                     "filter": {"drop_top": 0.1, "per_class": True}},
                     {"name": "weighted", "data": "synthetic", "sizes": [10], "weights": "audit",
                      "filter": {"threshold": 0.9, "drop_duplicates": True}},
                     {"name": "gce", "data": "synthetic", "sizes": [10],
@@ -150,6 +156,7 @@ def test_noise_robust_regimes_describe_their_treatment() -> None:
     assert regimes["synthetic"].treatment is None
     assert regimes["filtered"].treatment == "filtered: top 10 % by audit score"
     assert regimes["top 20"].filter.drop_top == 20 and regimes["top 20"].treatment == "filtered: top 20 by audit score"
+    assert regimes["balanced"].treatment == "filtered: top 10 % of each class by audit score"
     assert regimes["weighted"].treatment == "filtered: audit score ≥ 0.9 + duplicates, audit-weighted"
     assert regimes["gce"].treatment == "loss=generalized_cross_entropy"
     # Baselines are the plain regimes; each treated regime is compared with its plain counterpart.

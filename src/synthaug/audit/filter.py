@@ -115,6 +115,7 @@ def drop_reasons(
     drop_label_issues: bool = False,
     drop_duplicates: bool = False,
     drop_leakage: bool = True,
+    per_class: bool = False,
 ) -> dict[int, list[str]]:
     """Why each image is dropped, by dataset index (images kept are absent).
 
@@ -126,25 +127,43 @@ def drop_reasons(
         drop_duplicates: Drop copies of earlier images of the set (one of each group stays)
             and copies of reference images.
         drop_leakage: Drop copies of test images.
+        per_class: Apply ``drop_top`` within each class (the top 10 % of every class) rather
+            than over the whole set. Suspects cluster in the classes a generator confuses
+            (measured: a set-wide top 10 % of 1,000 generated Fashion-MNIST images took 51 of
+            the 100 shirts), so a set-wide cut can unbalance the classes.
     """
     if drop_top is not None and threshold is not None:
         raise ConfigError("give --drop-top or --threshold, not both")
     if drop_top is None and threshold is None and not drop_label_issues and not drop_duplicates:
         raise ConfigError("say what to drop: --drop-top, --threshold, --drop-label-issues or --drop-duplicates")
-    if isinstance(drop_top, float):
-        if not 0 < drop_top < 1:
-            raise ConfigError(f"drop_top as a fraction must be in (0, 1), got {drop_top}")
-        drop_top = int(round(drop_top * len(rows)))
-    elif drop_top is not None and (isinstance(drop_top, bool) or drop_top < 1):
+    if per_class and drop_top is None:
+        raise ConfigError("per_class applies to drop_top; give --drop-top with --per-class")
+    if isinstance(drop_top, float) and not 0 < drop_top < 1:
+        raise ConfigError(f"drop_top as a fraction must be in (0, 1), got {drop_top}")
+    if not isinstance(drop_top, float) and drop_top is not None and (isinstance(drop_top, bool) or drop_top < 1):
         raise ConfigError(f"drop_top as a count must be >= 1, got {drop_top}")
+    # The rank of each row among the rows it competes with (rank 1 = highest score), and how
+    # many of those are dropped.
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["label"] if per_class else None, []).append(row)
+    top_rank: dict[int, int] = {}
+    top_count: dict[Any, int] = {}
+    for group, members in groups.items():
+        count = drop_top if not isinstance(drop_top, float) else int(round(drop_top * len(members)))
+        top_count[group] = count or 0
+        for position, row in enumerate(sorted(members, key=lambda r: r["rank"]), start=1):
+            top_rank[row["index"]] = position
     reasons: dict[int, list[str]] = {}
 
     def add(row: dict[str, Any], reason: str) -> None:
         reasons.setdefault(row["index"], []).append(reason)
 
     for row in rows:
-        if drop_top is not None and row["rank"] <= drop_top:
-            add(row, f"top {drop_top} score (rank {row['rank']}, score {row['score']:.4f})")
+        group = row["label"] if per_class else None
+        if drop_top is not None and top_rank[row["index"]] <= top_count[group]:
+            scope = f" of class {row['label']}" if per_class else ""
+            add(row, f"top {top_count[group]} score{scope} (rank {top_rank[row['index']]}, score {row['score']:.4f})")
         if threshold is not None and row["score"] >= threshold:
             add(row, f"score {row['score']:.4f} >= threshold {threshold}")
         if drop_label_issues and row.get("label_issue"):
@@ -186,6 +205,7 @@ def filter_dataset(
     drop_label_issues: bool = False,
     drop_duplicates: bool = False,
     drop_leakage: bool = True,
+    per_class: bool = False,
 ) -> FilterResult:
     """Write a copy of ``data`` without the images the audit in ``audit_dir`` marks.
 
@@ -210,6 +230,7 @@ def filter_dataset(
         raise ConfigError(f"{out_dir} is inside the dataset folder {data.root}; write the filtered copy elsewhere")
     rows = read_audit(audit_dir, data)
     reasons = drop_reasons(rows, drop_top=drop_top, threshold=threshold, drop_label_issues=drop_label_issues,
+                           per_class=per_class,
                            drop_duplicates=drop_duplicates, drop_leakage=drop_leakage)
     kept_indices = [row["index"] for row in rows if row["index"] not in reasons]
     if not kept_indices:
@@ -243,7 +264,7 @@ def filter_dataset(
         write_jsonl(staging / DROPPED_FILE, dropped)
         counts = Counter(_reason_kind(reason) for row in dropped for reason in row["reasons"])
         settings = {"drop_top": drop_top, "threshold": threshold, "drop_label_issues": drop_label_issues,
-                    "drop_duplicates": drop_duplicates, "drop_leakage": drop_leakage}
+                    "drop_duplicates": drop_duplicates, "drop_leakage": drop_leakage, "per_class": per_class}
         (staging / FILTER_FILE).write_text(json.dumps({
             "source": {"name": data.name, "images": len(data), "fingerprint": data.fingerprint()},
             "audit": str(audit_dir.resolve()),

@@ -27,6 +27,8 @@ def filter_cli(
                                  "learning flags as label issues.")] = False,
     drop_duplicates: Annotated[bool, typer.Option("--drop-duplicates", help="Drop copies of earlier images (one "
                                "of each group stays) and of reference images.")] = False,
+    per_class: Annotated[bool, typer.Option("--per-class", help="Apply --drop-top within each class (keeps the "
+                         "classes balanced).")] = False,
     keep_leakage: Annotated[bool, typer.Option("--keep-leakage", help="Keep copies of test images (dropped by "
                             "default).")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images, as the audit did.")] = False,
@@ -43,6 +45,7 @@ def filter_cli(
         drop_label_issues=drop_label_issues,
         drop_duplicates=drop_duplicates,
         drop_leakage=not keep_leakage,
+        per_class=per_class,
     )
     console = Console(highlight=False)
     reasons = ", ".join(f"{count} {kind}" for kind, count in sorted(result.reasons.items()))

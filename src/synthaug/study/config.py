@@ -130,6 +130,9 @@ class RegimeFilter(_Strict):
     drop_duplicates: bool = False
     # Drop copies of real test images (leakage); on by default, as in `synthaug filter`.
     drop_leakage: bool = True
+    # Apply drop_top within each class (the top 10 % of every class), keeping the classes
+    # balanced: suspects cluster in the classes the generator confuses.
+    per_class: bool = False
 
     @field_validator("drop_top")
     @classmethod
@@ -146,15 +149,18 @@ class RegimeFilter(_Strict):
             raise ValueError("give drop_top or threshold, not both")
         if self.drop_top is None and self.threshold is None and not (self.drop_label_issues or self.drop_duplicates):
             raise ValueError("say what to drop: drop_top, threshold, drop_label_issues or drop_duplicates")
+        if self.per_class and self.drop_top is None:
+            raise ValueError("per_class applies to drop_top; give drop_top")
         return self
 
     def describe(self) -> str:
         """``"filtered: top 10 % by audit score"``."""
         rules = []
+        scope = " of each class" if self.per_class else ""
         if isinstance(self.drop_top, float):
-            rules.append(f"top {100 * self.drop_top:g} % by audit score")
+            rules.append(f"top {100 * self.drop_top:g} %{scope} by audit score")
         elif self.drop_top is not None:
-            rules.append(f"top {self.drop_top} by audit score")
+            rules.append(f"top {self.drop_top}{scope} by audit score")
         if self.threshold is not None:
             rules.append(f"audit score ≥ {self.threshold:g}")
         if self.drop_label_issues:
