@@ -19,7 +19,7 @@ import pytest
 from synthaug.generate.backends import BACKENDS, GeneratorBackend, make_backend
 
 sys.path.insert(0, str(Path(__file__).parent))  # for fake_openai_server
-from fake_openai_server import FakeImagesServer  # noqa: E402
+from fake_openai_server import FAST_RETRIES, FakeImagesServer  # noqa: E402
 
 
 @dataclass
@@ -49,7 +49,6 @@ def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImagesServer]
 
 
 # Fast retries so that scripted failures do not slow the tests down.
-FAST_RETRIES = {"retry_initial_delay": 0.01, "retry_max_delay": 0.05}
 
 
 @pytest.fixture

@@ -42,6 +42,10 @@ _OUTPUT_TOKENS = {
 }
 
 
+# Retry delays of the openai backend in tests: the fake server's rate limits are retried at once.
+FAST_RETRIES = {"retry_initial_delay": 0.01, "retry_max_delay": 0.05}
+
+
 @functools.lru_cache(maxsize=256)
 def png_for(prompt: str, size: str) -> bytes:
     """A real PNG of ``size`` whose colours are a function of ``prompt``."""

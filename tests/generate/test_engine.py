@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRIES
-from fake_openai_server import REFUSAL_MARKER
+from fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
 
 from synthaug.data import load_dataset
 from synthaug.errors import ConfigError, GenerationError

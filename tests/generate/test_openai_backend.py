@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import FAST_RETRIES
+from fake_openai_server import FAST_RETRIES
 from fake_openai_server import REFUSAL_MARKER
 
 from synthaug.errors import ConfigError, GenerationError

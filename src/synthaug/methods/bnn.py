@@ -119,7 +119,8 @@ class BayesByBackprop(UncertaintyMethod):
       pathology of mean-field VI in wide networks: the posterior of most weights falls back
       to the prior ("over-pruning") and the network underfits (Trippe & Turner 2018; Coker
       et al. 2022) — 75-80 % instead of 88 % in the setting above, the study's collapse
-      in miniature.
+      in miniature. On all 54,000 training images (10 epochs, 3 seeds) the 30x rate gave
+      84.1 % against the deterministic network's 92.1 %; one rate gives 92.3 %.
     - ``prior_sigma``: a zero-mean Gaussian ``N(0, prior_sigma^2)`` with a closed-form KL
       (no Monte Carlo noise in the regulariser, unlike the scale mixture of Blundell et al.).
       With ``sigma << prior_sigma`` its pull on the means is an L2 penalty of
