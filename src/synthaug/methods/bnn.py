@@ -141,7 +141,10 @@ class BayesByBackprop(UncertaintyMethod):
       al. 2020; Sharma et al. 2023). The other layers are trained as point estimates.
     - ``dropout`` defaults to 0: the KL term is the regulariser; dropout on top injects a
       second, non-Bayesian noise (with the backbone's 0.3: 87.3 % / NLL 0.348 instead of
-      87.9 % / 0.332).
+      87.9 % / 0.332). Longer training favours keeping it (``dropout=None``), as the narrow
+      posterior regularises little: on all 54,000 images, 10 epochs, seed 0, it gave 92.0 %
+      / NLL 0.219 / ECE 0.8 % against 92.5 % / 0.221 / 1.6 % without (deterministic: 92.0 % /
+      0.221 / 1.2 %), and 79.7 % / 0.574 against 76.9 % / 0.630 on 100 images per class.
 
     Args:
         estimator: ``"lrt"`` or ``"flipout"``.
