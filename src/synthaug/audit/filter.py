@@ -78,16 +78,18 @@ def parse_drop_top(value: str) -> int | float:
         raise ConfigError(f"--drop-top {value!r}: give a percentage in (0, 100) like 10% or a count like 50") from error
 
 
-def read_audit(audit_dir: Path, data: ImageDataset) -> list[dict[str, Any]]:
-    """The ``scores.jsonl`` rows of a complete audit of exactly ``data``, in dataset order.
+def read_complete_audit(audit_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``audit.json`` and the ``scores.jsonl`` rows (file order) of the complete audit in ``audit_dir``.
 
     Raises:
-        ConfigError: ``audit_dir`` is not a complete audit, or it audited other data.
+        ConfigError: ``audit_dir`` is not an audit folder, its files are not JSON, or the audit
+            did not finish.
     """
-    audit_file, scores_file = audit_dir / AUDIT_FILE, audit_dir / SCORES_FILE
+    audit_dir = Path(audit_dir)
     try:
-        audit = json.loads(audit_file.read_text())
-        rows = [json.loads(line) for line in scores_file.read_text().splitlines() if line.strip()]
+        audit = json.loads((audit_dir / AUDIT_FILE).read_text())
+        lines = (audit_dir / SCORES_FILE).read_text().splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
     except FileNotFoundError as error:
         raise ConfigError(f"{audit_dir} is not an audit folder (no {Path(error.filename).name}); "
                           "run `synthaug audit DATA --out DIR` first") from error
@@ -95,6 +97,17 @@ def read_audit(audit_dir: Path, data: ImageDataset) -> list[dict[str, Any]]:
         raise ConfigError(f"{audit_dir}: the audit files are not valid JSON ({error.msg}); run the audit again") from error
     if audit.get("status") != "complete":
         raise ConfigError(f"{audit_dir}: the audit did not finish; run the same `synthaug audit` again to complete it")
+    return audit, rows
+
+
+def read_audit(audit_dir: Path, data: ImageDataset) -> list[dict[str, Any]]:
+    """The ``scores.jsonl`` rows of a complete audit of exactly ``data``, in dataset order.
+
+    Raises:
+        ConfigError: ``audit_dir`` is not a complete audit, or it audited other data.
+    """
+    audit, rows = read_complete_audit(audit_dir)
+    scores_file = audit_dir / SCORES_FILE
     audited = audit.get("identity", {}).get("data") or {}
     if audited.get("fingerprint") != data.fingerprint():
         raise ConfigError(

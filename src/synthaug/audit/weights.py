@@ -30,14 +30,14 @@ References:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthaug.audit.run import AUDIT_FILE, SCORES_FILE, _audited_name
+from synthaug.audit.filter import read_complete_audit
+from synthaug.audit.run import SCORES_FILE, _audited_name
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError, DataError
 
@@ -87,19 +87,7 @@ def read_scores(audit_dir: str | Path) -> AuditScores:
         ConfigError: ``audit_dir`` is not a complete audit.
     """
     audit_dir = Path(audit_dir)
-    try:
-        audit = json.loads((audit_dir / AUDIT_FILE).read_text())
-        lines = (audit_dir / SCORES_FILE).read_text().splitlines()
-        rows = [json.loads(line) for line in lines if line.strip()]
-    except FileNotFoundError as error:
-        raise ConfigError(f"{audit_dir} is not an audit folder (no {Path(error.filename).name}); "
-                          "run `synthaug audit DATA --out DIR` first") from error
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"{audit_dir}: the audit files are not valid JSON ({error.msg}); run the audit again"
-        ) from error
-    if audit.get("status") != "complete":
-        raise ConfigError(f"{audit_dir}: the audit did not finish; run the same `synthaug audit` again to complete it")
+    audit, rows = read_complete_audit(audit_dir)
     fingerprint = (audit.get("identity", {}).get("data") or {}).get("fingerprint")
     return AuditScores(audit_dir, {str(row["file_name"]): row for row in rows}, fingerprint)
 
