@@ -12,7 +12,7 @@ Measures, on Fashion-MNIST, the three figures the shipped generator's card repor
 
 Run from the repository root (a few minutes on 2 CPU cores)::
 
-    .venv/bin/python benchmarks/ddpm_quality.py [--model GEN_DIR] [--steps N] [--guidance-scale G]
+    .venv/bin/python benchmarks/ddpm_quality.py [--model GEN_DIR] [--steps N] [--guidance-scale G] [--solver S]
 
 References:
     Ravuri & Vinyals (2019), "Classification Accuracy Score for Conditional Generative Models".
@@ -60,7 +60,7 @@ def generate(
 
 
 def train_cnn(data: ImageDataset, seed: int):
-    return make_method("deterministic", backbone="cnn", seed=seed, progress=False).fit(data)
+    return make_method("deterministic", backbone="cnn", seed=seed).fit(data)
 
 
 def main() -> None:
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="generator directory (default: the shipped one)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the generator's)")
     parser.add_argument("--guidance-scale", type=float, default=None, help="guidance (default: the generator's)")
+    parser.add_argument("--solver", default=None, help="ddim or dpm-solver++2m (default: the generator's)")
     parser.add_argument("--agreement-images", type=int, default=2000, help="generated images judged in (a)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the classifiers and the real subsample")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
@@ -80,8 +81,16 @@ def main() -> None:
     params = {key: value for key, value in chosen.items() if value is not None}
     backend = make_backend("ddpm", args.model)
     backend.validate(params)
+    if args.solver is not None:  # a property of the generator's defaults, not a request parameter
+        backend.generator.sampling_defaults = {**backend.generator.sampling_defaults, "solver": args.solver}
+        backend.generator.default_solver  # checks the name
     classes = backend.classes
-    figures: dict = {"model": backend.describe()["model"], "params": params, "torch_threads": torch.get_num_threads()}
+    figures: dict = {
+        "model": backend.describe()["model"],
+        "params": params,
+        "solver": backend.generator.default_solver,
+        "torch_threads": torch.get_num_threads(),
+    }
 
     # (c) speed, measured while generating the CAS training set of (b).
     images, labels, images_per_second = generate(backend, classes, 600, params, seed_offset=10_000_000)

@@ -14,6 +14,11 @@ uses the method's natural score: 1 - max probability for ``deterministic`` and
 ``temperature``, mutual information for the sampling methods; the predictive-entropy AUROC is
 printed as well.
 
+With ``--shift-severity K`` every model is also evaluated on the test set under each
+corruption of :mod:`synthaug.data.shift` at severity K (Ovadia et al. 2019); the row gets
+``shift_accuracy``, ``shift_nll`` and ``shift_ece`` (means over the corruptions) and the
+per-corruption figures under ``shift``.
+
 Rows are written to ``--out`` (JSON) after every run; rerunning with the same arguments skips
 the runs already there, so an interrupted benchmark resumes.
 
@@ -39,6 +44,7 @@ from rich.table import Table
 
 import synthaug
 from synthaug.data import ImageDataset, load_dataset, subsample_per_class
+from synthaug.data.shift import CORRUPTIONS
 from synthaug.methods import METHODS, make_method
 from synthaug.metrics import evaluate_predictions
 
@@ -49,6 +55,7 @@ SMALL_PER_CLASS = 100
 SINGLE_NETWORK_METHODS = {"deterministic", "temperature"}
 METRIC_COLUMNS = ["accuracy", "nll", "brier", "ece", "aurc", "ood_auroc", "ood_auroc_entropy", "train_seconds",
                   "seconds_per_epoch"]
+SHIFT_COLUMNS = ["shift_accuracy", "shift_nll", "shift_ece"]
 
 
 def flip_labels(dataset: ImageDataset, fraction: float, seed: int) -> ImageDataset:
@@ -88,7 +95,7 @@ def method_key_and_options(name: str, args: argparse.Namespace) -> tuple[str, di
 def run_one(name: str, setting: str, seed: int, args: argparse.Namespace, data: dict) -> dict:
     key, method_options = method_key_and_options(name, args)
     options = {"seed": seed, "epochs": args.small_epochs if setting == "small" else args.epochs,
-               "batch_size": args.batch_size, "learning_rate": args.learning_rate, "progress": args.progress,
+               "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                **method_options}
     method = make_method(key, **options)
     train = training_set(setting, data["train"], seed, args.noise_seed)
@@ -97,6 +104,12 @@ def run_one(name: str, setting: str, seed: int, args: argparse.Namespace, data: 
     train_seconds = time.perf_counter() - started
     metrics = evaluate_predictions(method.predict_proba(data["test"]), data["test"].targets,
                                    ood_probs=method.predict_proba(data["ood"]))
+    shift = {}
+    for corruption, shifted in data.get("shifted", {}).items():
+        shifted_metrics = evaluate_predictions(method.predict_proba(shifted), shifted.targets)
+        shift[corruption] = {k: shifted_metrics[k] for k in ("accuracy", "nll", "ece")}
+    shift_means = {f"shift_{k}": statistics.mean(m[k] for m in shift.values()) for k in ("accuracy", "nll", "ece")} \
+        if shift else {}
     natural_score = "max_prob" if key in SINGLE_NETWORK_METHODS else "mutual_information"
     trained = getattr(method, "base_method_", method)
     histories = getattr(trained, "histories_", None) or [getattr(trained, "history_", None)]
@@ -111,24 +124,65 @@ def run_one(name: str, setting: str, seed: int, args: argparse.Namespace, data: 
         "epochs_run": [len(h.epochs) for h in histories if h],
         "seconds_per_epoch": statistics.mean(epoch_seconds) if epoch_seconds else float("nan"),
         "temperature": getattr(method, "temperature_", None), "all_metrics": metrics,
+        "ood_auroc_mutual_information": metrics["ood_auroc_mutual_information"],
+        "shift": shift, **shift_means,
     }
 
 
 def summary_table(rows: list[dict]) -> Table:
+    columns = METRIC_COLUMNS + [c for c in SHIFT_COLUMNS if any(c in row for row in rows)]
     table = Table(title="Fashion-MNIST, cnn backbone (mean ± std over seeds)")
-    for column in ["setting", "method", "seeds", *METRIC_COLUMNS]:
+    for column in ["setting", "method", "seeds", *columns]:
         table.add_column(column, justify="left" if column in ("setting", "method") else "right")
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["setting"], row["method"]), []).append(row)
     for (setting, method), group in groups.items():
         cells = []
-        for column in METRIC_COLUMNS:
-            values = [row[column] for row in group]
+        for column in columns:
+            values = [row[column] for row in group if column in row]
+            if not values:
+                cells.append("–")
+                continue
             spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
             cells.append(f"{statistics.mean(values):.4f}{spread}")
         table.add_row(setting, method, str(len(group)), *cells)
     return table
+
+
+def _mean(rows: list[dict], setting: str, method: str, column: str) -> float | None:
+    values = [r[column] for r in rows if r["setting"] == setting and r["method"] == method and column in r]
+    return statistics.mean(values) if values else None
+
+
+def issue14_targets(rows: list[dict], bnn: str = "bnn") -> list[str]:
+    """One line per target of issue 14 that these rows can check, saying whether it holds."""
+    lines = []
+    floors = {"full": 0.95, "noisy": 0.90, "small": 0.90}
+    for setting, floor in floors.items():
+        auroc = _mean(rows, setting, bnn, "ood_auroc")
+        if auroc is None:
+            continue
+        ensemble = _mean(rows, setting, "ensemble", "ood_auroc")
+        gap = "" if ensemble is None else f", ensemble {ensemble:.3f} ({'within' if auroc >= ensemble - 0.03 else 'NOT within'} 0.03)"
+        lines.append(f"{setting}: {bnn} MI AUROC {auroc:.3f} {'>=' if auroc >= floor else '<'} {floor}{gap}")
+        accuracy, reference = _mean(rows, setting, bnn, "accuracy"), _mean(rows, setting, "deterministic", "accuracy")
+        nll, reference_nll = _mean(rows, setting, bnn, "nll"), _mean(rows, setting, "deterministic", "nll")
+        if reference is not None:
+            lines.append(f"{setting}: accuracy {accuracy:.4f} vs deterministic {reference:.4f} "
+                         f"({'within' if accuracy >= reference - 0.01 else 'NOT within'} 1 point); NLL {nll:.4f} vs "
+                         f"{reference_nll:.4f} ({'<=' if nll <= reference_nll else '>'})")
+        mc_dropout = _mean(rows, setting, "mc-dropout", "ood_auroc")
+        if mc_dropout is not None:
+            lines.append(f"{setting}: mc-dropout MI AUROC {mc_dropout:.3f}")
+        reference_ece = _mean(rows, setting, "deterministic", "shift_ece")
+        if reference_ece is not None:
+            for method in sorted({r["method"] for r in rows if r["method"] not in SINGLE_NETWORK_METHODS}):
+                ece = _mean(rows, setting, method, "shift_ece")
+                if ece is not None:
+                    lines.append(f"{setting}: shifted ECE {method} {ece:.4f} {'<' if ece < reference_ece else '>='} "
+                                 f"deterministic {reference_ece:.4f}")
+    return lines
 
 
 def environment() -> dict:
@@ -164,7 +218,9 @@ def main() -> None:
     parser.add_argument("--method-options", default="{}", help='JSON per method, e.g. {"ensemble": {"num_members": 5}}')
     parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images (smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--progress", action="store_true", help="show training progress bars")
+    parser.add_argument("--shift-severity", type=int, default=0,
+                        help="also evaluate on every corruption of the test set at this severity (1-5; 0: off)")
+    parser.add_argument("--test-size", type=int, default=None, help="use only the first N test images (smoke test)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/methods_fashion_mnist.json"))
     args = parser.parse_args()
     if args.threads:
@@ -175,8 +231,11 @@ def main() -> None:
         return
 
     train_spec = "fashion-mnist:train" if args.train_size is None else f"fashion-mnist:train[:{args.train_size}]"
-    data = {"train": load_dataset(train_spec), "test": load_dataset("fashion-mnist:test")}
+    test_spec = "fashion-mnist:test" if args.test_size is None else f"fashion-mnist:test[:{args.test_size}]"
+    data = {"train": load_dataset(train_spec), "test": load_dataset(test_spec)}
     data["ood"] = load_dataset("digits")
+    if args.shift_severity:
+        data["shifted"] = {name: load_dataset(f"shift:{name}:{args.shift_severity}:{test_spec}") for name in CORRUPTIONS}
     config = {key: value for key, value in vars(args).items()
               if key not in ("out", "progress", "methods", "settings", "seeds", "seed_list", "summarize")}
     config["out"] = str(args.out)
@@ -228,6 +287,8 @@ def summarize(paths: list[Path], console: Console) -> None:
     ratio = step_time_ratio(rows)
     if ratio is not None:
         console.print(f"bnn / deterministic seconds per epoch (full): {ratio:.2f}")
+    for line in issue14_targets(rows):
+        console.print(line)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from rich.console import Console
 from rich.table import Table
 
 import synthaug
+from synthaug.cli._progress import PlainProgressPrinter
 from synthaug.audit import AuditConfig, audit_dataset, filter_dataset, find_copies
 from synthaug.audit.report import suspect_grid
 from synthaug.data import ImageDataset, load_dataset
@@ -95,7 +96,7 @@ def parse_args() -> argparse.Namespace:
                         help="unflipped ddpm images per class to audit (0: skip)")
     parser.add_argument("--copy-check-images", type=int, default=1000, help="noised test copies for the copy check")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--progress", action="store_true", help="show training progress bars")
+    parser.add_argument("--progress", action="store_true", help="print a progress line per fold and epoch")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/noise"))
     return parser.parse_args()
 
@@ -145,7 +146,7 @@ def detection_figures(rows: list[dict[str, Any]], flipped: np.ndarray, fraction:
 
 def train_and_evaluate(train: ImageDataset, test: ImageDataset, options: dict, args: argparse.Namespace) -> dict:
     method = make_method("deterministic", backbone="cnn", epochs=args.epochs, seed=args.seed, device=args.device,
-                         progress=args.progress, **options)
+                         progress=PlainProgressPrinter() if args.progress else None, **options)
     started = time.perf_counter()
     method.fit(train)
     seconds = time.perf_counter() - started
@@ -203,7 +204,7 @@ def main() -> None:
     # 1. Detection on the flipped set.
     started = time.perf_counter()
     audit = audit_dataset(noisy, args.out / "audit-noisy", reference=reference, test=test, config=audit_config(args),
-                          device=args.device, progress=args.progress, log=log)
+                          device=args.device, progress=PlainProgressPrinter() if args.progress else None, log=log)
     results["detection"] = {**detection_figures(audit.rows, flipped, args.noise),
                             "audit_seconds": time.perf_counter() - started,
                             "test_leaks_flagged": audit.summary["test_leaks"],
@@ -236,7 +237,7 @@ def main() -> None:
         generated = generated_set(args, args.generated_per_class, test.classes, log)
         started = time.perf_counter()
         generated_audit = audit_dataset(generated, args.out / "audit-generated", reference=reference, test=test,
-                                        config=audit_config(args), device=args.device, progress=args.progress, log=log)
+                                        config=audit_config(args), device=args.device, progress=PlainProgressPrinter() if args.progress else None, log=log)
         rows = generated_audit.rows
         results["generated"] = {
             "images": len(generated),

@@ -24,3 +24,7 @@ class GenerationError(SynthaugError):
 
 class TrainingError(SynthaugError):
     """Training diverged (NaN/inf loss) or cannot proceed."""
+
+
+class ExecutionError(SynthaugError):
+    """A unit of work was lost more often than allowed (its worker process or node kept dying)."""

@@ -44,7 +44,11 @@ def fsync_directory(directory: str | os.PathLike[str]) -> None:
 
 
 def write_atomically(
-    path: str | os.PathLike[str], write: Callable[[IO[bytes]], object], *, durable: bool = True
+    path: str | os.PathLike[str],
+    write: Callable[[IO[bytes]], object],
+    *,
+    durable: bool = True,
+    temporary: str | os.PathLike[str] | None = None,
 ) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
 
@@ -53,6 +57,9 @@ def write_atomically(
         write: Writes the whole content to the binary file it is given.
         durable: fsync the file and its folder, so the new content survives a power cut
             (results, manifests); ``False`` for caches that can be recomputed.
+        temporary: The temporary file, for a caller whose resume recognises and removes its
+            own leftovers by name (a generated dataset's ``.synthaug-*.tmp``); by default
+            ``.<name>.<pid>.partial`` beside ``path``.
 
     Raises:
         OSError: The write failed; the temporary file is removed and ``path`` is untouched.
@@ -60,7 +67,7 @@ def write_atomically(
     path = Path(path)
     # The pid keeps two processes that write the same file (two workers finishing the same
     # retried unit) from sharing a temporary file.
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial = Path(temporary) if temporary is not None else path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         with open(partial, "wb") as handle:
             write(handle)

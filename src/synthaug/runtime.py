@@ -1,10 +1,11 @@
-"""Device choice and seeding, shared by every part that touches torch."""
+"""Device choice, shared by every part that touches torch.
+
+(Seeding lives where the randomness is drawn: :func:`synthaug.methods.training.seeded` forks
+torch's generators for one block, and every other random draw takes an explicit seed.)
+"""
 
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import torch
 
 
@@ -17,16 +18,3 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch, and return a CPU ``torch.Generator`` seeded the same.
-
-    Prefer passing the returned generator (or one derived from ``seed``) to the code that
-    draws random numbers; the global seeds are set too so that third-party code that
-    draws from the global state stays reproducible.
-    """
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)

@@ -19,7 +19,7 @@ from audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images
 
 # A CNN small enough that every method fits the 16x16 pattern images in about a second.
 TINY = {"backbone_options": {"image_size": 16, "channels": [8, 16], "hidden": 32}, "epochs": 8, "batch_size": 32,
-        "learning_rate": 3e-3, "patience": None, "progress": False}
+        "learning_rate": 3e-3, "patience": None}
 FAST_OPTIONS = {"ensemble": {"num_members": 2}, "mc-dropout": {"num_samples": 4}, "temperature": {"max_iter": 20}}
 
 

@@ -2,8 +2,11 @@
 
 ``POST /v1/images/generations`` answers like the real API: a JSON body with ``data`` (one
 real PNG per image, as ``b64_json`` or as a ``url`` the server also serves), a
-``revised_prompt`` for dall-e-3 and token ``usage`` for gpt-image models. Failures are
-scripted:
+``revised_prompt`` for dall-e-3 and token ``usage`` for gpt-image models.
+``POST /v1/images/edits`` (gpt-image models) and ``POST /v1/images/variations`` (dall-e-2
+only, square PNG only) take multipart forms like the real API; their pixels depend on the
+input image's bytes (and the prompt of an edit), and the recorded call holds
+``image_sha256`` and ``image_size`` instead of the file. Failures are scripted:
 
 - a prompt containing :data:`REFUSAL_MARKER` gets HTTP 400 ``content_policy_violation``
   (dall-e) or ``moderation_blocked`` (gpt-image);
@@ -21,6 +24,8 @@ Each request's pixels depend only on the prompt, so the same prompt gives the sa
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import functools
 import hashlib
 import io
@@ -71,6 +76,7 @@ class FakeImagesServer(ThreadingHTTPServer):
         self.quota_exhausted = False
         self.script: list[tuple[Any, ...]] = []
         self.calls: list[dict[str, Any]] = []  # JSON bodies of every generation request
+        self.call_times: list[float] = []  # time.monotonic() at which each request arrived
         self.images_served = 0  # successful generations (what a real account would pay for)
         self.files: dict[str, bytes] = {}
         self._lock = threading.Lock()
@@ -130,13 +136,35 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, data, "image/png")
 
+    def _read_body(self) -> dict[str, Any]:
+        """The JSON body, or the multipart form of an edit/variation (the image as its digest)."""
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if not self.headers.get("Content-Type", "").startswith("multipart/form-data"):
+            return json.loads(raw or b"{}")
+        header = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(header + raw)
+        body: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if part.get_filename() is None:
+                body[name] = payload.decode()
+            else:
+                image = Image.open(io.BytesIO(payload))
+                body["image_sha256"] = hashlib.sha256(payload).hexdigest()
+                body["image_size"] = f"{image.width}x{image.height}"
+                body["image_format"] = image.format
+        if "n" in body:
+            body["n"] = int(body["n"])
+        return body
+
     def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-        length = int(self.headers.get("Content-Length", 0))
-        body = json.loads(self.rfile.read(length) or b"{}")
+        body = self._read_body()
         server = self.server
         with server._lock:
-            server.calls.append(body)
-        if self.path != "/v1/images/generations":
+            server.calls.append({**body, "endpoint": self.path})
+            server.call_times.append(time.monotonic())
+        if self.path not in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
             self._error(404, f"unknown path {self.path}", "invalid_request_error", None)
             return
         key = self.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -158,7 +186,19 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         model = body.get("model", "dall-e-2")
         gpt_image = model.startswith("gpt-image")
-        prompt = body["prompt"]
+        if self.path != "/v1/images/generations":
+            if "image_sha256" not in body or body.get("image_format") != "PNG":
+                self._error(400, "Invalid input image: upload a PNG.", "invalid_request_error", "invalid_image")
+                return
+            variation = self.path.endswith("/variations")
+            if (variation and model != "dall-e-2") or (not variation and not gpt_image):
+                self._error(400, f"Invalid model {model} for {self.path}.", "invalid_request_error", "invalid_model")
+                return
+            width, height = map(int, body["image_size"].split("x"))
+            if variation and width != height:
+                self._error(400, "Uploaded image must be a square PNG.", "invalid_request_error", "invalid_image")
+                return
+        prompt = body.get("prompt", "") + body.get("image_sha256", "")
         if REFUSAL_MARKER in prompt:
             code = "moderation_blocked" if gpt_image else "content_policy_violation"
             self._error(400, "Your request was rejected by the safety system.", "invalid_request_error", code)
@@ -182,12 +222,13 @@ class _Handler(BaseHTTPRequestHandler):
         if gpt_image:
             quality = body.get("quality", "auto")
             tokens = _OUTPUT_TOKENS["high" if quality == "auto" else quality].get(size, 6240)
-            text_tokens = len(prompt.split())
+            text_tokens = len(body.get("prompt", "").split())
+            image_tokens = 255 if "image_sha256" in body else 0  # one 512-px tile and the base
             answer["usage"] = {
-                "input_tokens": text_tokens,
-                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": 0},
+                "input_tokens": text_tokens + image_tokens,
+                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
                 "output_tokens": tokens,
-                "total_tokens": text_tokens + tokens,
+                "total_tokens": text_tokens + image_tokens + tokens,
             }
         with server._lock:
             server.images_served += 1

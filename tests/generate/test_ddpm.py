@@ -16,7 +16,7 @@ from synthaug.generate import generate_dataset
 from synthaug.generate.backends import ImageRequest, make_backend
 from synthaug.generate.ddpm.pipeline import DiffusionGenerator, default_generator_dir
 from synthaug.generate.ddpm.schedule import DiffusionSchedule, ScheduleConfig
-from synthaug.generate.ddpm.train import TrainingConfig, train_generator
+from synthaug.generate.ddpm.train import GeneratorTrainingConfig, train_generator
 from synthaug.generate.ddpm.unet import ClassConditionalUNet, UNetConfig
 
 TINY_UNET = UNetConfig(block_channels=(8, 16), layers_per_block=1, num_classes=2)
@@ -82,13 +82,13 @@ def test_train_generator_resumes_to_the_same_weights(tmp_path):
     data = tiny_dataset()
     settings = {"batch_size": 8, "checkpoint_every": 2, "learning_rate": 1e-3}
     straight = train_generator(
-        data, tmp_path / "straight", training=TrainingConfig(steps=4, **settings), unet=TINY_UNET, progress=False
+        data, tmp_path / "straight", training=GeneratorTrainingConfig(steps=4, **settings), unet=TINY_UNET
     )
     first = train_generator(
-        data, tmp_path / "resumed", training=TrainingConfig(steps=2, **settings), unet=TINY_UNET, progress=False
+        data, tmp_path / "resumed", training=GeneratorTrainingConfig(steps=2, **settings), unet=TINY_UNET
     )
     second = train_generator(
-        data, tmp_path / "resumed", training=TrainingConfig(steps=4, **settings), unet=TINY_UNET, progress=False
+        data, tmp_path / "resumed", training=GeneratorTrainingConfig(steps=4, **settings), unet=TINY_UNET
     )
     assert (straight.resumed_from, first.steps, second.resumed_from, second.steps) == (0, 2, 2, 4)
     for name in ("checkpoint.safetensors", "model.safetensors"):
@@ -99,12 +99,12 @@ def test_train_generator_resumes_to_the_same_weights(tmp_path):
     config = json.loads((tmp_path / "resumed" / "config.json").read_text())
     assert config["classes"] == ["left", "right"] and config["image_size"] == 8
     assert config["training"]["steps"] == 4 and config["training"]["data"]["name"] == "halves"
-    assert not list(tmp_path.glob("*/*.tmp"))
+    assert not list(tmp_path.glob("*/.*.partial"))
 
     with pytest.raises(ConfigError, match="other data or settings"):
         train_generator(
-            data, tmp_path / "resumed", training=TrainingConfig(steps=6, **{**settings, "batch_size": 4}),
-            unet=TINY_UNET, progress=False,
+            data, tmp_path / "resumed", training=GeneratorTrainingConfig(steps=6, **{**settings, "batch_size": 4}),
+            unet=TINY_UNET,
         )
 
 
@@ -134,6 +134,62 @@ def test_saved_generator_loads_and_samples_the_same(tmp_path):
     assert np.abs(original - reloaded).mean() < 2
     with pytest.raises(ConfigError, match="not a ddpm generator"):
         DiffusionGenerator.load(tmp_path)
+
+
+class GaussianDenoiser(torch.nn.Module):
+    """The exact v-prediction for data ``x_0 ~ N(mean, std^2)`` per pixel (no network)."""
+
+    def __init__(self, schedule: DiffusionSchedule, mean: float, std: float) -> None:
+        super().__init__()
+        self.schedule, self.mean, self.std = schedule, mean, std
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        alpha_bar = self.schedule.alpha_bar[timesteps].double()[:, None, None, None]
+        alpha, sigma = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+        x = x.double()
+        # E[x_0 | x_t] for a Gaussian prior, then v = alpha eps - sigma x_0 with eps = (x_t - alpha x_0) / sigma.
+        clean = self.mean + alpha * self.std**2 / (alpha**2 * self.std**2 + sigma**2) * (x - alpha * self.mean)
+        return (alpha * (x - alpha * clean) / sigma - sigma * clean).float()
+
+
+def test_dpm_solver_2m_converges_at_second_order_and_ddim_at_first():
+    # For Gaussian data the probability-flow ODE is solved in closed form: the standardised
+    # x_t = (x_t - alpha mean) / sqrt(alpha^2 std^2 + sigma^2) stays constant along it.
+    schedule = DiffusionSchedule(ScheduleConfig())
+    mean, std = 0.1, 0.2
+    model = GaussianDenoiser(schedule, mean, std)
+    noise = torch.randn(64, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    alpha_bar = float(schedule.alpha_bar[999])
+    exact = mean + std * (noise - alpha_bar**0.5 * mean) / (alpha_bar * std**2 + 1 - alpha_bar) ** 0.5
+    labels = torch.zeros(64, dtype=torch.long)
+
+    def error(solver: str, steps: int) -> float:
+        images = schedule.sample(model, noise, labels, steps, guidance_scale=1.0, null_class=1, solver=solver)
+        return float((images - exact).abs().max())
+
+    # Doubling the steps halves DDIM's error (first order) and quarters DPM-Solver++(2M)'s.
+    ddim_50, ddim_100 = error("ddim", 50), error("ddim", 100)
+    dpm_50, dpm_100 = error("dpm-solver++2m", 50), error("dpm-solver++2m", 100)
+    assert 1.6 < ddim_50 / ddim_100 < 2.5
+    assert dpm_50 / dpm_100 > 3.5
+    assert dpm_100 < 0.1 * ddim_100 < 3e-3
+    with pytest.raises(ConfigError, match="solver 'euler' is unknown"):
+        schedule.sample(model, noise, labels, 2, guidance_scale=1.0, null_class=1, solver="euler")
+
+
+def test_the_solver_comes_from_the_generator_config_and_ddim_when_it_names_none(tmp_path):
+    generator = random_generator(["a", "b"])
+    generator.sampling_defaults = {"steps": 4, "guidance_scale": 2.0}  # a config from before DPM-Solver++
+    assert generator.default_solver == "ddim"
+    ddim = generator.sample(["a", "b"], [5, 6])
+    np.testing.assert_array_equal(ddim, generator.sample(["a", "b"], [5, 6], solver="ddim"))
+    generator.sampling_defaults = {**generator.sampling_defaults, "solver": "dpm-solver++2m"}
+    second_order = generator.sample(["a", "b"], [5, 6])
+    np.testing.assert_array_equal(second_order, generator.sample(["a", "b"], [5, 6], solver="dpm-solver++2m"))
+    assert not np.array_equal(second_order, ddim)
+    generator.sampling_defaults = {**generator.sampling_defaults, "solver": "heun"}
+    with pytest.raises(ConfigError, match="solver 'heun' in the generator config is unknown"):
+        generator.sample(["a"], [1])
 
 
 def test_labels_resolve_by_name_or_prompt_and_unknown_ones_list_the_known():

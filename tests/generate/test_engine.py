@@ -234,7 +234,7 @@ def test_the_api_key_never_reaches_a_file_or_message(openai_server, tmp_path, mo
     openai_server.api_key = canary
     monkeypatch.setenv("OPENAI_API_KEY", canary)
     out = tmp_path / "out"
-    run(out, classes=["Bag", f"{REFUSAL_MARKER} thing"], per_class=2, progress=True)
+    run(out, classes=["Bag", f"{REFUSAL_MARKER} thing"], per_class=2, progress=print)
     openai_server.api_key = "sk-the-server-wants-another-key"  # now the canary is a bad key, echoed by the server
     with pytest.raises(GenerationError) as caught:
         run(tmp_path / "second", classes=["Bag"], per_class=2)

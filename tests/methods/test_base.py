@@ -13,7 +13,7 @@ from synthaug.errors import ConfigError, DataError
 from synthaug.methods import METHODS, load_method, make_method
 
 TINY = {"backbone_options": {"image_size": 16, "channels": [8, 16], "hidden": 32}, "epochs": 2,
-        "batch_size": 32, "progress": False}
+        "batch_size": 32}
 
 
 def test_registry_lists_the_methods_and_rejects_unknown_names() -> None:

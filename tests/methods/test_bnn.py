@@ -17,7 +17,7 @@ from synthaug.methods.bnn import BayesByBackprop, ScaledKL
 from synthaug.models.bayesian import bayesian_layers_of, convert_to_bayesian, kl_divergence
 
 TINY_CNN = {"image_size": 16, "channels": [8, 16], "hidden": 32}
-FAST = {"backbone_options": TINY_CNN, "epochs": 6, "batch_size": 32, "learning_rate": 3e-3, "progress": False}
+FAST = {"backbone_options": TINY_CNN, "epochs": 6, "batch_size": 32, "learning_rate": 3e-3}
 
 
 @pytest.fixture
@@ -54,11 +54,12 @@ def test_kl_annealing_rises_linearly_to_one_then_stays() -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        {"estimator": "lrt"},
-        {"estimator": "flipout"},
+        {},
+        {"estimator": "lrt", "bayesian_layers": "all", "bias_posterior_init_std": None},
+        {"estimator": "flipout", "bayesian_layers": "all", "bias_posterior_init_std": None},
         {"estimator": "flipout", "bayesian_layers": "last", "init_from_deterministic": True, "pretrain_epochs": 2},
     ],
-    ids=["lrt-all", "flipout-all", "flipout-last-pretrained"],
+    ids=["default", "lrt-all", "flipout-all", "flipout-last-pretrained"],
 )
 def test_learns_a_tiny_task_and_its_samples_differ(options: dict[str, Any], patterns) -> None:
     train, test = patterns
@@ -72,7 +73,7 @@ def test_learns_a_tiny_task_and_its_samples_differ(options: dict[str, Any], patt
     assert probs.std(axis=0).mean() > 1e-5
     assert not np.allclose(probs[0], probs[1])
     layers = bayesian_layers_of(method.model_)
-    assert len(layers) == (1 if options.get("bayesian_layers") == "last" else 4)
+    assert len(layers) == (4 if options.get("bayesian_layers") == "all" else 1)
 
 
 def _mean_rho_per_layer(method: BayesByBackprop) -> np.ndarray:
@@ -81,7 +82,7 @@ def _mean_rho_per_layer(method: BayesByBackprop) -> np.ndarray:
 
 def test_the_kl_term_widens_the_posterior_and_annealing_delays_it(patterns) -> None:
     train, _ = patterns
-    options = {**FAST, "seed": 0}
+    options = {**FAST, "seed": 0, "bayesian_layers": "all"}
     full_elbo = make_method("bnn", **options).fit(train)
     # Annealed over 10,000 epochs, the KL weight stays below 1e-3 for these 6 epochs.
     almost_no_kl = make_method("bnn", **options, kl_annealing_epochs=10_000).fit(train)
@@ -93,7 +94,7 @@ def test_the_kl_term_widens_the_posterior_and_annealing_delays_it(patterns) -> N
 
 def test_init_from_deterministic_starts_from_the_pretrained_network(patterns) -> None:
     train, _ = patterns
-    options = {**FAST, "epochs": 1, "seed": 0}
+    options = {**FAST, "epochs": 1, "seed": 0, "bayesian_layers": "all"}
     from_scratch = make_method("bnn", **options).fit(train)
     pretrained = make_method("bnn", **options, init_from_deterministic=True, pretrain_epochs=5).fit(train)
     # After one variational epoch (4 steps), the network that started at the pre-trained
@@ -110,6 +111,7 @@ def test_init_from_deterministic_starts_from_the_pretrained_network(patterns) ->
         ({"num_samples": 0}, "num_samples"),
         ({"bayesian_layers": 9}, "bayesian_layers"),
         ({"kl_annealing_epochs": -1}, "kl_annealing_epochs"),
+        ({"bias_posterior_init_std": 0.0}, "bias_posterior_init_std"),
     ],
 )
 def test_bad_options_are_config_errors(options: dict[str, Any], message: str, patterns) -> None:
@@ -120,3 +122,29 @@ def test_bad_options_are_config_errors(options: dict[str, Any], message: str, pa
 
 def test_registered_under_bnn() -> None:
     assert isinstance(make_method("bnn"), BayesByBackprop)
+
+
+def _mutual_information(probs: np.ndarray) -> np.ndarray:
+    mean = probs.mean(0)
+    entropy = -(mean * np.log(mean + 1e-12)).sum(-1)
+    return entropy - (-(probs * np.log(probs + 1e-12)).sum(-1)).mean(0)
+
+
+def test_the_default_bnn_is_more_uncertain_about_its_weights_off_the_data(patterns) -> None:
+    """The default (last-layer posterior with a Bayesian bias) gives mutual information that
+    ranks off-distribution images above test images. The old default (every layer, bias as
+    narrow as the weights) gives almost none, and *less* off the data: its noise is
+    multiplicative, so it shrinks with the features of dim images (issue 14)."""
+    train, test = patterns
+    rng = np.random.default_rng(0)
+    # Off-distribution: dim, structureless images (small features, as digits are for a
+    # Fashion-MNIST network).
+    off = ImageDataset.from_arrays(rng.integers(0, 60, size=(30, 16, 16), dtype=np.uint8), np.zeros(30, int), train.classes)
+    default = make_method("bnn", **FAST, num_samples=50, seed=0).fit(train)
+    old = make_method("bnn", **FAST, num_samples=50, seed=0, bayesian_layers="all", bias_posterior_init_std=None).fit(train)
+    information = {name: (_mutual_information(m.predict_proba(test)), _mutual_information(m.predict_proba(off)))
+                   for name, m in [("default", default), ("old", old)]}
+    auroc = {name: (away[:, None] > on[None, :]).mean() for name, (on, away) in information.items()}
+    assert auroc["default"] >= 0.8, f"mutual information AUROC {auroc['default']:.2f}"
+    assert auroc["old"] < 0.5, f"mutual information AUROC {auroc['old']:.2f}"
+    assert information["default"][0].mean() > 100 * information["old"][0].mean()

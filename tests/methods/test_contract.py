@@ -14,8 +14,7 @@ from synthaug.methods import METHODS, UncertaintyMethod, load_method, make_metho
 
 # A CNN small enough that every method fits the 16x16 pattern images in about a second.
 TINY_CNN = {"image_size": 16, "channels": [8, 16], "hidden": 32}
-COMMON = {"backbone_options": TINY_CNN, "epochs": 6, "batch_size": 32, "learning_rate": 3e-3,
-          "progress": False}
+COMMON = {"backbone_options": TINY_CNN, "epochs": 6, "batch_size": 32, "learning_rate": 3e-3}
 # Method-specific settings that keep the check fast (a method not listed uses its defaults).
 FAST_OPTIONS: dict[str, dict[str, Any]] = {
     "ensemble": {"num_members": 2},

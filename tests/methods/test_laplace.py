@@ -16,7 +16,7 @@ from synthaug.methods import load_method, make_method
 from synthaug.methods.laplace import LastLayerLaplace
 
 TINY_CNN = {"image_size": 16, "channels": [8, 16], "hidden": 32}
-FAST = {"backbone_options": TINY_CNN, "epochs": 6, "batch_size": 32, "learning_rate": 3e-3, "progress": False}
+FAST = {"backbone_options": TINY_CNN, "epochs": 6, "batch_size": 32, "learning_rate": 3e-3}
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from synthaug.errors import ConfigError
 from synthaug.methods import make_method
 
 TINY = {"backbone_options": {"image_size": 16, "channels": [8, 16], "hidden": 32}, "epochs": 3,
-        "batch_size": 32, "learning_rate": 3e-3, "progress": False}
+        "batch_size": 32, "learning_rate": 3e-3}
 
 
 @pytest.fixture
@@ -44,3 +44,29 @@ def test_ensemble_members_are_distinct_and_seeded(patterns) -> None:
     assert len(set(seeds)) == 3 and not set(seeds) & set(other)
     with pytest.raises(ConfigError, match="num_members"):
         make_method("ensemble", num_members=0, **TINY).fit(train)
+
+
+def test_mc_dropout_samples_with_dropout_on_and_batch_norm_frozen(patterns) -> None:
+    """At test time every dropout layer of the classifier is on, at the trained rate, and batch
+    norm keeps its running statistics (no update from the test batches)."""
+    import torch
+    from torch import nn
+
+    train, test = patterns
+    mc = make_method("mc-dropout", num_samples=5, dropout=0.3, **TINY).fit(train)
+    dropouts = [m for m in mc.model_.modules() if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 2 and all(m.p == 0.3 for m in dropouts)
+    norms = [m for m in mc.model_.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in norms]
+    modes = [m.training for m in mc.model_.modules()]
+    seen_training: list[bool] = []
+    hooks = [m.register_forward_hook(lambda module, *_: seen_training.append(module.training)) for m in dropouts]
+    samples = mc.predict_proba(test)
+    for hook in hooks:
+        hook.remove()
+    assert seen_training and all(seen_training)  # dropout on in every pass
+    for norm, mean in zip(norms, before):
+        torch.testing.assert_close(norm.running_mean, mean)
+    assert [m.training for m in mc.model_.modules()] == modes  # modes restored
+    # Each pass drops different units: 5 distinct samples.
+    assert len({samples[s].round(6).tobytes() for s in range(5)}) == 5

@@ -12,7 +12,7 @@ from synthaug.methods import load_method, make_method
 from synthaug.methods.temperature import fit_temperature, mixture_nll, temperature_scale
 
 TINY = {"backbone_options": {"image_size": 16, "channels": [8, 16], "hidden": 32}, "epochs": 6,
-        "batch_size": 32, "learning_rate": 3e-3, "progress": False}
+        "batch_size": 32, "learning_rate": 3e-3}
 
 
 def test_scaling_a_sample_equals_dividing_its_logits() -> None:

@@ -54,7 +54,7 @@ def test_same_seed_same_weights_and_global_state_untouched() -> None:
     def run(seed: int) -> list[torch.Tensor]:
         with seeded(0):
             model = mlp()
-        train_model(model, blobs(), blobs(seed=1), FAST, seed=seed, progress=False)
+        train_model(model, blobs(), blobs(seed=1), FAST, seed=seed)
         return list(model.state_dict().values())
 
     before = torch.random.get_rng_state()
@@ -70,7 +70,7 @@ def test_early_stopping_keeps_the_best_validation_weights() -> None:
     # Noisy labels and a high learning rate: the validation NLL goes up again.
     config = TrainingConfig(epochs=40, batch_size=16, learning_rate=0.05, patience=3, lr_schedule="constant")
     val = blobs(seed=1, flip=0.3)
-    history = train_model(model, blobs(n=60, flip=0.3), val, config, seed=0, progress=False)
+    history = train_model(model, blobs(n=60, flip=0.3), val, config, seed=0)
     nlls = [row["val_nll"] for row in history.epochs]
     assert history.stopped_early and len(nlls) == history.best_epoch + 3
     assert history.best_epoch == 1 + nlls.index(min(nlls))
@@ -89,7 +89,7 @@ def test_zero_weight_examples_do_not_count() -> None:
     for data in (weighted, unweighted):
         with seeded(0):
             model = mlp()
-        train_model(model, data, None, FAST, seed=0, progress=False)
+        train_model(model, data, None, FAST, seed=0)
         accuracies.append((predict_logits(model, clean.inputs).argmax(1) == clean.targets).float().mean().item())
     assert accuracies[0] > 0.95 and accuracies[1] < 0.75
 
@@ -108,8 +108,8 @@ def test_extra_loss_hook_gets_the_training_set_size() -> None:
         penalised, free = mlp(), mlp()
     free.load_state_dict(penalised.state_dict())
     initial = squared_norm(free)
-    train_model(penalised, blobs(n=96), None, FAST, seed=0, extra_loss=l2_towards_zero, progress=False)
-    train_model(free, blobs(n=96), None, FAST, seed=0, progress=False)
+    train_model(penalised, blobs(n=96), None, FAST, seed=0, extra_loss=l2_towards_zero)
+    train_model(free, blobs(n=96), None, FAST, seed=0)
     assert calls == [96] * (FAST.epochs * 3)
     # Fitting separable blobs grows the weights; the penalty shrinks them instead.
     assert squared_norm(penalised) < initial < squared_norm(free)
@@ -119,10 +119,9 @@ def test_nan_inputs_and_diverging_loss_raise_training_error() -> None:
     data = blobs()
     data.inputs[3, 1] = math.nan
     with pytest.raises(TrainingError, match="1 training input"):
-        train_model(mlp(), data, None, FAST, seed=0, progress=False)
+        train_model(mlp(), data, None, FAST, seed=0)
     with pytest.raises(TrainingError, match="the loss became (nan|inf) at epoch"):
-        train_model(mlp(), blobs(), None, TrainingConfig(learning_rate=1e30, lr_schedule="constant"), seed=0,
-                    progress=False)
+        train_model(mlp(), blobs(), None, TrainingConfig(learning_rate=1e30, lr_schedule="constant"), seed=0)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +145,7 @@ def test_every_optimiser_schedule_and_loss_learns(settings: dict) -> None:
         model = mlp()
     config = TrainingConfig(epochs=8, batch_size=32, learning_rate=0.05 if settings.get("optimizer") == "sgd" else 0.01,
                             **settings)
-    train_model(model, blobs(), None, config, seed=0, progress=False)
+    train_model(model, blobs(), None, config, seed=0)
     test = blobs(seed=2)
     assert (predict_logits(model, test.inputs).argmax(1) == test.targets).float().mean() > 0.95
 

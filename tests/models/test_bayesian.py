@@ -180,3 +180,26 @@ def test_bad_estimator_and_prior_are_config_errors() -> None:
         BayesianLinear(2, 2, prior_sigma=0.0)
     with pytest.raises(ConfigError, match="no Bayesian layer"):
         kl_divergence(nn.Linear(2, 2))
+
+
+def test_bias_posterior_std_is_absolute_when_given_and_follows_the_weights_otherwise() -> None:
+    torch.manual_seed(0)
+    network = _small_network()
+    relative = convert_to_bayesian(network, bayesian_layers="last", posterior_init_std=1e-2)
+    absolute = convert_to_bayesian(network, bayesian_layers="last", bias_posterior_init_std=0.5)
+    torch.testing.assert_close(relative[-1].bias_sigma, torch.full((3,), 1e-2 * network[-1].weight.std().item()))
+    torch.testing.assert_close(absolute[-1].bias_sigma, torch.full((3,), 0.5))
+    # The weights keep their narrow relative start either way.
+    torch.testing.assert_close(absolute[-1].weight_sigma, relative[-1].weight_sigma)
+
+
+def test_a_bayesian_bias_adds_the_same_logit_variance_to_every_input() -> None:
+    """Weight noise scales with the input (variance x^2 sigma^2); bias noise does not, so a
+    small-feature input (as OOD images are for a Fashion-MNIST network) keeps its share."""
+    layer = BayesianLinear(4, 2, posterior_init_std=1e-6, bias_posterior_init_std=0.5).eval()
+    small, large = torch.full((1, 4), 0.01), torch.full((1, 4), 10.0)
+    with torch.no_grad():
+        small_std = torch.stack([layer(small) for _ in range(4000)]).std(0)
+        large_std = torch.stack([layer(large) for _ in range(4000)]).std(0)
+    torch.testing.assert_close(small_std, torch.full_like(small_std, 0.5), rtol=0.06, atol=0)
+    torch.testing.assert_close(large_std, small_std, rtol=0.08, atol=0)

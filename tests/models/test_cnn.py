@@ -9,7 +9,8 @@ from torch import nn
 
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError
-from synthaug.models import BACKBONES, CNNBackbone, make_backbone
+from synthaug.models import BACKBONES, make_backbone
+from synthaug.models.cnn import CNNBackbone
 
 
 def test_prepare_resizes_and_normalises_with_fixed_statistics() -> None:

@@ -14,7 +14,8 @@ from torch import nn
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError
 from synthaug.methods import make_method
-from synthaug.models import TorchvisionBackbone, make_backbone
+from synthaug.models import make_backbone
+from synthaug.models.torchvision_backbone import TorchvisionBackbone
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +108,7 @@ def test_heads_and_unfrozen_model(small: ImageDataset) -> None:
 def test_a_method_trains_a_head_on_frozen_features(tmp_path: Path, make_pattern_dataset) -> None:
     train, test = make_pattern_dataset(n_per_class=20, size=32), make_pattern_dataset(n_per_class=5, seed=1, size=32)
     method = make_method("deterministic", backbone="resnet18", backbone_options={"image_size": 32},
-                         epochs=30, learning_rate=0.01, progress=False).fit(train)
+                         epochs=30, learning_rate=0.01).fit(train)
     probs = method.predict_proba(test)
     assert probs.shape == (1, 15, 3)
     # Random features of a pattern are weaker than a trained CNN, but clearly above chance.

@@ -82,3 +82,17 @@ def test_report_of_a_folder_without_a_study_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr
     # Only the error line is checked: third-party import warnings may precede it.
     assert completed.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}: no analysis.json here")
+
+
+def test_an_analysis_written_before_treatments_existed_still_renders(tiny_study: dict[str, Any], tmp_path: Path) -> None:
+    import json
+
+    from synthaug.report import build_report
+
+    analysis = json.loads((Path(tiny_study["run_dir"]) / "analysis.json").read_text(encoding="utf-8"))
+    for group in analysis["groups"]:
+        del group["treatment"]  # groups had no treatment before filtered and weighted regimes
+    (tmp_path / "analysis.json").write_text(json.dumps(analysis), encoding="utf-8")
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    assert "hand-drawn images per class are worth" in html
+    assert "3 real + 10 hand-drawn" in html and "8 hand-drawn" in html  # the results table

@@ -13,10 +13,13 @@ import pytest
 from synthaug.audit import drop_reasons
 from synthaug.audit.filter import read_audit
 from synthaug.errors import ConfigError
+from synthaug.report import build_report
 from synthaug.study import parse_config, run_study
 from synthaug.study.cache import StudyCache
 from synthaug.study.results import read_rows
-from synthaug.study.runner import Unit, load_study_data, training_set
+from synthaug.study.data import load_study_data, training_set
+from synthaug.study.records import UnitResult
+from synthaug.study.units import Unit
 
 from tiny_study import StopStudy, tiny_config_data, write_tiny_folders
 
@@ -57,18 +60,19 @@ def noise_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run_dir = base / "run"
     finished: list[str] = []
 
-    def stop(unit: Unit, row: dict[str, Any]) -> None:
+    def stop(unit: Unit, result: UnitResult) -> None:
         finished.append(unit.unit_id)
         if len(finished) == 4:
             raise StopStudy
 
     with pytest.raises(StopStudy):
-        run_study(config, run_dir, progress=False, on_unit_done=stop)
+        run_study(config, run_dir, on_unit_done=stop)
     audits = list((cache_dir / "audits").iterdir())
     audit_written = (audits[0] / "audit.json").stat().st_mtime_ns
-    resumed = run_study(config, run_dir, progress=False)
+    resumed = run_study(config, run_dir)
+    build_report(run_dir)  # what `synthaug study` does next
     changed_config = parse_config(noise_config(folders, cache_dir, drop_top=0.3))
-    changed = run_study(changed_config, base / "run-drop-30", progress=False, render_report=False)
+    changed = run_study(changed_config, base / "run-drop-30")
     return {
         "folders": folders, "config": config, "run_dir": run_dir, "cache_dir": cache_dir, "audits": audits,
         "audit_written": audit_written, "resumed": resumed, "changed": changed, "changed_config": changed_config,
@@ -144,13 +148,13 @@ def test_filtered_and_weighted_training_sets(noise_study) -> None:
 
 def test_changing_a_treatment_retrains_only_its_units(noise_study) -> None:
     changed = noise_study["changed"]
-    trained = {row["regime"] for row in changed.rows if row["trained"]}
+    trained = {result.key.regime for result in changed.results if result.trained}
     assert trained == {FILTERED}
-    rows = {row["unit_id"]: row for row in changed.rows}
-    original = {row["unit_id"]: row for row in noise_study["resumed"].rows}
-    for unit_id, row in rows.items():
-        assert (row["model_key"] == original[unit_id]["model_key"]) == (row["regime"] != FILTERED)
-    assert rows[f"{FILTERED}/n=3/cnn/deterministic/seed=0"]["treatment"] == "filtered: top 30 % by audit score"
+    results = {result.unit_id: result for result in changed.results}
+    original = {result.unit_id: result for result in noise_study["resumed"].results}
+    for unit_id, result in results.items():
+        assert (result.model_key == original[unit_id].model_key) == (result.key.regime != FILTERED)
+    assert results[f"{FILTERED}/n=3/cnn/deterministic/seed=0"].key.treatment == "filtered: top 30 % by audit score"
 
 
 def test_bad_method_params_and_too_much_filtering_stop_before_training(noise_study, tmp_path) -> None:
@@ -158,11 +162,11 @@ def test_bad_method_params_and_too_much_filtering_stop_before_training(noise_stu
     data = noise_config(folders, cache_dir)
     data["regimes"][3]["method_params"] = {"loss": "huber"}
     with pytest.raises(ConfigError, match=r"^regimes\[3\]\.method_params: invalid training setting loss='huber'"):
-        run_study(parse_config(data), tmp_path / "bad-loss", progress=False)
+        run_study(parse_config(data), tmp_path / "bad-loss")
     data = noise_config(folders, cache_dir, drop_top=0.8)
     with pytest.raises(ConfigError, match=r"regimes\[2\]\.sizes: asks for 3 synthetic images per class .* after "
                                           r"filtered: top 80 % by audit score"):
-        run_study(parse_config(data), tmp_path / "too-much", progress=False)
+        run_study(parse_config(data), tmp_path / "too-much")
     assert not (tmp_path / "too-much" / "results.jsonl").exists()
 
 
@@ -192,7 +196,7 @@ def test_a_study_of_synthetic_regimes_only_still_states_each_treatment(noise_stu
     # No real regime: no exchange rate to answer with, but the paired treatment comparisons stay.
     data = noise_config(noise_study["folders"], noise_study["cache_dir"])
     data["regimes"] = [regime for regime in data["regimes"] if regime["data"] == "synthetic"]
-    result = run_study(parse_config(data), tmp_path / "run", progress=False, render_report=False)
+    result = run_study(parse_config(data), tmp_path / "run")
     assert result.units_total == 3 * len(data["seeds"])
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert "(no real-vs-synthetic comparison in this study)" in summary

@@ -16,7 +16,7 @@ from tiny_study import tiny_config_data, write_tiny_folders
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config, run_study
 from synthaug.study.results import append_row, read_rows
-from synthaug.study.runner import plan_units
+from synthaug.study.units import plan_units
 
 # real: deterministic at 3 and 8 + temperature at 8; synthetic: the same; mixed: deterministic at 3.
 GROUPS = 7
@@ -95,8 +95,6 @@ def test_rerunning_a_finished_study_trains_nothing(tiny_study: dict[str, Any]) -
     result = run_study(
         parse_config(tiny_study["config"]),
         run_dir,
-        progress=False,
-        render_report=False,
         on_unit_done=lambda unit, row: ran.append(unit.unit_id),
     )
     assert result.units_resumed == result.units_total and ran == []
@@ -107,7 +105,7 @@ def test_rerunning_a_finished_study_trains_nothing(tiny_study: dict[str, Any]) -
 def test_a_run_folder_refuses_a_different_config(tiny_study: dict[str, Any]) -> None:
     changed = parse_config({**tiny_study["config"], "seeds": [0, 1, 2]})
     with pytest.raises(ConfigError, match=r"different config \(first difference at `seeds`\)"):
-        run_study(changed, tiny_study["run_dir"], progress=False)
+        run_study(changed, tiny_study["run_dir"])
 
 
 def test_plan_units_runs_each_method_at_its_sizes(tmp_path: Path) -> None:
@@ -122,7 +120,7 @@ def test_missing_dataset_is_one_line_naming_the_key(tmp_path: Path) -> None:
     data = tiny_config_data(folders)
     data["real"] = {**data["real"], "train": str(tmp_path / "nowhere")}
     with pytest.raises(ConfigError) as caught:
-        run_study(parse_config(data), tmp_path / "run", progress=False)
+        run_study(parse_config(data), tmp_path / "run")
     assert str(caught.value).startswith("real.train: ")
     assert "\n" not in str(caught.value)
 
@@ -131,7 +129,7 @@ def test_sizes_beyond_the_data_are_refused_before_training(tmp_path: Path) -> No
     data = tiny_config_data(write_tiny_folders(tmp_path / "data"))
     data["regimes"] = [{"name": "real", "data": "real", "sizes": [3, 50]}]
     with pytest.raises(ConfigError, match=r"regimes\[0\]\.sizes: asks for 50 real images per class"):
-        run_study(parse_config(data), tmp_path / "run", progress=False)
+        run_study(parse_config(data), tmp_path / "run")
     assert not (tmp_path / "run" / "results.jsonl").exists()
 
 
@@ -153,7 +151,8 @@ def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     # Only the error line is checked: third-party import warnings may precede it.
     assert completed.stderr.strip().splitlines()[-1] == (
         f"error: {path}: regimes[0].colour: unknown key; valid keys here: "
-        "name, data, sizes, source, synthetic_per_class, synthetic_weight, methods, filter, weights, method_params"
+        "name, data, sizes, source, synthetic_per_class, synthetic_weight, methods, filter, weights, method_params, "
+        "budget, rounds, allocate, floor, method"
     )
 
 
@@ -177,18 +176,18 @@ def test_a_held_out_class_becomes_the_ood_set(tmp_path: Path) -> None:
         seeds=[0],
         ood=[{"name": "held-out", "holdout_classes": ["bar-top"]}],
     )
-    result = run_study(parse_config(data), tmp_path / "run", progress=False, render_report=False)
-    assert result.analysis["classes"] == ["<script>alert(1)</script>", "bar-middle"]
-    assert result.analysis["dataset_sizes"]["ood:held-out"] == 12  # the held-out class's test images
-    assert result.analysis["dataset_sizes"]["test"] == 24
-    (row,) = result.rows
-    assert row["n_train"] == 8
-    assert 0.0 <= row["metrics"]["held-out:ood_auroc_entropy"] <= 1.0
+    result = run_study(parse_config(data), tmp_path / "run")
+    assert result.analysis.classes == ["<script>alert(1)</script>", "bar-middle"]
+    assert result.analysis.dataset_sizes["ood:held-out"] == 12  # the held-out class's test images
+    assert result.analysis.dataset_sizes["test"] == 24
+    (row,) = result.results
+    assert row.n_train == 8
+    assert 0.0 <= row.metrics["held-out:ood_auroc_entropy"] <= 1.0
 
 
 def test_generation_specs_run_through_the_engine_and_are_cached(tmp_path: Path) -> None:
     from synthaug.data import load_dataset
-    from synthaug.generate.ddpm.train import TrainingConfig, train_generator
+    from synthaug.generate.ddpm.train import GeneratorTrainingConfig, train_generator
     from synthaug.generate.ddpm.unet import UNetConfig
 
     folders = write_tiny_folders(tmp_path / "data")
@@ -198,9 +197,8 @@ def test_generation_specs_run_through_the_engine_and_are_cached(tmp_path: Path) 
     train_generator(
         load_dataset(str(folders["pool"])),
         generator,
-        training=TrainingConfig(steps=1, batch_size=4, checkpoint_every=1),
+        training=GeneratorTrainingConfig(steps=1, batch_size=4, checkpoint_every=1),
         unet=UNetConfig(block_channels=(8,), layers_per_block=1, patch_size=1, norm_groups=4),
-        progress=False,
     )
     data = tiny_config_data(folders)
     data.update(
@@ -216,13 +214,13 @@ def test_generation_specs_run_through_the_engine_and_are_cached(tmp_path: Path) 
         ood=[],
     )
     config = parse_config(data)
-    result = run_study(config, tmp_path / "run", progress=False)
+    result = run_study(config, tmp_path / "run")
     (generated,) = list((tmp_path / "run" / "cache" / "generated").iterdir())
     manifest = (generated / "metadata.jsonl").read_text().splitlines()
     assert len(manifest) == 4 * 3
-    assert result.analysis["generators"]["tiny-ddpm"]["backend"] == "ddpm"
+    assert result.analysis.generators["tiny-ddpm"].backend == "ddpm"
     assert {json.loads(line)["label"] for line in manifest} == {"bar-top", "bar-middle", "<script>alert(1)</script>"}
-    assert {sample["label"] for sample in result.analysis["samples"]["tiny-ddpm"]} == {
+    assert {sample.label for sample in result.analysis.samples["tiny-ddpm"]} == {
         "bar-top",
         "bar-middle",
         "<script>alert(1)</script>",
@@ -231,11 +229,9 @@ def test_generation_specs_run_through_the_engine_and_are_cached(tmp_path: Path) 
     second = run_study(
         parse_config({**data, "cache_dir": str(tmp_path / "run" / "cache")}),
         tmp_path / "run2",
-        progress=False,
-        render_report=False,
     )
     assert (generated / "metadata.jsonl").read_text().splitlines() == manifest
-    assert second.rows[0]["model_key"] == result.rows[0]["model_key"] and not second.rows[0]["trained"]
+    assert second.results[0].model_key == result.results[0].model_key and not second.results[0].trained
 
 
 def test_study_command_prints_the_summary_and_where_the_report_is(tiny_study: dict[str, Any], tmp_path: Path) -> None:
@@ -251,3 +247,20 @@ def test_study_command_prints_the_summary_and_where_the_report_is(tiny_study: di
     assert result.exit_code == 0, result.output
     assert result.output.startswith("# Are <b>bars</b> worth drawing?")
     assert f"report: {(run_dir / 'report.html').resolve()}" in result.output
+
+
+def test_a_temperature_unit_calibrates_the_deterministic_units_network(tiny_study: dict[str, Any]) -> None:
+    # Post-hoc units start from the deterministic unit's cached model (or train the same one).
+    from safetensors.torch import load_file
+
+    run_dir = Path(tiny_study["run_dir"])
+    rows = read_rows(run_dir / "results.jsonl")
+    deterministic = {(r["regime"], r["size"], r["seed"]): r for r in rows if r["method"] == "deterministic"}
+    calibrated = [r for r in rows if r["method"] == "temperature"]
+    assert calibrated
+    for row in calibrated:
+        base = load_file(run_dir / deterministic[(row["regime"], row["size"], row["seed"])]["model_dir"] / "weights.safetensors")
+        tensors = load_file(run_dir / row["model_dir"] / "weights.safetensors")
+        assert tensors.keys() - {"temperature"} == {f"base.{name}" for name in base}
+        for name, value in base.items():
+            assert tensors[f"base.{name}"].equal(value), name

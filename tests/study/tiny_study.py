@@ -123,6 +123,7 @@ def interrupted_then_resumed_study(base: Path, stop_after: int = 3) -> dict[str,
         ``run_in_second_run`` / ``trained_in_second_run`` (unit ids the rerun ran / trained
         a model for), ``first_units`` (those finished before the interruption).
     """
+    from synthaug.report import build_report
     from synthaug.study import parse_config, run_study
     from synthaug.study.results import read_rows
 
@@ -134,21 +135,22 @@ def interrupted_then_resumed_study(base: Path, stop_after: int = 3) -> dict[str,
     config = parse_config(data)
     finished: list[str] = []
 
-    def stop(unit: Any, row: dict[str, Any]) -> None:
+    def stop(unit: Any, result: Any) -> None:
         finished.append(unit.unit_id)
         if len(finished) == stop_after:
             raise StopStudy
 
     try:
-        run_study(config, run_dir, progress=False, on_unit_done=stop)
+        run_study(config, run_dir, on_unit_done=stop)
     except StopStudy:
         pass
     rows_after_interruption = len(read_rows(run_dir / "results.jsonl"))
     models_after_interruption = len(list((run_dir / "cache" / "models").iterdir()))
     rerun: list[tuple[str, bool]] = []
     result = run_study(
-        config, run_dir, progress=False, on_unit_done=lambda unit, row: rerun.append((unit.unit_id, row["trained"]))
+        config, run_dir, on_unit_done=lambda unit, row: rerun.append((unit.unit_id, row.trained))
     )
+    build_report(run_dir)  # what `synthaug study` does next
     info = {
         "run_dir": str(run_dir),
         "config": data,

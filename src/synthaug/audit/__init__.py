@@ -17,7 +17,13 @@ from synthaug.audit.duplicates import DEFAULT_MIN_SIMILARITY, Matches, find_copi
 from synthaug.audit.filter import FilterResult, drop_reasons, filter_dataset, parse_drop_top
 from synthaug.audit.run import ROW_FIELDS, AuditResult, audit_dataset
 from synthaug.audit.scores import SCORE_COMPONENTS, AuditConfig, combined_score, confident_learning
-from synthaug.audit.weights import DEFAULT_WEIGHT_FLOOR, AuditScores, audit_weights, read_scores
+from synthaug.audit.weights import (
+    DEFAULT_WEIGHT_FLOOR,
+    AuditScores,
+    audit_weights,
+    read_scores,
+    weight_sets_from_audit,
+)
 
 __all__ = [
     "DEFAULT_MIN_SIMILARITY",
@@ -38,4 +44,5 @@ __all__ = [
     "find_copies",
     "parse_drop_top",
     "read_scores",
+    "weight_sets_from_audit",
 ]

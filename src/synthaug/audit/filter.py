@@ -26,15 +26,20 @@ import shutil
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import synthaug
 from synthaug.audit.run import AUDIT_FILE, SCORES_FILE
 from synthaug.audit.scores import write_jsonl
 from synthaug.data import METADATA_FILE, ImageDataset, safe_join
 from synthaug.errors import ConfigError, DataError
+from synthaug.fileio import read_jsonl
 from synthaug.generate.slug import class_folders
+
+if TYPE_CHECKING:  # the scores are passed in; the CLIP model (transformers) is loaded by the caller
+    from synthaug.audit.clip import ClipScores
 
 DROPPED_FILE = "dropped.jsonl"
 FILTER_FILE = "filter.json"
@@ -86,15 +91,16 @@ def read_complete_audit(audit_dir: str | Path) -> tuple[dict[str, Any], list[dic
             did not finish.
     """
     audit_dir = Path(audit_dir)
+    missing = [name for name in (AUDIT_FILE, SCORES_FILE) if not (audit_dir / name).is_file()]
+    if missing:
+        raise ConfigError(f"{audit_dir} is not an audit folder (no {missing[0]}); run `synthaug audit DATA --out DIR` first")
     try:
         audit = json.loads((audit_dir / AUDIT_FILE).read_text())
-        lines = (audit_dir / SCORES_FILE).read_text().splitlines()
-        rows = [json.loads(line) for line in lines if line.strip()]
-    except FileNotFoundError as error:
-        raise ConfigError(f"{audit_dir} is not an audit folder (no {Path(error.filename).name}); "
-                          "run `synthaug audit DATA --out DIR` first") from error
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{audit_dir}: the audit files are not valid JSON ({error.msg}); run the audit again") from error
+        rows, torn = read_jsonl(audit_dir / SCORES_FILE)
+    except ValueError as error:  # json.JSONDecodeError included
+        raise ConfigError(f"{audit_dir}: the audit files are not valid JSON ({error}); run the audit again") from error
+    if torn:
+        raise ConfigError(f"{audit_dir}: {SCORES_FILE} ends in a torn line; run the audit again")
     if audit.get("status") != "complete":
         raise ConfigError(f"{audit_dir}: the audit did not finish; run the same `synthaug audit` again to complete it")
     return audit, rows
@@ -129,6 +135,7 @@ def drop_reasons(
     drop_duplicates: bool = False,
     drop_leakage: bool = True,
     per_class: bool = False,
+    also: Mapping[int, Sequence[str]] | None = None,
 ) -> dict[int, list[str]]:
     """Why each image is dropped, by dataset index (images kept are absent).
 
@@ -144,10 +151,12 @@ def drop_reasons(
             than over the whole set. Suspects cluster in the classes a generator confuses
             (measured: a set-wide top 10 % of 1,000 generated Fashion-MNIST images took 51 of
             the 100 shirts), so a set-wide cut can unbalance the classes.
+        also: Reasons found outside the audit (:func:`clip_drop_reasons`), by dataset index,
+            merged in; given, it counts as a rule to drop by.
     """
     if drop_top is not None and threshold is not None:
         raise ConfigError("give --drop-top or --threshold, not both")
-    if drop_top is None and threshold is None and not drop_label_issues and not drop_duplicates:
+    if drop_top is None and threshold is None and not drop_label_issues and not drop_duplicates and also is None:
         raise ConfigError("say what to drop: --drop-top, --threshold, --drop-label-issues or --drop-duplicates")
     if per_class and drop_top is None:
         raise ConfigError("per_class applies to drop_top; give --drop-top with --per-class")
@@ -187,13 +196,36 @@ def drop_reasons(
             add(row, f"copy of reference image {row['reference_match']} (similarity {row['reference_similarity']:.4f})")
         if drop_leakage and row.get("leakage"):
             add(row, f"leakage: copy of test image {row['test_match']} (similarity {row['test_similarity']:.4f})")
+    for index, more in (also or {}).items():
+        reasons.setdefault(index, []).extend(more)
+    return reasons
+
+
+def clip_drop_reasons(
+    scores: ClipScores, classes: Sequence[str], *, min_clip_score: float | None = None, class_agreement: bool = False
+) -> dict[int, list[str]]:
+    """Why CLIP drops each image, by dataset index: a CLIPScore below ``min_clip_score``
+    (image far from its prompt), or, with ``class_agreement``, a zero-shot class other than
+    the image's label (see :mod:`synthaug.audit.clip`).
+
+    Raises:
+        ConfigError: neither rule is given.
+    """
+    if min_clip_score is None and not class_agreement:
+        raise ConfigError("with --clip, say what to drop: --min-clip-score X or --clip-class-agreement")
+    reasons: dict[int, list[str]] = {}
+    for index, (score, agrees, predicted) in enumerate(zip(scores.prompt_score, scores.agreement, scores.predicted)):
+        if min_clip_score is not None and score < min_clip_score:
+            reasons.setdefault(index, []).append(f"CLIP score {score:.2f} < {min_clip_score:g}")
+        if class_agreement and not agrees:
+            reasons.setdefault(index, []).append(f"CLIP class: zero-shot says {classes[predicted]}")
     return reasons
 
 
 def _reason_kind(reason: str) -> str:
     for prefix, kind in (("top ", "top score"), ("score ", "threshold"), ("label issue", "label issue"),
                          ("duplicate", "duplicate"), ("copy of reference", "reference copy"),
-                         ("leakage", "leakage")):
+                         ("leakage", "leakage"), ("CLIP score", "clip score"), ("CLIP class", "clip class")):
         if reason.startswith(prefix):
             return kind
     return reason
@@ -210,7 +242,7 @@ def _place(source: Path, destination: Path) -> None:
 
 def filter_dataset(
     data: ImageDataset,
-    audit_dir: str | Path,
+    audit_dir: str | Path | None,
     out_dir: str | Path,
     drop_top: int | float | None = None,
     threshold: float | None = None,
@@ -219,16 +251,22 @@ def filter_dataset(
     drop_duplicates: bool = False,
     drop_leakage: bool = True,
     per_class: bool = False,
+    clip: ClipScores | None = None,
+    min_clip_score: float | None = None,
+    clip_class_agreement: bool = False,
 ) -> FilterResult:
-    """Write a copy of ``data`` without the images the audit in ``audit_dir`` marks.
+    """Write a copy of ``data`` without the images the audit in ``audit_dir`` (or CLIP) marks.
 
-    See the module docstring for the folder written, and :func:`drop_reasons` for the
-    options. ``data`` is never modified.
+    See the module docstring for the folder written, and :func:`drop_reasons` and
+    :func:`clip_drop_reasons` for the options. ``data`` is never modified.
 
     Args:
         data: The dataset the audit was run on (checked by fingerprint).
-        audit_dir: The folder written by :func:`synthaug.audit.audit_dataset`.
+        audit_dir: The folder written by :func:`synthaug.audit.audit_dataset`; ``None`` to
+            filter by CLIP alone.
         out_dir: The new dataset folder; must not exist yet (or be empty).
+        clip: CLIP scores of ``data`` (:meth:`synthaug.audit.clip.ClipScorer.score`), for
+            ``min_clip_score`` and ``clip_class_agreement``.
 
     Returns:
         The :class:`FilterResult`.
@@ -236,15 +274,31 @@ def filter_dataset(
     Raises:
         ConfigError: bad options, ``out_dir`` exists, or the audit does not match ``data``.
     """
-    audit_dir, out_dir = Path(audit_dir), Path(out_dir)
+    out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ConfigError(f"{out_dir} already exists; choose a new --out (filter never overwrites)")
     if data.root is not None and out_dir.resolve().is_relative_to(data.root.resolve()):
         raise ConfigError(f"{out_dir} is inside the dataset folder {data.root}; write the filtered copy elsewhere")
-    rows = read_audit(audit_dir, data)
-    reasons = drop_reasons(rows, drop_top=drop_top, threshold=threshold, drop_label_issues=drop_label_issues,
-                           per_class=per_class,
-                           drop_duplicates=drop_duplicates, drop_leakage=drop_leakage)
+    clip_rules = min_clip_score is not None or clip_class_agreement
+    if clip_rules and clip is None:
+        raise ConfigError("--min-clip-score and --clip-class-agreement need CLIP scores: give --clip MODEL_DIR")
+    also = None if not clip_rules else clip_drop_reasons(clip, data.classes, min_clip_score=min_clip_score,
+                                                           class_agreement=clip_class_agreement)
+    if audit_dir is None:
+        if drop_top is not None or threshold is not None or drop_label_issues or drop_duplicates:
+            raise ConfigError("--drop-top, --threshold, --drop-label-issues and --drop-duplicates need --audit AUDIT_DIR")
+        if also is None:
+            raise ConfigError("say what to drop: give --audit AUDIT_DIR with its rules, or --clip MODEL_DIR with "
+                              "--min-clip-score or --clip-class-agreement")
+        rows = [{"index": index, "file_name": str(record.get("file_name") or index), "label": data.classes[label],
+                 "score": None, "rank": None} for index, (record, label) in enumerate(zip(data.records, data.targets))]
+        reasons = dict(also)
+    else:
+        audit_dir = Path(audit_dir)
+        rows = read_audit(audit_dir, data)
+        reasons = drop_reasons(rows, drop_top=drop_top, threshold=threshold, drop_label_issues=drop_label_issues,
+                               per_class=per_class, drop_duplicates=drop_duplicates, drop_leakage=drop_leakage,
+                               also=also)
     kept_indices = [row["index"] for row in rows if row["index"] not in reasons]
     if not kept_indices:
         raise ConfigError("these settings drop every image; drop fewer")
@@ -268,19 +322,25 @@ def filter_dataset(
                 destination = safe_join(staging, file_name)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 data[index][0].save(destination)
-            metadata.append({**record, "file_name": file_name, "label": row["label"],
-                             "audit_score": row["score"], "audit_rank": row["rank"]})
+            kept_row = {**record, "file_name": file_name, "label": row["label"]}
+            if audit_dir is not None:
+                kept_row.update(audit_score=row["score"], audit_rank=row["rank"])
+            if clip is not None:
+                kept_row.update(clip_score=float(clip.prompt_score[index]), clip_agreement=bool(clip.agreement[index]))
+            metadata.append(kept_row)
         dropped = [{"file_name": rows[index]["file_name"], "label": rows[index]["label"],
                     "score": rows[index]["score"], "rank": rows[index]["rank"], "reasons": reasons[index]}
-                   for index in sorted(reasons, key=lambda i: rows[i]["rank"])]
+                   for index in sorted(reasons, key=lambda i: (rows[i]["rank"] or 0, i))]
         write_jsonl(staging / METADATA_FILE, metadata)
         write_jsonl(staging / DROPPED_FILE, dropped)
         counts = Counter(_reason_kind(reason) for row in dropped for reason in row["reasons"])
         settings = {"drop_top": drop_top, "threshold": threshold, "drop_label_issues": drop_label_issues,
-                    "drop_duplicates": drop_duplicates, "drop_leakage": drop_leakage, "per_class": per_class}
+                    "drop_duplicates": drop_duplicates, "drop_leakage": drop_leakage, "per_class": per_class,
+                    "clip": None if clip is None else clip.model, "min_clip_score": min_clip_score,
+                    "clip_class_agreement": clip_class_agreement}
         (staging / FILTER_FILE).write_text(json.dumps({
             "source": {"name": data.name, "images": len(data), "fingerprint": data.fingerprint()},
-            "audit": str(audit_dir.resolve()),
+            "audit": None if audit_dir is None else str(audit_dir.resolve()),
             "settings": settings,
             "kept": len(kept_indices),
             "dropped": len(dropped),

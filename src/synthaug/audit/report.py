@@ -19,6 +19,7 @@ import jinja2
 from PIL import Image, ImageOps
 
 from synthaug.data import ImageDataset
+from synthaug.fileio import atomic_write_text
 
 THUMBNAIL_SIDE = 84
 """Side in pixels images are shown at (28x28 images are scaled up 3x, pixelated)."""
@@ -151,9 +152,7 @@ def render_report(
         side=THUMBNAIL_SIDE,
         **context,
     )
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(html, encoding="utf-8")
-    partial.replace(path)
+    atomic_write_text(path, html)
     return path
 
 

@@ -15,6 +15,7 @@ The dataset itself is only read.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 import time
@@ -44,6 +45,8 @@ from synthaug.audit.scores import (
 from synthaug.audit.summary import CLASS_COLUMNS, class_diversity, class_rows, feature_vectors
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError
+from synthaug.fileio import atomic_write_text
+from synthaug.progress import ProgressCallback
 
 SCORES_FILE = "scores.jsonl"
 CLASSES_FILE = "classes.csv"
@@ -135,9 +138,7 @@ def _prepare_out_dir(out_dir: Path, identity: dict[str, Any], overwrite: bool) -
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(content, indent=2, default=json_value) + "\n")
-    partial.replace(path)
+    atomic_write_text(path, json.dumps(content, indent=2, default=json_value) + "\n")
 
 
 def audit_dataset(
@@ -150,7 +151,7 @@ def audit_dataset(
     config: AuditConfig | None = None,
     device: str | None = None,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     log: Log | None = None,
 ) -> AuditResult:
     """Score every image of ``data`` for label noise, uncertainty and copies; write ``out_dir``.
@@ -168,7 +169,7 @@ def audit_dataset(
         config: Audit settings; default :class:`AuditConfig`.
         device: Torch device for training (default: CUDA when present).
         overwrite: Replace an audit of other data or settings in ``out_dir``.
-        progress: Show the training progress bars.
+        progress: Called with progress events of the folds and of training.
         log: Called with a one-line message as each stage starts.
 
     Returns:
@@ -341,10 +342,9 @@ def _labels_in(dataset: ImageDataset, classes: list[str]) -> np.ndarray:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CLASS_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: "" if json_value(value) is None else json_value(value) for key, value in row.items()})
-    partial.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CLASS_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if json_value(value) is None else json_value(value) for key, value in row.items()})
+    atomic_write_text(path, text.getvalue())

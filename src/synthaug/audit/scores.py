@@ -45,7 +45,9 @@ import numpy as np
 from synthaug.audit.duplicates import DEFAULT_MIN_SIMILARITY
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError, DataError
+from synthaug.fileio import rewrite_jsonl
 from synthaug.metrics import expected_entropy, load_predictions, mutual_information, save_predictions
+from synthaug.progress import ProgressCallback, report
 
 LABEL_SCORES = ("cv_label_error", "reference_label_error")
 """Scores of how likely the given label is wrong (higher = more likely)."""
@@ -71,7 +73,9 @@ class AuditConfig:
     method: str = "ensemble"  # method trained on each fold; S > 1 samples give disagreement and MI
     method_options: Mapping[str, Any] | None = None  # its hyper-parameters; None: DEFAULT_METHOD_OPTIONS
     backbone: str = "cnn"  # backbone of the fold models and of the reference model
-    epochs: int = 10  # training epochs of every model the audit trains
+    # Training epochs of every model the audit trains; None: the methods' default (enough
+    # epochs for `min_steps` optimiser steps, so small synthetic sets are learnt too).
+    epochs: int | None = None
     reference_method: str = "deterministic"  # method trained on the reference (real) data
     seed: int = 0  # seeds the folds and every model
     score_components: tuple[str, ...] = LABEL_SCORES  # scores averaged (by rank) into `score`
@@ -82,7 +86,7 @@ class AuditConfig:
     def __post_init__(self) -> None:
         checks = {
             "folds": self.folds >= 2,
-            "epochs": self.epochs >= 1,
+            "epochs": self.epochs is None or self.epochs >= 1,
             "min_similarity": -1.0 <= self.min_similarity <= 1.0,
             "diversity_sample": self.diversity_sample >= 2,
             "report_per_class": self.report_per_class >= 0,
@@ -119,7 +123,7 @@ def import_cleanlab() -> ModuleType:
 
 
 def _fit(key: str, train: ImageDataset, config: AuditConfig, seed: int, device: str | None,
-         progress: bool, options: Mapping[str, Any]) -> Any:
+         progress: ProgressCallback | None, options: Mapping[str, Any]) -> Any:
     """Train a ``key`` method with the audit's backbone and epochs on ``train``; returns it fitted."""
     from synthaug.methods import make_method
 
@@ -134,7 +138,7 @@ def cross_validated_probabilities(
     cache_dir: Path | None = None,
     *,
     device: str | None = None,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     log: Log | None = None,
 ) -> np.ndarray:
     """Out-of-sample predictive samples for every image, by stratified K-fold cross-validation.
@@ -164,6 +168,7 @@ def cross_validated_probabilities(
 
     splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
     samples: np.ndarray | None = None
+    report(progress, "audit folds", 0, config.folds, unit="folds")
     for fold, (train_index, held_out) in enumerate(splitter.split(np.zeros(len(data)), data.targets)):
         cached = None if cache_dir is None else cache_dir / f"cv-fold-{fold}.npz"
         if cached is not None and cached.is_file():
@@ -182,6 +187,8 @@ def cross_validated_probabilities(
         if samples is None:
             samples = np.zeros((probs.shape[0], len(data), len(data.classes)), dtype=np.float32)
         samples[:, held_out] = probs
+        report(progress, "audit folds", fold + 1, config.folds, unit="folds", item=f"fold {fold + 1}")
+    report(progress, "audit folds", config.folds, config.folds, unit="folds", finished=True)
     return samples
 
 
@@ -191,7 +198,7 @@ def reference_model(
     cache_dir: Path | None = None,
     *,
     device: str | None = None,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     log: Log | None = None,
 ) -> Any:
     """Train (or, from ``cache_dir/reference-model``, reload) the reference model.
@@ -327,9 +334,5 @@ def json_value(value: Any) -> Any:
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write one JSON object per line, replacing ``path`` in one step."""
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps({key: json_value(value) for key, value in row.items()}) + "\n")
-    partial.replace(path)
+    """Replace ``path`` with one JSON object per row (NaN as ``null``), in one step."""
+    rewrite_jsonl(path, ({key: json_value(value) for key, value in row.items()} for row in rows))

@@ -143,3 +143,33 @@ def audit_weights(
                 f"{data.classes[target]!r} in {data.name}; audit this dataset again"
             )
     return np.array([label_trust(scores.rows[name], floor) for name in names], dtype=np.float64)
+
+
+def weight_sets_from_audit(
+    parts: list[ImageDataset], audit: str | Path | AuditScores
+) -> tuple[list[ImageDataset], list[bool]]:
+    """Give the images of every set the audit covers their audit weights.
+
+    A set the audit covers gets ``sample_weights`` times :func:`audit_weights`; the others are
+    returned unchanged (weight 1 per image), so real and audited synthetic sets can be mixed.
+
+    Args:
+        parts: Training sets, e.g. a real set and a generated one.
+        audit: An audit folder or its :func:`read_scores`.
+
+    Returns:
+        The sets (covered ones re-weighted) and, per set, whether the audit covered it.
+
+    Raises:
+        DataError: The audit covers none of the sets, or only part of one.
+    """
+    scores = audit if isinstance(audit, AuditScores) else read_scores(audit)
+    covered = [scores.overlaps(part) for part in parts]
+    if not any(covered):
+        raise DataError(
+            f"{scores.scores_file} covers none of the --train sets ({', '.join(part.name for part in parts)}); "
+            "give --weights-from-audit the audit of one of them (synthaug audit DATA --out AUDIT_DIR)"
+        )
+    weighted = [part.with_sample_weights(part.sample_weights * audit_weights(part, scores)) if cover else part
+                for part, cover in zip(parts, covered)]
+    return weighted, covered

@@ -1,5 +1,7 @@
 """The typer application every command module registers on."""
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(
@@ -20,3 +22,18 @@ def _root() -> None:
     # A callback keeps typer in multi-command mode even while only one command is
     # registered; without it `synthaug datasets` would become plain `synthaug`.
     pass
+
+
+def require_input(path: Path | None, what: str, hint: str) -> None:
+    """Fail with one line when an input file or folder is missing, before any slow import.
+
+    The library checks its inputs too, but only after importing torch (seconds); a typo in a
+    path should answer at once.
+
+    Raises:
+        DataError: ``path`` does not exist (``None`` is an option not given: nothing to check).
+    """
+    from synthaug.errors import DataError
+
+    if path is not None and not Path(path).exists():
+        raise DataError(f"{path}: no such {what}; {hint}")

@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from synthaug.audit import DEFAULT_MIN_SIMILARITY, AuditConfig, audit_dataset
-from synthaug.audit.scores import LABEL_SCORES, SCORE_COMPONENTS
-from synthaug.cli._app import app
+from synthaug.cli._app import app, require_input
+from synthaug.cli._progress import progress_reporter
 from synthaug.cli.train import parse_assignments
-from synthaug.data import load_dataset
+
+# The library's defaults and names, repeated here so that `--help` does not import the audit
+# (torch, scikit-learn: seconds); tests/cli/test_startup.py checks they match.
+DEFAULT_MIN_SIMILARITY = 0.995
+LABEL_SCORES = ("cv_label_error", "reference_label_error")
+SCORE_COMPONENTS = LABEL_SCORES + ("disagreement", "mutual_information", "expected_entropy")
 
 
 @app.command("audit")
@@ -35,7 +36,8 @@ def audit_cli(
                      "KEY=VALUE (JSON values); default num_members=3 for ensemble.")] = None,
     backbone: Annotated[str, typer.Option(help="cnn, or a torchvision model name (frozen features).")] = "cnn",
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of every model the audit trains.")] = 10,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs of every model the audit trains "
+                      "[default: the methods' own: 15, or more on a small set].")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the folds and the models.")] = 0,
     score_component: Annotated[Optional[list[str]], typer.Option("--score-component", help="Score averaged (by "
                                f"rank) into the combined score; repeat. One of {', '.join(SCORE_COMPONENTS)}; default "
@@ -46,11 +48,26 @@ def audit_cli(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an audit of other data or settings "
                                             "in AUDIT_DIR.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show training progress bars.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress (bars on a terminal, "
+                                           "one line per fold and epoch in a log).")] = True,
 ) -> None:
     """Score how likely each image's label is wrong (cross-validated confident learning, agreement
     with a model trained on real data), its ensemble uncertainty, and find exact and near
     copies within the set, of the reference and of the test set. Never modifies DATA."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from synthaug.data import load_dataset
+
+    # Data first: a missing folder is reported before the audit's imports (torch: seconds).
+    require_input(reference_model, "model directory", "write one with `synthaug train`")
+    audited = load_dataset(data, skip_bad=skip_bad)
+    real = None if reference is None else load_dataset(reference, skip_bad=skip_bad)
+    test_set = None if test is None else load_dataset(test, skip_bad=skip_bad)
+
+    from synthaug.audit import AuditConfig, audit_dataset
+
     default = AuditConfig()
     config = AuditConfig(
         folds=folds, method=method, method_options=parse_assignments(param, "--param") if param else None, backbone=backbone, epochs=epochs, seed=seed,
@@ -58,18 +75,19 @@ def audit_cli(
     )
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    result = audit_dataset(
-        load_dataset(data, skip_bad=skip_bad),
-        out,
-        reference=None if reference is None else load_dataset(reference, skip_bad=skip_bad),
-        reference_model_dir=reference_model,
-        test=None if test is None else load_dataset(test, skip_bad=skip_bad),
-        config=config,
-        device=device,
-        overwrite=overwrite,
-        progress=progress,
-        log=lambda message: err.print(escape(message), style="dim"),
-    )
+    with progress_reporter(progress) as reporter:
+        result = audit_dataset(
+            audited,
+            out,
+            reference=real,
+            reference_model_dir=reference_model,
+            test=test_set,
+            config=config,
+            device=device,
+            overwrite=overwrite,
+            progress=reporter,
+            log=lambda message: err.print(escape(message), style="dim"),
+        )
     summary = result.summary
     console.print(
         f"{summary['images']} images: {summary['label_issues']} label issues (confident learning), estimated "

@@ -6,12 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from synthaug.cli._app import app
-from synthaug.data import check_image_folder, describe_builtin_datasets
 
 
 @app.command("datasets")
@@ -26,6 +22,12 @@ def datasets_cli(
     ] = None,
 ) -> None:
     """List the built-in datasets, their sizes and where each was found."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from synthaug.data import check_image_folder, describe_builtin_datasets
+
     console = Console(highlight=False, soft_wrap=True)
     if check is None:
         table = Table(title="Built-in datasets")

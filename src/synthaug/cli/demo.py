@@ -9,16 +9,24 @@ import typer
 
 from synthaug.cli._app import app
 from synthaug.cli.study import print_outcome
-from synthaug.study.demo import DEFAULT_RUN_DIR, run_demo
+
+# Kept here rather than imported from synthaug.study.demo, so that `synthaug --help` does not
+# import the study package (see test_default_run_folder_matches_the_library).
+DEFAULT_RUN_DIR = "runs/demo"
 
 
 @app.command("demo")
 def demo_cli(
     out: Annotated[Path, typer.Option("--out", help="Run folder; rerunning into it resumes.")] = Path(DEFAULT_RUN_DIR),
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the study's progress bar.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the study's progress.")] = True,
 ) -> None:
     """Generate Fashion-MNIST images with the shipped ddpm model, train cnn classifiers
     (deterministic, temperature, mc-dropout, ensemble, bnn) on real, synthetic and mixed data
     over 3 seeds, and write the report (about 10 minutes on 2 CPU cores)."""
-    result = run_demo(out, progress=progress)
-    print_outcome(result.summary_markdown, result.report_path, result.run_dir, result.seconds)
+    from synthaug.cli._progress import progress_reporter
+    from synthaug.report import build_report
+    from synthaug.study.demo import run_demo
+
+    with progress_reporter(progress) as reporter:
+        result = run_demo(out, progress=reporter)
+    print_outcome(result, build_report(result.run_dir))

@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from synthaug.cli._app import app
-from synthaug.metrics.evaluate import METRICS_FILE, RELIABILITY_FILE, evaluate_prediction_files
+from synthaug.cli._app import app, require_input
 
 
 @app.command("evaluate")
@@ -30,6 +27,13 @@ def evaluate_cli(
     """Compute accuracy, NLL, Brier, calibration, uncertainty, selective-prediction (and with
     --ood, OOD-detection) metrics of a predictions file, with 95% bootstrap intervals; write
     OUT/metrics.json and OUT/reliability.png."""
+    for path in (predictions, ood):
+        require_input(path, "predictions file", "pass a .npz written by `synthaug predict`")
+    from rich.console import Console
+    from rich.table import Table
+
+    from synthaug.metrics.evaluate import METRICS_FILE, RELIABILITY_FILE, evaluate_prediction_files
+
     report = evaluate_prediction_files(predictions, out, ood_path=ood, n_bins=bins, overwrite=overwrite)
 
     intervals = report["confidence_intervals"]

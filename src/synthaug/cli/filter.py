@@ -6,19 +6,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from synthaug.audit import filter_dataset, parse_drop_top
 from synthaug.cli._app import app
-from synthaug.data import load_dataset
 
 
 @app.command("filter")
 def filter_cli(
     data: Annotated[str, typer.Argument(metavar="DATA", help="The dataset the audit was run on.")],
-    audit: Annotated[Path, typer.Option("--audit", metavar="AUDIT_DIR", help="Folder written by `synthaug audit`.")],
     out: Annotated[Path, typer.Option("--out", metavar="CLEAN_DIR", help="New dataset folder (must not exist).")],
+    audit: Annotated[Optional[Path], typer.Option("--audit", metavar="AUDIT_DIR", help="Folder written by "
+                     "`synthaug audit` (optional when filtering by CLIP alone).")] = None,
     drop_top: Annotated[Optional[str], typer.Option("--drop-top", help="Drop the most suspicious images: a "
                         "percentage like 10% or a count like 50.")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Drop images whose combined score "
@@ -32,12 +29,33 @@ def filter_cli(
     keep_leakage: Annotated[bool, typer.Option("--keep-leakage", help="Keep copies of test images (dropped by "
                             "default).")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images, as the audit did.")] = False,
+    clip: Annotated[Optional[Path], typer.Option("--clip", metavar="MODEL_DIR", help="A local CLIP model folder "
+                    "(CLIPModel + CLIPProcessor save_pretrained) to score the images with.")] = None,
+    min_clip_score: Annotated[Optional[float], typer.Option("--min-clip-score", help="With --clip: drop images whose "
+                              "CLIPScore against their prompt (100 x cosine) is below this.")] = None,
+    clip_class_agreement: Annotated[bool, typer.Option("--clip-class-agreement", help="With --clip: drop images "
+                                    "whose zero-shot CLIP class is not their label.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="Device of the CLIP model; default: CUDA when "
+                                                  "present.")] = None,
 ) -> None:
-    """Write CLEAN_DIR: DATA without the images the audit marks (hard links or copies), with its
-    own metadata.jsonl, dropped.jsonl (what was dropped and why) and filter.json. DATA is never
-    modified."""
+    """Write CLEAN_DIR: DATA without the images the audit (or a CLIP model) marks (hard links or
+    copies), with its own metadata.jsonl, dropped.jsonl (what was dropped and why) and filter.json.
+    DATA is never modified."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from synthaug.data import load_dataset
+
+    dataset = load_dataset(data, skip_bad=skip_bad)  # before the audit's imports: a missing folder fails at once
+    from synthaug.audit.filter import filter_dataset, parse_drop_top
+
+    scores = None
+    if clip is not None:
+        from synthaug.audit.clip import ClipScorer
+
+        scores = ClipScorer(clip, device=device).score(dataset)
     result = filter_dataset(
-        load_dataset(data, skip_bad=skip_bad),
+        dataset,
         audit,
         out,
         drop_top=None if drop_top is None else parse_drop_top(drop_top),
@@ -46,6 +64,9 @@ def filter_cli(
         drop_duplicates=drop_duplicates,
         drop_leakage=not keep_leakage,
         per_class=per_class,
+        clip=scores,
+        min_clip_score=min_clip_score,
+        clip_class_agreement=clip_class_agreement,
     )
     console = Console(highlight=False)
     reasons = ", ".join(f"{count} {kind}" for kind, count in sorted(result.reasons.items()))

@@ -5,16 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
-from rich.table import Table
 
 from synthaug.cli._app import app
+from synthaug.cli._execution import GenerateWorkersOption, RayOption, executor_from_options
+from synthaug.cli._progress import progress_reporter
 from synthaug.errors import ConfigError, GenerationError
-from synthaug.generate import generate_dataset
 from synthaug.generate.prompts import (
     BUILTIN_BACKGROUNDS,
     BUILTIN_STYLES,
@@ -22,6 +21,9 @@ from synthaug.generate.prompts import (
     PromptSpec,
     resolve_choices,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @app.command("generate")
@@ -77,10 +79,34 @@ def generate_cli(
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Images per model call (local backends).")
     ] = None,
+    lora: Annotated[
+        str | None,
+        typer.Option("--lora", help="LoRA to load into the pipeline (diffusers), e.g. from `synthaug "
+                     "train-generator --backend diffusers`."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; generate nothing.")] = False,
     extend: Annotated[
         bool, typer.Option("--extend", help="Add to a folder generated with other settings.")
     ] = False,
+    init_images: Annotated[
+        str | None,
+        typer.Option(
+            "--init-images",
+            help="Real images to start from (folder or built-in spec, classes matched by name): image j "
+            "of a class is a variant of its real image j mod n (ddpm: SDEdit; diffusers: image-to-image; "
+            "openai: edits, dall-e-2: variations).",
+        ),
+    ] = None,
+    strength: Annotated[
+        str | None,
+        typer.Option("--strength", help="With --init-images: noise strength in (0, 1], or a comma list drawn "
+                     "per image (1 = text-to-image, near 0 = the real image); not for openai."),
+    ] = None,
+    workers: GenerateWorkersOption = None,
+    ray: RayOption = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option("--gpus-per-worker", help="GPUs per Ray task (fractions share a GPU; local backends).")
+    ] = 0.0,
 ) -> None:
     """Generate a labelled image dataset from text prompts (resumable: rerun to continue)."""
     labels = read_classes(classes, classes_file)
@@ -100,24 +126,45 @@ def generate_cli(
     params = _given(size=size, quality=quality, style=style, steps=steps, guidance_scale=guidance_scale,
                     negative_prompt=negative_prompt)  # fmt: skip
     options = _given(concurrency=concurrency, price_per_image=price_per_image, device=device, dtype=dtype,
-                     batch_size=batch_size)  # fmt: skip
+                     batch_size=batch_size, lora=lora)  # fmt: skip
+
+    guidance = None
+    if init_images is not None:
+        from synthaug.generate.guided import load_guidance  # reads datasets (torch): only when asked
+
+        guidance = load_guidance(init_images, labels, strength)
+    elif strength is not None:
+        raise ConfigError("--strength needs --init-images (the real images to start from)")
+    from rich.console import Console
+
+    from synthaug.execution import Resources
+    from synthaug.generate.engine import generate_dataset
 
     console = Console()
-    result = generate_dataset(
-        out,
-        labels,
-        per_class,
-        backend=backend,
-        model=model,
-        prompt=spec,
-        seed=seed,
-        params=params,
-        backend_options=options,
-        max_cost=max_cost,
-        dry_run=dry_run,
-        extend=extend,
-        progress=not dry_run,
-    )
+    # One process by default: a backend already runs its calls (openai) or batches (GPU) in
+    # parallel; --workers/--ray spread the shards over processes or machines.
+    with (
+        executor_from_options(workers, ray, default_workers=1) as executor,
+        progress_reporter(not dry_run) as progress,
+    ):
+        result = generate_dataset(
+            out,
+            labels,
+            per_class,
+            backend=backend,
+            model=model,
+            prompt=spec,
+            seed=seed,
+            params=params,
+            backend_options=options,
+            max_cost=max_cost,
+            dry_run=dry_run,
+            extend=extend,
+            progress=progress,
+            init_images=guidance,
+            executor=executor,
+            resources=Resources(num_cpus=1, num_gpus=gpus_per_worker),
+        )
     if dry_run:
         _print_plan(console, result)
         return
@@ -173,6 +220,8 @@ def _given(**values: Any) -> dict[str, Any]:
 
 
 def _print_plan(console: Console, plan: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"Plan for {plan['out_dir']} ({plan['backend']}, {plan['generator'].get('model')})")
     table.add_column("class")
     table.add_column("to generate", justify="right")
@@ -190,6 +239,8 @@ def _print_plan(console: Console, plan: dict[str, Any]) -> None:
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{summary['out_dir']} ({summary['backend']}, {summary['model']})")
     table.add_column("class")
     table.add_column("images", justify="right")

@@ -1,12 +1,16 @@
-"""Entry point of the ``synthaug`` console script."""
+"""Entry point of the ``synthaug`` console script.
+
+Start-up: every command module imports only typer and the standard library at module level
+and imports the library (torch, matplotlib, scikit-learn, ...) inside its command function,
+so ``synthaug --help``, ``synthaug COMMAND --help`` and a one-line error for a missing input
+answer at once. ``benchmarks/startup.py`` measures it; ``tests/cli/test_startup.py`` checks
+that no heavy module is imported before a command runs.
+"""
 
 from __future__ import annotations
 
 import importlib
 import sys
-
-from rich.console import Console
-from rich.markup import escape
 
 from synthaug.cli._app import app
 from synthaug.errors import SynthaugError
@@ -24,6 +28,7 @@ COMMAND_MODULES = [
     "demo",
     "audit",
     "filter",
+    "inspect",
 ]
 
 for _name in COMMAND_MODULES:
@@ -32,15 +37,26 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     """Run the CLI; a :class:`SynthaugError` becomes one line on stderr and exit code 1."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         app()
     except SynthaugError as error:
-        err.print(f"[bold red]error:[/] {escape(str(error))}")
+        _print_error(f"[bold red]error:[/] {_escape(str(error))}")
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("interrupted; rerun the same command to resume where it stopped")
+        _print_error("interrupted; rerun the same command to resume where it stopped")
         sys.exit(130)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _print_error(markup: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(markup)
 
 
 if __name__ == "__main__":

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from synthaug.cli._app import app
-from synthaug.data import load_dataset
+from synthaug.cli._app import app, require_input
+from synthaug.cli._progress import progress_reporter
 from synthaug.errors import ConfigError, DataError
-from synthaug.methods import load_method
-from synthaug.metrics import save_predictions
+
+if TYPE_CHECKING:
+    from synthaug.progress import ProgressCallback
 
 
 def predict(
@@ -26,6 +24,7 @@ def predict(
     overwrite: bool = False,
     device: str | None = None,
     ood: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """Predict ``data`` with the model saved in ``model_dir``; write a predictions file.
 
@@ -44,6 +43,7 @@ def predict(
         device: ``None`` picks CUDA when present.
         ood: The data is out-of-distribution data for this model (e.g. ``digits`` for a
             Fashion-MNIST model): write its probability samples without labels.
+        progress: Called with progress events of feature extraction.
 
     Returns:
         ``out``.
@@ -51,8 +51,16 @@ def predict(
     out = Path(out)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; choose a new --out or pass --overwrite")
-    method = load_method(model_dir, device=device, progress=True)
-    dataset = load_dataset(data, skip_bad=skip_bad)
+    require_input(model_dir, "model directory", "write one with `synthaug train`")
+    from synthaug.data import load_dataset
+
+    dataset = load_dataset(data, skip_bad=skip_bad)  # before torch is imported: a missing folder fails at once
+    import numpy as np
+
+    from synthaug.methods import load_method
+    from synthaug.metrics import save_predictions
+
+    method = load_method(model_dir, device=device, progress=progress)
     if ood:
         return save_predictions(out, method.predict_proba(dataset), None, classes=list(method.classes_))
     unknown = sorted(set(dataset.classes) - set(method.classes_))
@@ -77,7 +85,14 @@ def predict_cli(
     ood: Annotated[bool, typer.Option(
         "--ood", help="Out-of-distribution data (any classes): write probabilities without labels, "
         "for `synthaug evaluate --ood`.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show feature-extraction "
+                                           "progress.")] = True,
 ) -> None:
     """Write probability samples (S, N, C) and labels of a dataset, for `synthaug evaluate`."""
-    path = predict(model, data, out, skip_bad=skip_bad, overwrite=overwrite, device=device, ood=ood)
+    from rich.console import Console
+    from rich.markup import escape
+
+    with progress_reporter(progress) as reporter:
+        path = predict(model, data, out, skip_bad=skip_bad, overwrite=overwrite, device=device, ood=ood,
+                       progress=reporter)
     Console(highlight=False).print(f"wrote {escape(str(path))}")

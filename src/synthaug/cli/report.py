@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from synthaug.cli._app import app
-from synthaug.report.build import build_report, load_run
-from synthaug.study.analysis import write_summary_markdown
 
 
 @app.command("report")
@@ -19,7 +16,12 @@ def report_cli(
 ) -> None:
     """Rewrite RUN_DIR/report.html and RUN_DIR/summary.md from the saved results (no model is
     trained or run)."""
-    markdown = write_summary_markdown(load_run(run_dir)["analysis"], run_dir)
+    from rich.console import Console
+
+    from synthaug.report.build import build_report, load_run
+    from synthaug.study.summary import write_summary_markdown
+
+    markdown = write_summary_markdown(load_run(run_dir).analysis, run_dir)
     path = build_report(run_dir)
     console = Console(highlight=False, soft_wrap=True)
     console.print(markdown, markup=False)

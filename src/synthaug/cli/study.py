@@ -1,27 +1,33 @@
-"""``synthaug study``: run (or resume) a study declared in a YAML config."""
+"""``synthaug study``: run (or resume) a study declared in a YAML config, then draw its report."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from synthaug.cli._app import app
-from synthaug.study import load_config, run_study
+from synthaug.cli._execution import RayOption, StudyWorkersOption
+from synthaug.errors import ConfigError
+
+if TYPE_CHECKING:
+    from synthaug.study.runner import StudyResult
 
 
-def print_outcome(result_markdown: str, report_path: Path | None, run_dir: Path, seconds: float) -> None:
+def print_outcome(result: StudyResult, report_path: Path | None) -> None:
     """Print the Markdown summary, then where the results and the report are."""
+    from rich.console import Console
+
     console = Console(highlight=False, soft_wrap=True)
-    console.print(result_markdown, markup=False)
+    run_dir = result.run_dir
+    console.print(result.summary_markdown, markup=False)
     console.print(
         f"results: {run_dir / 'results.jsonl'}, {run_dir / 'summary.csv'}, {run_dir / 'summary.md'}", markup=False
     )
     if report_path is not None:
         console.print(f"report: {report_path.resolve()}", markup=False)
-    console.print(f"done in {seconds:.0f} s", markup=False)
+    console.print(f"done in {result.seconds:.0f} s", markup=False)
 
 
 @app.command("study")
@@ -31,11 +37,40 @@ def study_cli(
         typer.Argument(help="Study config (YAML): real data, synthetic sources, regimes, methods, seeds, OOD sets."),
     ],
     out: Annotated[Path, typer.Option("--out", help="Run folder; rerunning into it resumes where it stopped.")],
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the study's progress bar.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the study's progress.")] = True,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Render RUN_DIR/report.html at the end.")] = True,
+    workers: StudyWorkersOption = None,
+    ray: RayOption = None,
+    track: Annotated[Optional[list[str]], typer.Option("--track", help="Log the study to an experiment tracker: "
+                     "mlflow (a run per unit under a run for the study; store: the config's tracking.mlflow.uri, "
+                     "$MLFLOW_TRACKING_URI, or mlruns/ beside --out).")] = None,
 ) -> None:
     """Train and evaluate every regime x size x backbone x method x seed of a study, caching
     every model and prediction, then write results.jsonl, summary.csv, summary.md,
     analysis.json and report.html into --out."""
-    result = run_study(load_config(config), out, progress=progress, render_report=report)
-    print_outcome(result.summary_markdown, result.report_path, result.run_dir, result.seconds)
+    from synthaug.cli._progress import progress_reporter
+    from synthaug.study import load_config, run_study
+    from synthaug.study.runner import study_executor_from_options
+    from synthaug.tracking.mlflow import study_tracker
+
+    unknown = sorted(set(track or []) - {"mlflow"})
+    if unknown:
+        raise ConfigError(f"--track {unknown[0]}: unknown tracker; the one supported is mlflow")
+    study_config = load_config(config)
+    tracker = study_tracker(study_config, out, enabled=bool(track))  # None unless asked for
+    with (
+        study_executor_from_options(study_config, workers, ray) as executor,
+        progress_reporter(progress) as reporter,
+    ):
+        on_unit_done = None if tracker is None else tracker.log_unit
+        result = run_study(study_config, out, progress=reporter, on_unit_done=on_unit_done, executor=executor)
+    report_path = _render_report(result.run_dir) if report else None
+    if tracker is not None:
+        tracker.log_study(result, report_path)
+    print_outcome(result, report_path)
+
+
+def _render_report(run_dir: Path) -> Path:
+    from synthaug.report import build_report
+
+    return build_report(run_dir)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-import synthaug
 from synthaug.cli._app import app
-from synthaug.audit.weights import audit_weights, read_scores
-from synthaug.data import ImageDataset, concat_datasets, load_dataset
-from synthaug.errors import ConfigError, DataError
-from synthaug.methods import UncertaintyMethod, make_method
+from synthaug.cli._progress import progress_reporter
+from synthaug.errors import ConfigError
+
+if TYPE_CHECKING:
+    from synthaug.methods import UncertaintyMethod
+    from synthaug.progress import ProgressCallback
 
 TRAINING_FILE = "training.json"
 
@@ -48,6 +47,7 @@ def train(
     weights_from_audit: str | Path | None = None,
     skip_bad: bool = False,
     overwrite: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> UncertaintyMethod:
     """Load the training data, fit a method and save it to ``out``.
 
@@ -72,6 +72,7 @@ def train(
             does not cover keep weight 1 per image.
         skip_bad: Skip unreadable images (counted) instead of stopping.
         overwrite: Replace a model already in ``out``.
+        progress: Called with progress events of feature extraction and training.
 
     Returns:
         The fitted method.
@@ -84,17 +85,27 @@ def train(
     if weights and len(weights) != len(train_data):
         raise ConfigError(f"got {len(weights)} --weight value(s) for {len(train_data)} --train set(s); give one per set")
     hyperparameters = dict(hyperparameters or {})
-    for reserved in ("backbone", "backbone_options"):
+    for reserved in ("backbone", "backbone_options", "progress"):
         if reserved in hyperparameters:
             raise ConfigError(f"set the {reserved.replace('_', ' ')} with --{reserved.replace('_', '-')}, not --param")
-    estimator = make_method(method, backbone=backbone, backbone_options=backbone_options or None, **hyperparameters)
+    # Data first: a missing folder is reported before torch is imported (seconds).
+    from synthaug.data import concat_datasets, load_dataset
 
     parts = [load_dataset(spec, skip_bad=skip_bad) for spec in train_data]
+    validation_set = None if val_data is None else load_dataset(val_data, skip_bad=skip_bad)
     audit_weighted = [False] * len(parts)
     if weights_from_audit is not None:
-        parts, audit_weighted = weight_from_audit(parts, weights_from_audit)
+        from synthaug.audit.weights import weight_sets_from_audit
+
+        parts, audit_weighted = weight_sets_from_audit(parts, weights_from_audit)
     training_set = parts[0] if len(parts) == 1 and not weights else concat_datasets(parts, weights=weights)
-    validation_set = None if val_data is None else load_dataset(val_data, skip_bad=skip_bad)
+
+    import synthaug
+    from synthaug.fileio import atomic_write_text
+    from synthaug.methods import make_method
+
+    estimator = make_method(method, backbone=backbone, backbone_options=backbone_options or None,
+                            progress=progress, **hyperparameters)
     estimator.fit(training_set, validation_set)
 
     estimator.save(out, overwrite=overwrite)
@@ -108,29 +119,8 @@ def train(
         "skipped_bad_files": sum(len(part.skipped) for part in parts),
         "synthaug_version": synthaug.__version__,
     }
-    (out / TRAINING_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+    atomic_write_text(out / TRAINING_FILE, json.dumps(provenance, indent=2) + "\n")
     return estimator
-
-
-def weight_from_audit(parts: list[ImageDataset], audit_dir: str | Path) -> tuple[list[ImageDataset], list[bool]]:
-    """Give the images of every set the audit covers their audit weights.
-
-    Returns:
-        The sets (covered ones with ``sample_weights`` set) and, per set, whether it was weighted.
-
-    Raises:
-        DataError: the audit covers none of the sets, or only part of one.
-    """
-    scores = read_scores(audit_dir)
-    covered = [scores.overlaps(part) for part in parts]
-    if not any(covered):
-        raise DataError(
-            f"{scores.scores_file} covers none of the --train sets ({', '.join(part.name for part in parts)}); "
-            "give --weights-from-audit the audit of one of them (synthaug audit DATA --out AUDIT_DIR)"
-        )
-    weighted = [part.with_sample_weights(part.sample_weights * audit_weights(part, scores)) if cover else part
-                for part, cover in zip(parts, covered)]
-    return weighted, covered
 
 
 @app.command("train")
@@ -145,7 +135,8 @@ def train_cli(
                                                         "in the same order (default: all 1).")] = None,
     val: Annotated[str | None, typer.Option("--val", help="Validation set; default: a seeded stratified "
                                             "split of the training data.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training data [default: 15, or more on a "
+                                               "small set, for at least `--param min_steps` optimiser steps].")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Examples per gradient step.")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Initial learning rate.")] = None,
@@ -159,6 +150,8 @@ def train_cli(
         "covers by the out-of-sample probability of its label (times the set's --weight).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model directory.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress (bars on a terminal, "
+                                           "one line per epoch in a log).")] = True,
 ) -> None:
     """Train a classifier with an uncertainty method and save it to a model directory."""
     hyperparameters = parse_assignments(param or [], "--param")
@@ -169,28 +162,31 @@ def train_cli(
             if name in hyperparameters:
                 raise ConfigError(f"{name} is given both as --{name.replace('_', '-')} and as --param; give it once")
             hyperparameters[name] = value
-    estimator = train(
-        train_data,
-        out,
-        method=method,
-        backbone=backbone,
-        weights=weight or None,
-        val_data=val,
-        hyperparameters=hyperparameters,
-        backbone_options=parse_assignments(backbone_option or [], "--backbone-option"),
-        weights_from_audit=weights_from_audit,
-        skip_bad=skip_bad,
-        overwrite=overwrite,
-    )
+    with progress_reporter(progress) as reporter:
+        estimator = train(
+            train_data,
+            out,
+            method=method,
+            backbone=backbone,
+            weights=weight or None,
+            val_data=val,
+            hyperparameters=hyperparameters,
+            backbone_options=parse_assignments(backbone_option or [], "--backbone-option"),
+            weights_from_audit=weights_from_audit,
+            skip_bad=skip_bad,
+            overwrite=overwrite,
+            progress=reporter,
+        )
+    from rich.console import Console
+    from rich.markup import escape
+
     console = Console(highlight=False)
-    trained = getattr(estimator, "base_method_", estimator)  # temperature scaling wraps a base method
-    histories = getattr(trained, "histories_", None) or [getattr(trained, "history_", None)]
-    for history in filter(None, histories):
+    for history in estimator.training_histories():
         best = history.epochs[(history.best_epoch or len(history.epochs)) - 1]
         console.print(
             f"epoch {best['epoch']}/{len(history.epochs)} kept: val NLL {best.get('val_nll', float('nan')):.4f}, "
             f"val accuracy {best.get('val_accuracy', float('nan')):.4f}, {history.seconds:.1f} s"
         )
-    if hasattr(estimator, "temperature_"):
-        console.print(f"fitted temperature {estimator.temperature_:.4f}")
+    for name, value in estimator.fitted_summary().items():
+        console.print(f"fitted {name} {value:.4f}")
     console.print(f"saved {escape(repr(estimator))} on {len(estimator.classes_)} classes to {escape(str(out))}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from synthaug.data import digits, fashion_mnist
+from synthaug.data import digits, fashion_mnist, shift
 from synthaug.data.dataset import ImageDataset
 from synthaug.data.folder import load_image_folder
 from synthaug.errors import DataError
@@ -65,7 +65,8 @@ _SPEC = re.compile(r"(?P<name>[a-z0-9-]+(?::[a-z0-9-]+)?)(?:\[(?P<start>-?\d*):(
 
 def _builtin_help() -> str:
     names = ", ".join(BUILTIN_DATASETS.keys())
-    return f"built-in datasets: {names}, optionally sliced like fashion-mnist:train[50000:]"
+    return (f"built-in datasets: {names}, optionally sliced like fashion-mnist:train[50000:], or corrupted "
+            "like fashion-mnist-c:test:blur:3")
 
 
 def load_dataset(spec: str | os.PathLike, *, skip_bad: bool = False) -> ImageDataset:
@@ -77,7 +78,9 @@ def load_dataset(spec: str | os.PathLike, *, skip_bad: bool = False) -> ImageDat
             ``[:1000]``, ``[100:200]``, negative indices allowed); or the path of an image
             folder (see :mod:`synthaug.data.folder`). A string naming a built-in means the
             built-in; write ``./digits`` for a folder of that name. A ``Path`` is always a
-            folder.
+            folder. A corrupted copy (:mod:`synthaug.data.shift`) is
+            ``fashion-mnist-c:test:<corruption>:<severity>`` or
+            ``shift:<corruption>:<severity>:<any spec>``.
         skip_bad: For folders, skip bad files and rows (listed in ``.skipped``) instead of
             raising.
 
@@ -85,6 +88,10 @@ def load_dataset(spec: str | os.PathLike, *, skip_bad: bool = False) -> ImageDat
         DataError: one line saying what is wrong and what to do.
     """
     if not isinstance(spec, os.PathLike):
+        shifted = shift.parse_shift_spec(str(spec).strip())
+        if shifted is not None:
+            corruption, severity, source = shifted
+            return shift.corrupt(load_dataset(source, skip_bad=skip_bad), corruption, severity)
         match = _SPEC.fullmatch(str(spec).strip())
         if match is not None and match["name"] in BUILTIN_DATASETS:
             dataset = BUILTIN_DATASETS.get(match["name"]).load()

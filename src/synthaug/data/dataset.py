@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 
 from synthaug.errors import ConfigError, DataError
+from synthaug.fileio import sha256_file
 
 CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 """Modes :meth:`ImageDataset.as_array` can produce, with their channel counts."""
@@ -193,7 +193,7 @@ class _FileSource:
             path = self.paths[position]
             try:
                 digest.update(b"file")
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+                digest.update(bytes.fromhex(sha256_file(path)))  # the file's raw digest, read in blocks
             except OSError as error:
                 raise DataError(f"{path}: cannot read the file ({error}); restore it") from error
 
@@ -216,8 +216,12 @@ def _check_classes(classes: Sequence[str], where: str) -> list[str]:
     return classes
 
 
-class ImageDataset(Dataset):
-    """An immutable labelled image dataset (a ``torch.utils.data.Dataset``).
+class ImageDataset:
+    """An immutable labelled image dataset.
+
+    It follows torch's map-style dataset protocol (``len(data)`` and ``data[i]``), so a
+    ``torch.utils.data.DataLoader`` reads it, without subclassing torch's ``Dataset``: loading
+    data then never imports torch (seconds of CLI start-up).
 
     Build one with :func:`synthaug.data.load_dataset`, :meth:`from_arrays` or
     :meth:`from_files`, not with the constructor.

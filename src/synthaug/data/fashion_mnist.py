@@ -21,19 +21,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from rich.progress import Progress
 
 from synthaug.data.cache import cache_root
 from synthaug.data.dataset import ImageDataset
 from synthaug.errors import DataError
+from synthaug.fileio import write_atomically
+from synthaug.progress import ProgressCallback, report
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 """The official class names; label ``k`` is ``CLASSES[k]``."""
@@ -127,39 +127,42 @@ def read_fashion_mnist(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray
     return images, labels.astype(np.int64)
 
 
-def _download_file(url: str, destination: Path, expected_md5: str) -> None:
+def _download_file(url: str, destination: Path, expected_md5: str, progress: ProgressCallback | None = None) -> None:
     """Stream ``url`` into ``destination`` through a temporary file, checking its md5."""
-    temporary = tempfile.NamedTemporaryFile(
-        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part", delete=False
-    )
-    try:
-        md5 = hashlib.md5()
-        with temporary, urllib.request.urlopen(url, timeout=60) as response:
+
+    def download(handle: BinaryIO) -> None:
+        md5, done = hashlib.md5(), 0
+        with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            # Only draw a bar for a person watching; logs and tests stay quiet.
-            with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
-                task = progress.add_task(f"downloading {destination.name}", total=total)
-                while chunk := response.read(1 << 20):
-                    md5.update(chunk)
-                    temporary.write(chunk)
-                    progress.advance(task, len(chunk))
+            report(progress, "download", 0, total, unit="bytes", item=destination.name)
+            while chunk := response.read(1 << 20):
+                md5.update(chunk)
+                handle.write(chunk)
+                done += len(chunk)
+                report(progress, "download", done, total, unit="bytes", item=destination.name)
+        report(progress, "download", done, total, unit="bytes", item=destination.name, finished=True)
         if md5.hexdigest() != expected_md5:
             raise DataError(
                 f"{url}: downloaded file has md5 {md5.hexdigest()}, expected {expected_md5}; nothing was "
                 f"saved. Retry later, or install the Debian package dataset-fashion-mnist"
             )
-        os.replace(temporary.name, destination)
+
+    try:
+        write_atomically(destination, download)  # a failed or wrong download leaves nothing behind
     except (urllib.error.URLError, OSError) as error:
         raise DataError(
             f"{url}: download failed ({getattr(error, 'reason', error)}); check the network, install the "
             f"Debian package dataset-fashion-mnist, or copy the four .gz files into {destination.parent}"
         ) from error
-    finally:
-        Path(temporary.name).unlink(missing_ok=True)
 
 
 def download_fashion_mnist(
-    folder: Path, split: str, *, base_url: str | None = None, checksums: dict[str, str] | None = None
+    folder: Path,
+    split: str,
+    *,
+    base_url: str | None = None,
+    checksums: dict[str, str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """Download the files of ``split`` missing from ``folder``, verified, atomically.
 
@@ -168,6 +171,7 @@ def download_fashion_mnist(
         split: ``"train"`` or ``"test"``.
         base_url: Base URL of the files; defaults to :func:`download_url`.
         checksums: File name -> md5; defaults to the official :data:`MD5`.
+        progress: Called with progress events of each download.
 
     Returns:
         ``folder``.
@@ -180,12 +184,16 @@ def download_fashion_mnist(
     folder.mkdir(parents=True, exist_ok=True)
     for file_name in FILES[split]:
         if not (folder / file_name).is_file():
-            _download_file(base_url + file_name, folder / file_name, checksums[file_name])
+            _download_file(base_url + file_name, folder / file_name, checksums[file_name], progress)
     return folder
 
 
-def load_fashion_mnist(split: str) -> ImageDataset:
+def load_fashion_mnist(split: str, *, progress: ProgressCallback | None = None) -> ImageDataset:
     """Fashion-MNIST ``split`` (``"train"`` or ``"test"``), found or downloaded as above.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        progress: Called with progress events of a download (when one is needed).
 
     Returns:
         An in-memory dataset named ``fashion-mnist:<split>`` with :data:`CLASSES`.
@@ -200,6 +208,6 @@ def load_fashion_mnist(split: str) -> ImageDataset:
                 f"Fashion-MNIST ({split}) is not in {searched} and {OFFLINE_ENV} forbids downloading; "
                 f"install it with `apt install dataset-fashion-mnist` or copy the .gz files into {cache_folder()}"
             )
-        folder = download_fashion_mnist(cache_folder(), split)
+        folder = download_fashion_mnist(cache_folder(), split, progress=progress)
     images, labels = read_fashion_mnist(folder, split)
     return ImageDataset.from_arrays(images, labels, CLASSES, name=f"fashion-mnist:{split}")

@@ -16,6 +16,11 @@ result. The engine:
    slot moves on to its next prompt variant, up to ``max_attempts`` tries.
 
 Only committed images count, so a run killed at any point is resumed by running it again.
+
+With an executor of several workers (:mod:`synthaug.execution`), step 3 runs in shards on
+the workers, each committing into its own shard manifest, which this process merges as each
+shard finishes (:mod:`synthaug.generate.shards`, ``docs/scaling.md``). The cost cap and the
+re-planning of refused slots stay here, on the driver.
 """
 
 from __future__ import annotations
@@ -33,23 +38,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 import synthaug
 from synthaug.errors import ConfigError, GenerationError
+from synthaug.execution import Executor, Reserver, Resources, worker_state
 from synthaug.generate.backends import (
     GeneratedImage,
     GeneratorBackend,
@@ -73,7 +66,19 @@ from synthaug.generate.manifest import (
     scan_manifest,
 )
 from synthaug.generate.prompts import DEFAULT_TEMPLATE, PromptSpec
+from synthaug.generate.shards import (
+    committed_in_shard,
+    merge_shards,
+    remove_manifests_dir,
+    shard_paths,
+    unmerged,
+    worker_name,
+)
 from synthaug.generate.slug import class_folders
+from synthaug.progress import ProgressCallback, report
+
+if TYPE_CHECKING:  # guided reads datasets (torch); the engine only passes its record on
+    from synthaug.generate.guided import Guidance
 
 CONFIG_FORMAT = 1
 # Tolerance for float sums of prices when comparing against max_cost.
@@ -119,7 +124,10 @@ def generate_dataset(
     max_attempts: int = 5,
     dry_run: bool = False,
     extend: bool = False,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
+    init_images: Guidance | None = None,
+    executor: Executor | None = None,
+    resources: Resources | None = None,
 ) -> dict[str, Any]:
     """Generate ``per_class`` images for each class into ``out_dir``, resuming if it exists.
 
@@ -143,7 +151,16 @@ def generate_dataset(
         dry_run: Return the plan without generating or writing anything.
         extend: Allow a folder generated with other settings: add classes or images with
             the new settings (each row records its own provenance).
-        progress: Show a rich progress bar on stderr.
+        progress: Called as images are committed (stage ``generate <backend>``, in images).
+        executor: Where the images are generated (:mod:`synthaug.execution`); ``None`` or a
+            one-worker local executor generates in this process. With several workers or Ray,
+            the pending slots are cut into shards that workers generate into this folder
+            (which they must all see) and that this process merges (``docs/scaling.md``); the
+            backend must then be given by registry key.
+        resources: What one shard needs on a Ray cluster (e.g. ``Resources(num_gpus=0.5)``).
+        init_images: Real images to start from (guided generation, see
+            :mod:`synthaug.generate.guided`): slot ``j`` of a class is a variant of the
+            class's real image ``j mod n``; ``None`` for text-to-image.
 
     Returns:
         With ``dry_run``, the plan: ``requests_per_class``, ``example_prompts``,
@@ -170,8 +187,20 @@ def generate_dataset(
     spec.validate(classes)
     params = dict(params or {})
 
+    distributed = executor is not None and not executor.in_process
+    if distributed and isinstance(backend, GeneratorBackend):
+        raise ConfigError(
+            "to generate on several workers, pass the backend by its registry key (each worker builds "
+            "its own), not as an instance"
+        )
+    backend_spec = _BackendSpec(str(backend), model, dict(backend_options or {}))
     with _open_backend(backend, model, backend_options) as generator:
         _validate_params(generator, params, spec)
+        if init_images is not None:
+            generator.validate_guidance(init_images.strengths)
+            missing = [label for label in classes if label not in init_images.images]
+            if missing:
+                raise ConfigError(f"init_images: no real images of {', '.join(map(repr, missing))}")
         settings = json.loads(
             json.dumps(
                 {
@@ -180,12 +209,14 @@ def generate_dataset(
                     "seed": seed,
                     "params": params,
                     "prompts": spec.to_dict(),
+                    # Only guided runs record it, so text-to-image folders keep their settings.
+                    **({"init_images": init_images.to_dict()} if init_images is not None else {}),
                 }
             )
         )
         config = _read_config(root)
         folders = _check_settings(root, config, settings, classes, per_class, extend)
-        plan = _Planner(classes, per_class, folders, spec, seed, params, max_attempts)
+        plan = _Planner(classes, per_class, folders, spec, seed, params, max_attempts, init_images)
         empty_state = plan.state([], [])
         for label in classes:
             first_request = plan.request(label, 0, 0, empty_state)
@@ -195,7 +226,10 @@ def generate_dataset(
         if dry_run:
             scan = scan_manifest(root) if root.exists() else None
             rejected_rows = read_jsonl(root / REJECTED_NAME)[0]
-            state = plan.state(scan.rows if scan else [], rejected_rows)
+            rows = scan.rows if scan else []
+            # Images that workers of a killed run committed and the next run will merge.
+            leftovers, _ = unmerged(root, {row["file_name"] for row in rows}, {_refusal_key(r) for r in rejected_rows})
+            state = plan.state([*rows, *leftovers.rows], [*rejected_rows, *leftovers.rejections])
             return _dry_run_plan(root, generator, plan, state, max_cost)
 
         root.mkdir(parents=True, exist_ok=True)
@@ -207,11 +241,19 @@ def generate_dataset(
             rejected_rows, rejected_torn = read_jsonl(root / REJECTED_NAME)
             if rejected_torn:
                 rewrite_jsonl(root / REJECTED_NAME, rejected_rows)
+            # Shards finished by workers of a run that was killed before merging them.
+            leftovers = merge_shards(
+                root, {row["file_name"] for row in scan.rows}, {_refusal_key(row) for row in rejected_rows}
+            )
+            remove_manifests_dir(root)
             _write_config(root, config, settings, classes, per_class, folders, generator)
-            state = plan.state(scan.rows, rejected_rows)
+            state = plan.state([*scan.rows, *leftovers.rows], [*rejected_rows, *leftovers.rejections])
             reused = sum(plan.counts(state.committed).values())
             started = time.perf_counter()
-            _run(root, generator, plan, state, max_cost, progress)
+            if distributed:
+                _run_sharded(root, generator, backend_spec, plan, state, max_cost, progress, executor, resources)
+            else:
+                _run(root, generator, plan, state, max_cost, progress)
             seconds = time.perf_counter() - started
 
     counts = plan.counts(state.committed)
@@ -379,6 +421,7 @@ class _Planner:
         seed: int,
         params: dict[str, Any],
         max_attempts: int,
+        init_images: Guidance | None = None,
     ) -> None:
         self.classes = classes
         self.class_index = {label: position for position, label in enumerate(classes)}
@@ -388,6 +431,7 @@ class _Planner:
         self.seed = seed
         self.params = params
         self.max_attempts = max_attempts
+        self.init_images = init_images
 
     def file_name(self, label: str, index: int) -> str:
         return f"{self.folders[label]}/{index:06d}.png"
@@ -429,6 +473,10 @@ class _Planner:
             params = dict(self.params)
             if choice.guidance_scale is not None:
                 params["guidance_scale"] = choice.guidance_scale
+            init_image, strength, variant = None, None, 0
+            if self.init_images is not None:
+                init_image, strength = self.init_images.choose(label, index, seed)
+                variant = self.init_images.variant(label, index)
             return ImageRequest(
                 label=label,
                 class_index=self.class_index[label],
@@ -438,6 +486,9 @@ class _Planner:
                 params=params,
                 attempt=tried,
                 folder=self.folders[label],
+                init_image=init_image,
+                strength=strength,
+                variant=variant,
             )
         return None
 
@@ -487,35 +538,13 @@ def _dry_run_plan(
         "requests_per_class": dict(Counter(request.label for request in pending)),
         "example_prompts": dict(prompts),
         "params": plan.params,
+        "init_images": plan.init_images.to_dict() if plan.init_images is not None else None,
         "estimated_cost_usd": round(sum(costs), 6),
         "spent_before_usd": round(state.spent_before, 6),
         "max_cost": max_cost,
         "affordable": affordable,
         "estimated_seconds": generator.estimate_seconds(len(pending)),
     }
-
-
-class _RateColumn(ProgressColumn):
-    """Images per second (rich has a bytes-per-second column but none for items)."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f} img/s" if speed else "-- img/s", style="progress.data.speed")
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("${task.fields[cost]:.4f}"),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
 
 
 class _Committer:
@@ -530,13 +559,19 @@ class _Committer:
     # Images waiting for the disk at most; bounds memory when the disk is slower than the model.
     max_pending = 64
 
-    def __init__(self, root: Path, generator: GeneratorBackend, plan: _Planner, state: _RunState) -> None:
+    def __init__(
+        self,
+        root: Path,
+        generator: GeneratorBackend,
+        prompt_options: Callable[[ImageRequest], dict[str, Any]],
+        on_commit: Callable[[dict[str, Any]], None],
+        manifest: Path | None = None,
+    ) -> None:
         self.root = root
         self.generator_info = generator.describe()
-        self.plan = plan
-        self.state = state
-        self.manifest = JsonlAppender(root / MANIFEST_NAME)
-        self.on_commit: Callable[[], None] = lambda: None
+        self.prompt_options = prompt_options
+        self.on_commit = on_commit
+        self.manifest = JsonlAppender(manifest or root / MANIFEST_NAME)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthaug-commit")
         self._pending: deque[Future[None]] = deque()
         self._failed = threading.Event()
@@ -558,14 +593,12 @@ class _Committer:
         if self._failed.is_set():
             return
         try:
-            row = _commit(self.root, result, self.generator_info, self.plan.prompt_options(result.request))
+            row = _commit(self.root, result, self.generator_info, self.prompt_options(result.request))
             self.manifest.append(row)
         except BaseException:
             self._failed.set()
             raise
-        self.state.committed.add(row["file_name"])
-        self.state.generated += 1
-        self.on_commit()
+        self.on_commit(row)
 
 
 def _run(
@@ -574,47 +607,238 @@ def _run(
     plan: _Planner,
     state: _RunState,
     max_cost: float | None,
-    progress: bool,
+    progress: ProgressCallback | None,
 ) -> None:
-    """Send the pending requests in rounds (a round's refusals become the next round) and
-    commit every result as it arrives."""
-    pending = plan.pending(state)
-    committer = _Committer(root, generator, plan, state)
+    """Generate in this process: send the pending requests in rounds (a round's refusals
+    become the next round) and commit every result to ``metadata.jsonl`` as it arrives."""
+    tracker = _Progress(progress, f"generate {generator.name}", root.name, state, plan.pending(state))
+
+    def committed(row: dict[str, Any]) -> None:
+        state.committed.add(row["file_name"])
+        state.generated += 1
+        tracker.advance()
+
+    pending = tracker.pending
+    committer = _Committer(root, generator, plan.prompt_options, committed)
     rejections = JsonlAppender(root / REJECTED_NAME)
     try:
-        with _progress_bar(progress) as bar:
-            total = len(pending)
-            task = bar.add_task(f"{generator.name} -> {root.name}", total=total, cost=0.0)
-            committer.on_commit = lambda: bar.advance(task)
-            while pending:
-                if max_cost is not None:
-                    budget = max_cost - state.spent_before - state.spent_now
-                    affordable, cut = _affordable(pending, generator, budget)
-                    state.stopped_by_max_cost |= cut
-                    total -= len(pending) - len(affordable)
-                    bar.update(task, total=total)
-                    pending = affordable
-                round_requests, pending = pending, []
-                for result in generator.generate(round_requests):
-                    state.spent_now += result.cost_usd
-                    if isinstance(result, GeneratedImage):
-                        committer.submit(result)
-                    else:
-                        rejections.append(_rejection_row(result))
-                        state.rejected += 1
-                        request = result.request
-                        state.refused_prompts[request.label].add(request.prompt)
-                        retry = plan.request(request.label, request.index, request.attempt + 1, state)
-                        if retry is None:
-                            total -= 1
-                            bar.update(task, total=total)
-                        else:
-                            pending.append(retry)
-                    bar.update(task, cost=state.spent_now)
-                committer.drain()
+        while pending:
+            pending = tracker.afford(pending, generator, max_cost)
+            round_requests, pending = pending, []
+            for result in generator.generate(round_requests):
+                state.spent_now += result.cost_usd
+                if isinstance(result, GeneratedImage):
+                    committer.submit(result)
+                else:
+                    rejections.append(_rejection_row(result))
+                    pending.extend(tracker.refused(plan, result.request))
+            committer.drain()
     finally:
         committer.close()
         rejections.close()
+        tracker.finish()
+
+
+@dataclass(frozen=True)
+class _BackendSpec:
+    """How a worker builds the run's backend: registry key, model and options."""
+
+    key: str
+    model: str | None
+    options: dict[str, Any]
+
+    def build(self) -> GeneratorBackend:
+        """This worker process's backend, built once (a GPU pipeline loads once per worker)."""
+        cache_key = ("generator", self.key, self.model, json.dumps(self.options, sort_keys=True, default=str))
+        return worker_state(cache_key, lambda: make_backend(self.key, self.model, **self.options))
+
+
+@dataclass(frozen=True)
+class _ShardJob:
+    """One shard of a distributed run: what a worker needs to generate and commit it.
+
+    Attributes:
+        root: The dataset folder (shared by every worker).
+        shard: Shard id, unique within the run (``r<round>-<number>``).
+        backend: How to build the backend.
+        requests: The slots to generate.
+        prompt_options: Each request's drawn prompt options, recorded in its row.
+        rate_limiter: The run's shared rate limit (an API account's), replacing the backend's
+            own; ``None`` when the backend keeps none.
+    """
+
+    root: str
+    shard: str
+    backend: _BackendSpec
+    requests: tuple[ImageRequest, ...]
+    prompt_options: tuple[dict[str, Any], ...]
+    rate_limiter: Reserver | None = None
+
+
+def _run_shard(job: _ShardJob) -> int:
+    """A worker's part: generate a shard's images into the folder, rows into its own shard
+    manifest, refusals into its own refusals file. Returns the images generated.
+
+    A retried shard (its first worker died) skips what the earlier try committed or had
+    refused, so nothing is paid for twice; the driver re-plans the refused slots.
+    """
+    root = Path(job.root)
+    generator = job.backend.build()
+    if job.rate_limiter is not None:
+        generator.rate_limiter = job.rate_limiter  # type: ignore[attr-defined]
+    done_files, done_refusals = committed_in_shard(root, job.shard)
+    options = {request.key: option for request, option in zip(job.requests, job.prompt_options, strict=True)}
+    requests = [
+        request
+        for request in job.requests
+        if f"{request.key}.png" not in done_files
+        and (request.label, request.index, request.attempt) not in done_refusals
+    ]
+    manifest, rejected = shard_paths(root, worker_name(), job.shard)
+    generated = 0
+
+    def committed(row: dict[str, Any]) -> None:
+        nonlocal generated
+        generated += 1
+
+    committer = _Committer(root, generator, lambda request: options[request.key], committed, manifest)
+    rejections = JsonlAppender(rejected)
+    try:
+        for result in generator.generate(requests):
+            if isinstance(result, GeneratedImage):
+                committer.submit(result)
+            else:
+                rejections.append(_rejection_row(result))
+        committer.drain()
+    finally:
+        committer.close()
+        rejections.close()
+    return generated
+
+
+def _run_sharded(
+    root: Path,
+    generator: GeneratorBackend,
+    backend: _BackendSpec,
+    plan: _Planner,
+    state: _RunState,
+    max_cost: float | None,
+    progress: ProgressCallback | None,
+    executor: Executor,
+    resources: Resources | None,
+) -> None:
+    """Generate on the executor's workers: each round's affordable requests are cut into shards;
+    as each shard finishes its files are merged into the folder's own (``docs/scaling.md``).
+
+    The driver's ``generator`` only prices requests: the cost cap is applied here, before a
+    shard is handed out, and what was spent is read from the merged rows.
+    """
+    tracker = _Progress(progress, f"generate {generator.name}", root.name, state, plan.pending(state))
+    refused = {(label, index, attempt) for label, index, attempt in _refused_slots(root)}
+    for label in plan.classes:  # created here, so that workers never race to create a class folder
+        (root / plan.folders[label]).mkdir(exist_ok=True)
+    (root / ".manifests").mkdir(exist_ok=True)
+    pending = tracker.pending
+    round_number = 0
+    own_limit = getattr(generator, "rate_limiter", None)
+    rate_limiter = executor.rate_limiter(own_limit.per_second) if own_limit is not None else None
+    try:
+        while pending:
+            pending = tracker.afford(pending, generator, max_cost)
+            jobs = [
+                _ShardJob(str(root), f"r{round_number}-{number:05d}", backend, tuple(shard),
+                          tuple(plan.prompt_options(request) for request in shard), rate_limiter)  # fmt: skip
+                for number, shard in enumerate(_shards(pending, generator, executor.parallelism))
+            ]
+            round_number += 1
+            pending = []
+            for job, _ in executor.map_unordered(_run_shard, jobs, resources):
+                merged = merge_shards(root, state.committed, refused, job.shard)
+                state.generated += len(merged.rows)
+                state.spent_now += sum(float(row.get("cost_usd", 0.0)) for row in merged.rows)
+                state.spent_now += sum(float(row.get("cost_usd", 0.0)) for row in merged.rejections)
+                tracker.advance(len(merged.rows))
+                for row in merged.rejections:
+                    request = next(r for r in job.requests if (r.label, r.index, r.attempt) == _refusal_key(row))
+                    pending.extend(tracker.refused(plan, request))
+    finally:
+        merge_shards(root, state.committed, refused)
+        remove_manifests_dir(root)
+        tracker.finish()
+
+
+def _refused_slots(root: Path) -> set[tuple[Any, Any, Any]]:
+    return {_refusal_key(row) for row in read_jsonl(root / REJECTED_NAME)[0]}
+
+
+def _refusal_key(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return row.get("label"), row.get("index"), row.get("attempt")
+
+
+def _shards(requests: list[ImageRequest], generator: GeneratorBackend, workers: int) -> list[list[ImageRequest]]:
+    """Cut ``requests`` into balanced shards: at least one per worker, at most 64 requests each
+    (a lost worker costs little and progress moves), a multiple of what the backend runs at
+    once (its batch, or its calls in flight) so that no worker idles in a half-empty wave."""
+    if not requests:
+        return []
+    wave = max(1, generator.max_batch_size) * max(1, int(getattr(generator, "concurrency", 1)))
+    per_worker = -(-len(requests) // max(1, workers))
+    per_shard = -(-per_worker // -(-per_worker // max(64, wave)))
+    per_shard = -(-per_shard // wave) * wave
+    return [requests[start : start + per_shard] for start in range(0, len(requests), per_shard)]
+
+
+class _Progress:
+    """The run's progress events and the bookkeeping of how many images remain."""
+
+    def __init__(
+        self, progress: ProgressCallback | None, stage: str, item: str, state: _RunState, pending: list[ImageRequest]
+    ) -> None:
+        self.progress = progress
+        self.stage = stage
+        self.item = item
+        self.state = state
+        self.pending = pending
+        self.done = len(state.committed)
+        self.total = self.done + len(pending)
+        self._lock = threading.Lock()
+        self._report()
+
+    def _report(self, finished: bool = False) -> None:
+        report(self.progress, self.stage, self.done, self.total, item=self.item, unit="images", finished=finished)
+
+    def advance(self, n: int = 1) -> None:
+        with self._lock:  # the in-process committer reports from its own thread
+            self.done += n
+            self._report()
+
+    def afford(
+        self, pending: list[ImageRequest], generator: GeneratorBackend, max_cost: float | None
+    ) -> list[ImageRequest]:
+        """The requests the cost cap still allows (the rest are dropped from the total)."""
+        if max_cost is None:
+            return pending
+        budget = max_cost - self.state.spent_before - self.state.spent_now
+        affordable, cut = _affordable(pending, generator, budget)
+        self.state.stopped_by_max_cost |= cut
+        with self._lock:
+            self.total -= len(pending) - len(affordable)
+        return affordable
+
+    def refused(self, plan: _Planner, request: ImageRequest) -> list[ImageRequest]:
+        """Record a refusal; the slot's next attempt (none once its attempts run out)."""
+        self.state.rejected += 1
+        self.state.refused_prompts[request.label].add(request.prompt)
+        retry = plan.request(request.label, request.index, request.attempt + 1, self.state)
+        if retry is None:
+            with self._lock:
+                self.total -= 1
+            self._report()
+            return []
+        return [retry]
+
+    def finish(self) -> None:
+        self._report(finished=True)
 
 
 def _rejection_row(result: RejectedRequest) -> dict[str, Any]:
@@ -665,6 +889,13 @@ def _commit(
         "cost_usd": float(result.cost_usd),
         "synthaug_version": synthaug.__version__,
     }
+    if request.init_image is not None:
+        row["init_image"] = {
+            "file_name": request.init_image.file_name,
+            "sha256": request.init_image.sha256,
+            "strength": request.strength,
+            "variant": request.variant,
+        }
     if result.extra:
         row["extra"] = result.extra
     return row

@@ -16,8 +16,6 @@ Writers hold an exclusive lock on ``DIR/.synthaug.lock`` so two runs never inter
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from synthaug import fileio
 from synthaug.errors import DataError, GenerationError
+from synthaug.fileio import fsync_directory, sha256_file
+
+__all__ = ["fsync_directory", "sha256_file"]  # re-exported: the engine and shards import them from here
 
 MANIFEST_NAME = "metadata.jsonl"
 CONFIG_NAME = "generation.json"
@@ -56,17 +58,6 @@ def remove_temp_files(root: Path) -> int:
     return len(leftovers)
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable (a no-op where directories cannot be opened)."""
-    if os.name != "posix":
-        return
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or all of ``data``.
 
@@ -74,35 +65,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         GenerationError: The write failed (e.g. the disk is full); the temporary file is
             removed and ``path`` is untouched.
     """
-    temporary = temp_path(path)
     try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        fsync_directory(path.parent)
+        # Our own temporary name, so that a resume after a crash finds and removes it.
+        fileio.write_atomically(path, lambda handle: handle.write(data), temporary=temp_path(path))
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise GenerationError(
             f"cannot write {path} ({error.strerror}); free some space or fix permissions, "
             "then rerun the same command to resume"
         ) from error
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 digest of a file's bytes."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def row_line(row: dict[str, Any]) -> str:
     """One manifest line: compact JSON (labels kept verbatim, non-ASCII included) and ``\\n``."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return fileio.json_line(row)
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Read a JSON-lines file written by :class:`JsonlAppender`.
+    """Read a JSON-lines file written by :class:`JsonlAppender` (see :func:`synthaug.fileio.read_jsonl`).
 
     Returns:
         The rows, and whether the file needs rewriting: its last line was torn by a crash
@@ -112,31 +91,10 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
         DataError: A line other than the last is not a JSON object (the file was edited
             by hand); the message names the line.
     """
-    if not path.exists():
-        return [], False
-    with open(path, "rb") as handle:
-        data = handle.read()
-    lines = data.split(b"\n")
-    # A file that ends with "\n" splits into [..., b""]; anything else means the last
-    # append did not finish.
-    needs_rewrite = lines[-1] != b""
-    if not needs_rewrite:
-        lines.pop()
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as error:
-            if number == len(lines):
-                needs_rewrite = True
-                break
-            raise DataError(
-                f"{path}, line {number}: not a JSON object ({error}); fix or delete the line, then rerun"
-            ) from error
-        rows.append(row)
-    return rows, needs_rewrite
+    try:
+        return fileio.read_jsonl(path)
+    except ValueError as error:
+        raise DataError(f"{error}, then rerun") from error
 
 
 def rewrite_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:

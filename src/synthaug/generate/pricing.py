@@ -108,3 +108,23 @@ def usage_cost(model: str, usage: Mapping[str, Any]) -> float | None:
         + image_input_tokens * prices["image_input"]
         + usage.get("output_tokens", 0) * prices["image_output"]
     )
+
+
+# Input-image tokens assumed for the estimate of one gpt-image edit (an image passed to
+# images.edit is billed as image input tokens on top of the output image). The vision
+# tiling rule gives 765 tokens for a 1024x1024 input (4 tiles of 170 + 85); the estimate
+# takes twice that so that --max-cost holds with high input fidelity too. The actual cost
+# comes from the usage the API returns.
+EDIT_INPUT_IMAGE_TOKENS = 1530
+
+
+def edit_input_price(model: str) -> float:
+    """Estimated USD for the input image of one ``images.edit`` call (0 where not priced per token).
+
+    dall-e-2 variations cost the same as a generated image of that size, so they need
+    nothing extra.
+    """
+    name = priced_model(model)
+    prices = PER_TOKEN.get(name) if name is not None else None
+    return EDIT_INPUT_IMAGE_TOKENS * prices["image_input"] if prices is not None else 0.0
+

@@ -22,7 +22,11 @@ Writing a method (``bnn.py``, ``laplace.py``, ... follow this recipe):
    :func:`~synthaug.methods.training.train_model` and :meth:`~UncertaintyMethod.training_config`)
    and :meth:`~UncertaintyMethod._predict_log_proba` (``(N, ...)`` inputs -> ``(S, N, C)``
    log-probabilities).
-4. If the learned state is not exactly ``self.model_``'s ``state_dict``, override
+4. A post-hoc method (one that fits something on top of another method's trained model,
+   like ``temperature`` and ``laplace``) overrides :meth:`~UncertaintyMethod._make_base`
+   and :meth:`~UncertaintyMethod._fit_from_base`, so that :meth:`~UncertaintyMethod.fit_from`
+   can start from a base model fitted earlier (a study trains it once for both units).
+5. If the learned state is not exactly ``self.model_``'s ``state_dict``, override
    :meth:`~UncertaintyMethod._state_tensors` / :meth:`~UncertaintyMethod._load_state_tensors`
    (tensors) and :meth:`~UncertaintyMethod._json_state` /
    :meth:`~UncertaintyMethod._load_json_state` (small JSON-able values).
@@ -33,21 +37,25 @@ the same checks.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import safetensors.torch
 import torch
+from torch import nn
 
 import synthaug
 from synthaug.errors import ConfigError, DataError
 from synthaug.methods.training import PreparedData, TrainingConfig, TrainingHistory, seeded
-from synthaug.models import make_backbone
+from synthaug.models import Backbone, make_backbone
+from synthaug.progress import ProgressCallback
 from synthaug.registry import Registry
 from synthaug.runtime import pick_device
 
@@ -64,6 +72,20 @@ WEIGHTS_FILE = "weights.safetensors"
 RUNTIME_PARAMETERS = ("device", "progress")
 
 M = TypeVar("M", bound="type[UncertaintyMethod]")
+Self = TypeVar("Self", bound="UncertaintyMethod")
+
+
+@dataclass(frozen=True)
+class PosthocBase:
+    """The fitted model a post-hoc method starts from, named as a study unit would name it.
+
+    A study unit of method ``key`` with hyper-parameters ``params`` (and the post-hoc unit's
+    data, seed and backbone) trains exactly the model the post-hoc method would train first,
+    so its cached model can be passed to :meth:`UncertaintyMethod.fit_from`.
+    """
+
+    key: str  # registry key of the base method, e.g. "deterministic"
+    params: dict[str, Any]  # its hyper-parameters, as a unit's configuration lists them
 
 
 def register_method(key: str) -> Callable[[M], M]:
@@ -83,10 +105,16 @@ class UncertaintyMethod(ABC):
         backbone: Backbone name (``"cnn"``, or a torchvision model such as ``"resnet152"``).
         backbone_options: Keyword options of the backbone (see :func:`synthaug.models.make_backbone`).
         dropout: Dropout probability of the trainable module; ``None`` = the backbone's default.
-        epochs: Passes over the training set.
+        epochs: Passes over the training set; ``None``: 15, or more on a small set so that
+            training makes at least ``min_steps`` optimiser steps (see
+            :meth:`~synthaug.methods.training.TrainingConfig.schedule`).
+        min_steps: Least optimiser steps when ``epochs`` is ``None``.
         batch_size: Examples per gradient step.
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
-        learning_rate: Initial learning rate.
+        learning_rate: Initial learning rate; ``None``: the backbone's
+            :attr:`~synthaug.models.Backbone.default_learning_rate` (1e-3 for the ``cnn``,
+            1e-2 for a head on frozen features, where 1e-3 leaves a linear head short of
+            convergence after hundreds of steps).
         weight_decay: L2 penalty (adam, sgd) or decoupled weight decay (adamw).
         momentum: SGD momentum (Nesterov).
         lr_schedule: ``"cosine"``, ``"step"`` or ``"constant"``.
@@ -100,11 +128,18 @@ class UncertaintyMethod(ABC):
             training set (drawn with ``seed``) is held out for early stopping and calibration.
         seed: Seeds initialisation, batch order, dropout and the validation split.
         device: ``None`` picks CUDA when present, else MPS, else CPU.
-        progress: Show rich progress bars.
+        progress: Called with progress events of feature extraction and training (the CLI
+            draws them); ``None`` reports nothing.
     """
 
     #: Registry key, set by :func:`register_method`.
     key: ClassVar[str]
+    #: Predict under ``torch.inference_mode()`` (faster than ``no_grad``); ``False`` for a
+    #: method whose prediction needs autograd (e.g. Jacobians), which then runs under ``no_grad``.
+    _inference_mode: ClassVar[bool] = True
+    #: Whether the method recalibrates another method's predictions after training (its point
+    #: is calibration, not accuracy: a study's headline reports its ECE).
+    recalibrates: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -112,10 +147,11 @@ class UncertaintyMethod(ABC):
         backbone: str = "cnn",
         backbone_options: dict[str, Any] | None = None,
         dropout: float | None = None,
-        epochs: int = 15,
+        epochs: int | None = None,
+        min_steps: int = 500,
         batch_size: int = 128,
         optimizer: str = "adam",
-        learning_rate: float = 1e-3,
+        learning_rate: float | None = None,
         weight_decay: float = 0.0,
         momentum: float = 0.9,
         lr_schedule: str = "cosine",
@@ -126,12 +162,13 @@ class UncertaintyMethod(ABC):
         val_fraction: float = 0.1,
         seed: int = 0,
         device: str | None = None,
-        progress: bool = True,
+        progress: ProgressCallback | None = None,
     ) -> None:
         self.backbone = backbone
         self.backbone_options = backbone_options
         self.dropout = dropout
         self.epochs = epochs
+        self.min_steps = min_steps
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -172,12 +209,17 @@ class UncertaintyMethod(ABC):
         return {name: getattr(self, name) for name in self.parameter_names()}
 
     def training_config(self) -> TrainingConfig:
-        """The :class:`TrainingConfig` made of this method's hyper-parameters (validated)."""
+        """The :class:`TrainingConfig` made of this method's hyper-parameters (validated), with
+        the backbone's default learning rate when ``learning_rate`` is ``None``."""
+        learning_rate = self.learning_rate
+        if learning_rate is None:
+            learning_rate = self._backbone().default_learning_rate
         return TrainingConfig(
             epochs=self.epochs,
+            min_steps=self.min_steps,
             batch_size=self.batch_size,
             optimizer=self.optimizer,
-            learning_rate=self.learning_rate,
+            learning_rate=learning_rate,
             weight_decay=self.weight_decay,
             momentum=self.momentum,
             lr_schedule=self.lr_schedule,
@@ -186,6 +228,11 @@ class UncertaintyMethod(ABC):
             loss=self.loss,
             gce_q=self.gce_q,
         )
+
+    def _backbone(self) -> Backbone:
+        """The fitted backbone, or (before ``fit``) the one ``fit`` will build; cheap either way."""
+        backbone = getattr(self, "backbone_", None)
+        return backbone if backbone is not None else make_backbone(self.backbone, **(self.backbone_options or {}))
 
     def torch_device(self) -> torch.device:
         """The device training and prediction run on."""
@@ -198,7 +245,8 @@ class UncertaintyMethod(ABC):
             if "__init__" in klass.__dict__ and klass is not object
             for name, parameter in inspect.signature(klass.__dict__["__init__"]).parameters.items()
         }
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
+        # The progress callback is the session's, not the model's: it has no place in its repr.
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v and k != "progress"]
         return f"{type(self).__name__}({', '.join(changed)})"
 
     # -- fit / predict -------------------------------------------------------------------------
@@ -215,6 +263,111 @@ class UncertaintyMethod(ABC):
         Returns:
             ``self``, fitted.
         """
+        train, val = self._split(train, val)
+        self.classes_ = list(train.classes)
+        self.backbone_ = make_backbone(self.backbone, **(self.backbone_options or {}))
+        train_data = self._prepare(train, with_weights=True)
+        val_data = self._prepare(val)
+        with seeded(self.seed):
+            self._init_state()
+        self._fit_prepared(train_data, val_data)
+        return self
+
+    def fit_from(self: Self, base: UncertaintyMethod, train: ImageDataset, val: ImageDataset | None = None) -> Self:
+        """Fit a post-hoc method on top of ``base``, a fitted model it would otherwise train first.
+
+        The result is the same as :meth:`fit` on the same data (same numbers, since ``fit``
+        trains the base with the same seed) without training the base again: a study with
+        ``deterministic`` and ``temperature`` units trains one network for both.
+        ``base`` is used as it is, not copied.
+
+        Args:
+            base: A fitted method of the class and hyper-parameters :meth:`_make_base` names
+                (``device`` and ``progress`` may differ).
+            train: The images ``base`` was trained on.
+            val: Its validation images (``None``: the same split ``fit`` would hold out).
+
+        Returns:
+            ``self``, fitted.
+
+        Raises:
+            ConfigError: This method does not start from a base model, or ``base`` is not
+                the one it needs (the message names the first differing hyper-parameter).
+        """
+        expected = self._make_base()
+        if expected is None:
+            raise ConfigError(f"{self.key} does not start from another method's model; call fit() instead")
+        base._check_fitted()
+        wanted = {k: v for k, v in expected.get_params().items() if k not in RUNTIME_PARAMETERS}
+        given = {k: v for k, v in base.get_params().items() if k not in RUNTIME_PARAMETERS}
+        if type(base) is not type(expected):
+            raise ConfigError(f"{self.key}: fit_from needs a fitted {expected.key!r} model, got {base.key!r}")
+        differing = next((k for k in wanted if wanted[k] != given.get(k)), None)
+        if differing is not None:
+            raise ConfigError(
+                f"{self.key}: the given {base.key} model has {differing}={given.get(differing)!r} but this "
+                f"method needs {differing}={wanted[differing]!r}; pass a matching model or call fit()"
+            )
+        train, val = self._split(train, val)
+        if list(train.classes) != list(base.classes_):
+            raise DataError(
+                f"{self.key}: training set {train.name!r} has classes {list(train.classes)} but the "
+                f"{base.key} model was fitted on {list(base.classes_)}; pass the set it was trained on"
+            )
+        self.classes_ = list(base.classes_)
+        self.backbone_ = base.backbone_
+        train_data = self._prepare(train, with_weights=True)
+        val_data = self._prepare(val)
+        with seeded(self.seed):
+            self._init_state()  # validates this method's options; the base's modules replace its own
+        self._fit_from_base(base, train_data, val_data)
+        return self
+
+    @classmethod
+    def posthoc_base(cls, params: Mapping[str, Any]) -> PosthocBase | None:
+        """The base model a unit of this method with hyper-parameters ``params`` starts from.
+
+        ``None`` for a method that trains from scratch, and for a base whose hyper-parameters
+        cannot be named from ``params`` alone (e.g. a ``bnn`` base, whose own ``dropout``
+        default differs from the one a post-hoc method passes on).
+
+        Args:
+            params: The unit's hyper-parameters as configured (without ``seed``, ``device``,
+                ``progress``).
+
+        Returns:
+            The base's key and hyper-parameters as its own unit would list them: ``params``
+            restricted to the common hyper-parameters, plus the base's own options.
+        """
+        method = make_method(cls.key, **params)
+        base = method._make_base()
+        if base is None:
+            return None
+        common = set(cls.common_parameter_names()) - set(RUNTIME_PARAMETERS)
+        base_params = {k: v for k, v in params.items() if k in common} | method._base_options()
+        named = make_method(base.key, **base_params)
+        if named.get_params() != base.get_params():
+            return None
+        return PosthocBase(key=base.key, params=base_params)
+
+    def _make_base(self) -> UncertaintyMethod | None:
+        """For a post-hoc method: the unfitted method whose trained model it starts from.
+
+        ``fit`` trains that model itself (with this method's seed); :meth:`fit_from` takes it
+        ready-made. ``None`` (the default): the method trains from scratch.
+        """
+        return None
+
+    def _base_options(self) -> dict[str, Any]:
+        """The base's own (non-common) hyper-parameters that this method sets, for :meth:`posthoc_base`."""
+        return {}
+
+    def _fit_from_base(self, base: UncertaintyMethod, train: PreparedData, val: PreparedData) -> None:
+        """Finish fitting from ``base`` (checked by :meth:`fit_from`) on prepared tensors."""
+        raise ConfigError(f"{self.key} does not start from another method's model; call fit() instead")
+
+    def _split(self, train: ImageDataset, val: ImageDataset | None) -> tuple[ImageDataset, ImageDataset]:
+        """``(train, val)``: ``val`` with ``train``'s classes, or a held-out ``val_fraction`` of ``train``."""
         from synthaug.data import train_val_split
 
         self.training_config()  # validates the optimisation hyper-parameters before any work
@@ -226,14 +379,7 @@ class UncertaintyMethod(ABC):
             val = val.with_classes(list(train.classes))
         if len(train.classes) < 2:
             raise DataError(f"training set {train.name!r} has {len(train.classes)} class; need at least 2")
-        self.classes_ = list(train.classes)
-        self.backbone_ = make_backbone(self.backbone, **(self.backbone_options or {}))
-        train_data = self._prepare(train, with_weights=True)
-        val_data = self._prepare(val)
-        with seeded(self.seed):
-            self._init_state()
-        self._fit_prepared(train_data, val_data)
-        return self
+        return train, val
 
     def _prepare(self, dataset: ImageDataset, *, with_weights: bool = False) -> PreparedData:
         weights = getattr(dataset, "sample_weights", None) if with_weights else None
@@ -265,9 +411,11 @@ class UncertaintyMethod(ABC):
             inputs = self.backbone_.prepare(data, progress=self.progress)
         if not torch.isfinite(inputs).all():
             raise DataError("prediction inputs contain NaN or infinite values; check the images")
-        with seeded(self.seed), torch.no_grad():
+        # The layout changes first: parameters converted inside inference mode could not be trained later.
+        grad_off = torch.inference_mode() if self._inference_mode else torch.no_grad()
+        with seeded(self.seed), _channels_last(self), grad_off:
             log_proba = self._predict_log_proba(inputs)
-        return log_proba.exp().cpu().numpy().astype(np.float32)
+        return log_proba.float().exp().cpu().numpy()
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
@@ -289,7 +437,8 @@ class UncertaintyMethod(ABC):
     def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:
         """``(N, ...)`` prepared inputs -> ``(S, N, C)`` log-probabilities (CPU or device).
 
-        Runs inside ``torch.no_grad()`` and a seeded global generator.
+        Runs inside ``torch.inference_mode()`` and a seeded global generator, with the
+        method's networks in channels-last layout (see :func:`_channels_last`).
         """
 
     # -- saving -------------------------------------------------------------------------------
@@ -311,6 +460,18 @@ class UncertaintyMethod(ABC):
     def _load_json_state(self, state: dict[str, Any]) -> None:
         if "history" in state:
             self.history_ = TrainingHistory(**state["history"])
+
+    # -- what fit learned ---------------------------------------------------------------------
+
+    def training_histories(self) -> list[TrainingHistory]:
+        """The history of each network this method trained (one per ensemble member; empty
+        before ``fit``)."""
+        history = getattr(self, "history_", None)
+        return [] if history is None else [history]
+
+    def fitted_summary(self) -> dict[str, float]:
+        """Learned scalars worth reporting after ``fit`` (e.g. ``{"temperature": 1.3}``); none by default."""
+        return {}
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``weights.safetensors`` and ``config.json`` into ``directory``.
@@ -345,6 +506,35 @@ class UncertaintyMethod(ABC):
         return directory
 
 
+def _networks(method: UncertaintyMethod) -> Iterator[nn.Module]:
+    """The networks a method holds as learned attributes, its base method's included."""
+    for name, value in vars(method).items():
+        if not name.endswith("_"):
+            continue
+        if isinstance(value, nn.Module):
+            yield value
+        elif isinstance(value, UncertaintyMethod):
+            yield from _networks(value)
+
+
+@contextlib.contextmanager
+def _channels_last(method: UncertaintyMethod) -> Iterator[None]:
+    """Run a block with the method's convolution weights in channels-last (NHWC) layout.
+
+    oneDNN's CPU convolutions are markedly faster in NHWC, which they use when the weights
+    are channels-last (a one-channel input cannot ask for it itself); training keeps the
+    default layout, so the weights go back afterwards. The values do not change.
+    """
+    networks = [network for network in _networks(method) if any(p.dim() == 4 for p in network.parameters())]
+    for network in networks:
+        network.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        for network in networks:
+            network.to(memory_format=torch.contiguous_format)
+
+
 def make_method(key: str, **hyperparameters: Any) -> UncertaintyMethod:
     """Build an (unfitted) method by key.
 
@@ -366,14 +556,14 @@ def make_method(key: str, **hyperparameters: Any) -> UncertaintyMethod:
 
 
 def load_method(
-    directory: str | Path, *, device: str | None = None, progress: bool = False
+    directory: str | Path, *, device: str | None = None, progress: ProgressCallback | None = None
 ) -> UncertaintyMethod:
     """Load a method written by :meth:`UncertaintyMethod.save` (no pickle involved).
 
     Args:
         directory: The saved model directory.
         device: Where to run it; ``None`` picks CUDA when present.
-        progress: Show progress bars when it prepares inputs.
+        progress: Called with progress events when it prepares inputs.
 
     Raises:
         ConfigError: The directory is not a saved synthaug model.

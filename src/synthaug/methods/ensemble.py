@@ -79,3 +79,6 @@ class DeepEnsemble(UncertaintyMethod):
 
     def _load_json_state(self, state: dict[str, Any]) -> None:
         self.histories_ = [TrainingHistory(**history) for history in state.get("histories", [])]
+
+    def training_histories(self) -> list[TrainingHistory]:
+        return list(getattr(self, "histories_", []))

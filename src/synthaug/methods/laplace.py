@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from synthaug.errors import ConfigError
-from synthaug.methods.base import register_method
+from synthaug.methods.base import UncertaintyMethod, register_method
 from synthaug.methods.deterministic import Deterministic
 from synthaug.methods.training import PreparedData
 
@@ -135,8 +135,24 @@ class LastLayerLaplace(Deterministic):
         laplace.model.eval()
         return laplace
 
+    def _make_base(self) -> UncertaintyMethod:
+        """The MAP network is a ``deterministic`` model with the same common hyper-parameters."""
+        common = {name: getattr(self, name) for name in self.common_parameter_names()}
+        return Deterministic(**common)
+
     def _fit_prepared(self, train: PreparedData, val: PreparedData) -> None:
         super()._fit_prepared(train, val)  # the MAP network, as ``deterministic`` trains it
+        self._fit_posterior(train, val)
+
+    def _fit_from_base(self, base: UncertaintyMethod, train: PreparedData, val: PreparedData) -> None:
+        # The fitted deterministic network is the MAP network; laplace-torch fits around a
+        # copy of it, so ``base`` is left as it was.
+        self.model_ = base.model_
+        self.history_ = base.history_
+        self._fit_posterior(train, val)
+
+    def _fit_posterior(self, train: PreparedData, val: PreparedData) -> None:
+        """Fit the last-layer posterior around ``model_`` and tune its prior precision."""
         self.laplace_ = self._new_laplace()  # around the trained weights
         self.laplace_.fit(self._loader(train))
         with warnings.catch_warnings():

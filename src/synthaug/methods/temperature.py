@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from synthaug.errors import ConfigError, TrainingError
 from synthaug.methods.base import UncertaintyMethod, make_method, register_method
-from synthaug.methods.training import PreparedData, seeded
+from synthaug.methods.training import PreparedData, TrainingHistory, seeded
 
 # Log-probabilities below this are treated as this value, so that a sample that puts an
 # exact zero on a class (log = -inf) keeps finite gradients with respect to the temperature.
@@ -101,6 +101,8 @@ class TemperatureScaling(UncertaintyMethod):
         Guo, Pleiss, Sun & Weinberger, "On Calibration of Modern Neural Networks", ICML 2017.
     """
 
+    recalibrates = True
+
     def __init__(
         self,
         *,
@@ -115,6 +117,7 @@ class TemperatureScaling(UncertaintyMethod):
         self.max_iter = max_iter
 
     def _make_base(self) -> UncertaintyMethod:
+        """The method to calibrate, with this method's common hyper-parameters (unfitted)."""
         if self.base == self.key:
             raise ConfigError("temperature: base must be another method, not 'temperature'")
         options = dict(self.base_options or {})
@@ -133,9 +136,20 @@ class TemperatureScaling(UncertaintyMethod):
         self.base_method_._init_state()
         self.temperature_ = 1.0
 
+    def _base_options(self) -> dict[str, Any]:
+        return dict(self.base_options or {})
+
     def _fit_prepared(self, train: PreparedData, val: PreparedData) -> None:
         self.base_method_._fit_prepared(train, val)
-        with seeded(self.seed), torch.no_grad():
+        self._calibrate(val)
+
+    def _fit_from_base(self, base: UncertaintyMethod, train: PreparedData, val: PreparedData) -> None:
+        self.base_method_ = base
+        self._calibrate(val)
+
+    def _calibrate(self, val: PreparedData) -> None:
+        """Fit ``temperature_`` to the fitted base's validation predictions."""
+        with seeded(self.seed), torch.inference_mode():
             val_log_proba = self.base_method_._predict_log_proba(val.inputs)
         self.temperature_ = fit_temperature(val_log_proba, val.targets, max_iter=self.max_iter)
 
@@ -157,3 +171,9 @@ class TemperatureScaling(UncertaintyMethod):
 
     def _load_json_state(self, state: dict[str, Any]) -> None:
         self.base_method_._load_json_state(state.get("base", {}))
+
+    def training_histories(self) -> list[TrainingHistory]:
+        return self.base_method_.training_histories() if hasattr(self, "base_method_") else []
+
+    def fitted_summary(self) -> dict[str, float]:
+        return {"temperature": self.temperature_} if hasattr(self, "temperature_") else {}

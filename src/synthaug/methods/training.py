@@ -3,8 +3,15 @@
 Mini-batch gradient descent on prepared input tensors (see :mod:`synthaug.models.base`):
 cross-entropy (optionally label-smoothed) or the generalized cross-entropy, Adam/AdamW or SGD
 with weight decay, an optional cosine or step learning-rate schedule, early stopping on the
-validation NLL with the best weights restored, a rich progress bar, and a clear
-:class:`~synthaug.errors.TrainingError` as soon as the loss is NaN or infinite.
+validation NLL with the best weights restored, progress events per epoch (see
+:mod:`synthaug.progress`), and a clear :class:`~synthaug.errors.TrainingError` as soon as the
+loss is NaN or infinite.
+
+Small training sets: an epoch count alone is a poor default, because 100 images at batch 128
+give one optimiser step per epoch and 15 epochs leave a head on frozen features at chance.
+Unless ``epochs`` is set, training runs :data:`DEFAULT_EPOCHS` epochs or as many more as it
+takes to make ``min_steps`` optimiser steps, with the early-stopping patience stretched by
+the same factor (see :meth:`TrainingConfig.schedule`).
 
 Reproducibility: batches are drawn by shuffling index tensors with a ``torch.Generator``
 seeded from ``seed``, and dropout draws from torch's global generator, which :func:`seeded`
@@ -32,10 +39,10 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from synthaug.errors import ConfigError, TrainingError
+from synthaug.progress import ProgressCallback, report
 from synthaug.runtime import pick_device
 
 ExtraLoss = Callable[[nn.Module, int], torch.Tensor]
@@ -63,11 +70,27 @@ class PreparedData:
         return len(self.targets)
 
 
+DEFAULT_EPOCHS = 15
+"""Epochs when ``TrainingConfig.epochs`` is not set and the training set is large enough."""
+
+
+@dataclass(frozen=True)
+class TrainingSchedule:
+    """How long :func:`train_model` trains a given training set (see :meth:`TrainingConfig.schedule`)."""
+
+    epochs: int  # passes over the training set at most
+    steps_per_epoch: int  # optimiser steps per pass
+    patience: int | None  # early-stopping patience in epochs
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Optimisation settings shared by every method."""
 
-    epochs: int = 15  # passes over the training set (fewer if early stopping triggers)
+    # Passes over the training set (fewer if early stopping triggers); None: DEFAULT_EPOCHS, or
+    # more on a small set so that training makes at least `min_steps` optimiser steps.
+    epochs: int | None = None
+    min_steps: int = 500  # least optimiser steps when `epochs` is None (a head converges; see module doc)
     batch_size: int = 128  # examples per gradient step
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # adamw = decoupled weight decay
     learning_rate: float = 1e-3  # initial step size
@@ -81,7 +104,8 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "epochs": self.epochs >= 1,
+            "epochs": self.epochs is None or self.epochs >= 1,
+            "min_steps": self.min_steps >= 0,
             "batch_size": self.batch_size >= 1,
             "optimizer": self.optimizer in ("adam", "adamw", "sgd"),
             "learning_rate": self.learning_rate > 0,
@@ -97,6 +121,22 @@ class TrainingConfig:
                 raise ConfigError(f"invalid training setting {name}={getattr(self, name)!r}")
         if self.loss == "generalized_cross_entropy" and self.label_smoothing > 0:
             raise ConfigError("label_smoothing applies to loss='cross_entropy' only; set one of them")
+
+    def schedule(self, n_train: int) -> TrainingSchedule:
+        """Epochs, steps per epoch and patience for a training set of ``n_train`` examples.
+
+        With ``epochs`` set, exactly that. Without, :data:`DEFAULT_EPOCHS` or enough epochs
+        for ``min_steps`` optimiser steps, whichever is more; the patience grows by the same
+        factor, so early stopping waits for the same share of training as on a large set.
+        """
+        # BatchNorm cannot train on a batch of one, so a single trailing example is left out
+        # of each epoch (a different one each epoch, as the order is reshuffled).
+        steps_per_epoch = max(n_train // self.batch_size + int(n_train % self.batch_size > 1), 1)
+        if self.epochs is not None:
+            return TrainingSchedule(self.epochs, steps_per_epoch, self.patience)
+        epochs = max(DEFAULT_EPOCHS, math.ceil(self.min_steps / steps_per_epoch))
+        patience = None if self.patience is None else math.ceil(self.patience * epochs / DEFAULT_EPOCHS)
+        return TrainingSchedule(epochs, steps_per_epoch, patience)
 
 
 @dataclass
@@ -194,7 +234,7 @@ def predict_logits(
     model: nn.Module,
     inputs: torch.Tensor,
     *,
-    batch_size: int = 512,
+    batch_size: int = 2048,
     device: torch.device | str | None = None,
     dropout: bool = False,
 ) -> torch.Tensor:
@@ -285,8 +325,8 @@ def train_model(
     device: torch.device | str | None = None,
     extra_loss: ExtraLoss | None = None,
     validation_log_proba: ValidationLogProba = default_validation_log_proba,
-    progress: bool = True,
-    description: str = "training",
+    progress: ProgressCallback | None = None,
+    description: str = "train",
 ) -> TrainingHistory:
     """Train ``model`` in place by mini-batch gradient descent.
 
@@ -300,8 +340,8 @@ def train_model(
         device: ``None`` picks CUDA when present.
         extra_loss: Added to every mini-batch loss, called as ``extra_loss(model, len(train))``.
         validation_log_proba: Computes the ``(N, C)`` validation log-probabilities.
-        progress: Show a rich progress bar.
-        description: Label of the progress bar.
+        progress: Called with one event per finished epoch (stage ``description``).
+        description: The progress stage, and what a training error names.
 
     Returns:
         The per-epoch history.
@@ -322,27 +362,22 @@ def train_model(
             raise TrainingError("sample weights must be non-negative and not all zero")
         weights = weights / weights.mean()
 
-    # BatchNorm cannot train on a batch of one, so a single trailing example is left out
-    # of that epoch (a different one each epoch, as the order is reshuffled).
-    batches_per_epoch = n_train // config.batch_size + int(n_train % config.batch_size > 1)
-    batches_per_epoch = max(batches_per_epoch, 1)
+    schedule = config.schedule(n_train)
     optimizer = _make_optimizer(model, config)
-    scheduler = _make_scheduler(optimizer, config, config.epochs * batches_per_epoch)
+    scheduler = _make_scheduler(optimizer, config, schedule.epochs * schedule.steps_per_epoch)
     shuffle = torch.Generator().manual_seed(seed)
 
     history = TrainingHistory()
     best_nll, best_state, epochs_since_best = math.inf, None, 0
     started = time.perf_counter()
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
-    with seeded(seed), Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task(description, total=config.epochs * batches_per_epoch, status="")
-        for epoch in range(1, config.epochs + 1):
+    report(progress, description, 0, schedule.epochs, unit="epochs")
+    with seeded(seed):
+        for epoch in range(1, schedule.epochs + 1):
             epoch_started = time.perf_counter()
             model.train()
             order = torch.randperm(n_train, generator=shuffle)
             loss_sum, seen = 0.0, 0
-            for step, index in enumerate(order.split(config.batch_size)[:batches_per_epoch]):
+            for step, index in enumerate(order.split(config.batch_size)[: schedule.steps_per_epoch]):
                 inputs = train.inputs[index].to(device, non_blocking=True)
                 targets = train.targets[index].to(device, non_blocking=True)
                 losses = per_example_loss(model(inputs), targets, config)
@@ -364,7 +399,6 @@ def train_model(
                     scheduler.step()
                 loss_sum += loss.item() * len(index)
                 seen += len(index)
-                bar.advance(task)
 
             record = {"epoch": epoch, "train_loss": loss_sum / seen,
                       "learning_rate": optimizer.param_groups[0]["lr"]}
@@ -374,8 +408,8 @@ def train_model(
                 record["val_accuracy"] = (log_proba.argmax(1) == val.targets).float().mean().item()
             record["seconds"] = time.perf_counter() - epoch_started
             history.epochs.append(record)
-            status = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k in ("train_loss", "val_nll", "val_accuracy"))
-            bar.update(task, status=status)
+            status = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k in ("train_loss", "val_nll", "val_accuracy"))
+            report(progress, description, epoch, schedule.epochs, unit="epochs", item=status)
 
             if val is None:
                 continue
@@ -384,9 +418,10 @@ def train_model(
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 epochs_since_best += 1
-                if config.patience is not None and epochs_since_best >= config.patience:
+                if schedule.patience is not None and epochs_since_best >= schedule.patience:
                     history.stopped_early = True
                     break
+    report(progress, description, len(history.epochs), schedule.epochs, unit="epochs", finished=True)
 
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -14,7 +14,7 @@ import numpy as np
 
 import synthaug
 from synthaug.errors import ConfigError, DataError
-from synthaug.metrics._files import sha256_file, write_atomically
+from synthaug.fileio import atomic_write_text, sha256_file, write_atomically
 from synthaug.metrics._shapes import as_predictions, as_probability_samples, check_n_bins, mean_predictive
 from synthaug.metrics.bootstrap import bootstrap_ci
 from synthaug.metrics.calibration import _classwise_calibration_error, _reliability_diagram, expected_calibration_error
@@ -216,7 +216,7 @@ def evaluate_prediction_files(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomically(out_dir / RELIABILITY_FILE, lambda file: display.figure_.savefig(file, format="png", dpi=150))
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    write_atomically(out_dir / METRICS_FILE, lambda file: file.write(text.encode("utf-8")))
+    atomic_write_text(out_dir / METRICS_FILE, text)
     return report
 
 

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from synthaug.errors import DataError
-from synthaug.metrics._files import write_atomically
+from synthaug.fileio import write_atomically
 from synthaug.metrics._shapes import as_labels, as_predictions, as_probability_samples
 
 

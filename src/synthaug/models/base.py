@@ -20,9 +20,8 @@ Conventions every trainable module follows, so that methods can rely on them:
 - Its parameters are initialised from torch's global random state, so callers seed it
   (see :func:`synthaug.methods.training.seeded`).
 
-Backbones are found by name: :func:`make_backbone` looks the name up in :data:`BACKBONES`
-(``cnn``) and otherwise treats it as a torchvision classification model name
-(``resnet18``, ``resnet152``, ``efficientnet_b0``, ``vit_b_16``, ...).
+Backbones are found by name through :func:`synthaug.models.make_backbone`; this module holds
+only the interface, so the implementations import it and it imports none of them.
 """
 
 from __future__ import annotations
@@ -33,15 +32,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from synthaug.errors import ConfigError
-from synthaug.registry import Registry
-
 if TYPE_CHECKING:
     from synthaug.data import ImageDataset
-
-BACKBONES: Registry[type[Backbone]] = Registry("backbone")
-"""Backbone classes by name. Torchvision models are not listed: any torchvision
-classification model name is accepted by :func:`make_backbone` as well."""
+    from synthaug.progress import ProgressCallback
 
 
 class Backbone(ABC):
@@ -55,13 +48,16 @@ class Backbone(ABC):
     #: Registry key or torchvision model name, stored in the config as ``"name"``.
     name: str
 
+    #: Learning rate a method trains this backbone's module with unless told otherwise.
+    default_learning_rate: float = 1e-3
+
     @abstractmethod
-    def prepare(self, dataset: ImageDataset, *, progress: bool = False) -> torch.Tensor:
+    def prepare(self, dataset: ImageDataset, *, progress: ProgressCallback | None = None) -> torch.Tensor:
         """Compute the trainable module's inputs for every image of ``dataset``.
 
         Args:
             dataset: The images (labels are not used).
-            progress: Show a rich progress bar for slow work (feature extraction).
+            progress: Called with progress events of slow work (feature extraction).
 
         Returns:
             A float32 CPU tensor with one row per image, in dataset order: pixels
@@ -89,38 +85,3 @@ class Backbone(ABC):
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({self.name!r}, {options})"
-
-
-def make_backbone(name: str, **options: Any) -> Backbone:
-    """Build a backbone by name.
-
-    Args:
-        name: A key of :data:`BACKBONES` (``"cnn"``) or the name of any torchvision
-            classification model (``"resnet18"``, ``"resnet152"``, ``"vit_b_16"``, ...; see
-            :class:`~synthaug.models.torchvision_backbone.TorchvisionBackbone`).
-        **options: Keyword options of that backbone class.
-
-    Returns:
-        The backbone (cheap: models and features are built lazily).
-
-    Raises:
-        ConfigError: The name is unknown or an option is not accepted.
-    """
-    from synthaug.models.torchvision_backbone import TorchvisionBackbone, torchvision_model_names
-
-    if name in BACKBONES:
-        backbone_class = BACKBONES.get(name)
-        arguments: dict[str, Any] = dict(options)
-    elif name in torchvision_model_names():
-        backbone_class = TorchvisionBackbone
-        arguments = {"model": name, **options}
-    else:
-        known = ", ".join(BACKBONES.keys())
-        raise ConfigError(
-            f"unknown backbone {name!r}; choose {known} or a torchvision classification model "
-            "name such as resnet18, resnet152, efficientnet_b0 or vit_b_16"
-        )
-    try:
-        return backbone_class(**arguments)
-    except TypeError as error:
-        raise ConfigError(f"backbone {name!r}: {error}") from error

@@ -41,6 +41,12 @@ lets the network first fit the data like a deterministic one, and the KL term th
 each variance only where the likelihood does not need precision (Blundell et al. 2015 start
 at ``rho = -5``, ``sigma ~ 7e-3``, for the same reason).
 
+The bias may start wider, at an absolute ``bias_posterior_init_std``: weight noise adds
+``sum_j sigma_j^2 x_j^2`` to the variance of a pre-activation, which vanishes with the input,
+while bias noise adds the same ``s^2`` to every input. On the output layer that is what lets
+mutual information rank inputs the network maps to small features (often out-of-distribution
+ones) as uncertain; see :class:`synthaug.methods.bnn.BayesByBackprop` for the measurements.
+
 References:
     Blundell, Cornebise, Kavukcuoglu & Wierstra (2015). Weight uncertainty in neural
     networks. ICML.
@@ -99,6 +105,8 @@ class _MeanFieldGaussianLayer(nn.Module):
         prior_sigma: Standard deviation of the zero-mean Gaussian prior of every weight.
         posterior_init_std: Initial posterior standard deviation, relative to the standard
             deviation of the initial weight means of this layer.
+        bias_posterior_init_std: Initial posterior standard deviation of the bias, absolute
+            (``None``: the same as the weights').
     """
 
     def __init__(
@@ -109,6 +117,7 @@ class _MeanFieldGaussianLayer(nn.Module):
         estimator: Estimator,
         prior_sigma: float,
         posterior_init_std: float,
+        bias_posterior_init_std: float | None = None,
     ) -> None:
         super().__init__()
         if estimator not in ESTIMATORS:
@@ -117,6 +126,8 @@ class _MeanFieldGaussianLayer(nn.Module):
             raise ConfigError(f"prior_sigma must be > 0, got {prior_sigma}")
         if not posterior_init_std > 0:
             raise ConfigError(f"posterior_init_std must be > 0, got {posterior_init_std}")
+        if bias_posterior_init_std is not None and not bias_posterior_init_std > 0:
+            raise ConfigError(f"bias_posterior_init_std must be > 0 or None, got {bias_posterior_init_std}")
         self.estimator = estimator
         self.prior_sigma = float(prior_sigma)
         weight = weight.detach().clone().float()
@@ -133,7 +144,8 @@ class _MeanFieldGaussianLayer(nn.Module):
         else:
             bias = bias.detach().clone().float()
             self.bias_mu = nn.Parameter(bias)
-            self.bias_rho = nn.Parameter(torch.full_like(bias, initial_rho))
+            bias_rho = initial_rho if bias_posterior_init_std is None else _softplus_inverse(bias_posterior_init_std)
+            self.bias_rho = nn.Parameter(torch.full_like(bias, bias_rho))
 
     @property
     def weight_sigma(self) -> torch.Tensor:
@@ -221,6 +233,8 @@ class BayesianLinear(_MeanFieldGaussianLayer):
         estimator: ``"lrt"`` or ``"flipout"`` (see the module docstring).
         prior_sigma: Standard deviation of the ``N(0, prior_sigma^2)`` prior.
         posterior_init_std: Initial posterior std relative to the std of the initial means.
+        bias_posterior_init_std: Initial posterior std of the bias, absolute (``None``: as
+            the weights).
         weight: Initial posterior means ``(out_features, in_features)``; ``None`` uses
             :class:`torch.nn.Linear`'s default initialisation.
         bias_init: Initial bias means ``(out_features,)`` (with ``weight``).
@@ -241,6 +255,7 @@ class BayesianLinear(_MeanFieldGaussianLayer):
         estimator: Estimator = "lrt",
         prior_sigma: float = 1.0,
         posterior_init_std: float = 1e-2,
+        bias_posterior_init_std: float | None = None,
         weight: torch.Tensor | None = None,
         bias_init: torch.Tensor | None = None,
     ) -> None:
@@ -258,6 +273,7 @@ class BayesianLinear(_MeanFieldGaussianLayer):
             estimator=estimator,
             prior_sigma=prior_sigma,
             posterior_init_std=posterior_init_std,
+            bias_posterior_init_std=bias_posterior_init_std,
         )
         self.in_features = in_features
         self.out_features = out_features
@@ -304,6 +320,8 @@ class BayesianConv2d(_MeanFieldGaussianLayer):
         estimator: ``"lrt"`` or ``"flipout"`` (see the module docstring).
         prior_sigma: Standard deviation of the ``N(0, prior_sigma^2)`` prior.
         posterior_init_std: Initial posterior std relative to the std of the initial means.
+        bias_posterior_init_std: Initial posterior std of the bias, absolute (``None``: as
+            the weights).
         weight: Initial posterior means ``(C_out, C_in / groups, kH, kW)``; ``None`` uses
             :class:`torch.nn.Conv2d`'s default initialisation.
         bias_init: Initial bias means ``(C_out,)`` (with ``weight``).
@@ -329,6 +347,7 @@ class BayesianConv2d(_MeanFieldGaussianLayer):
         estimator: Estimator = "lrt",
         prior_sigma: float = 1.0,
         posterior_init_std: float = 1e-2,
+        bias_posterior_init_std: float | None = None,
         weight: torch.Tensor | None = None,
         bias_init: torch.Tensor | None = None,
     ) -> None:
@@ -348,6 +367,7 @@ class BayesianConv2d(_MeanFieldGaussianLayer):
             estimator=estimator,
             prior_sigma=prior_sigma,
             posterior_init_std=posterior_init_std,
+            bias_posterior_init_std=bias_posterior_init_std,
         )
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -405,6 +425,7 @@ def convert_to_bayesian(
     estimator: Estimator = "lrt",
     prior_sigma: float = 1.0,
     posterior_init_std: float = 1e-2,
+    bias_posterior_init_std: float | None = None,
 ) -> nn.Module:
     """Return a copy of ``model`` with its linear and convolution layers made Bayesian.
 
@@ -421,6 +442,8 @@ def convert_to_bayesian(
         estimator: ``"lrt"`` or ``"flipout"``.
         prior_sigma: Standard deviation of the ``N(0, prior_sigma^2)`` prior.
         posterior_init_std: Initial posterior std relative to each layer's weight std.
+        bias_posterior_init_std: Initial posterior std of every bias, absolute (``None``:
+            relative, as the weights).
 
     Returns:
         The converted copy.
@@ -439,6 +462,7 @@ def convert_to_bayesian(
         "estimator": estimator,
         "prior_sigma": prior_sigma,
         "posterior_init_std": posterior_init_std,
+        "bias_posterior_init_std": bias_posterior_init_std,
     }
     for name in candidates[len(candidates) - count :]:
         parent_name, _, child_name = name.rpartition(".")

@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from synthaug.errors import ConfigError
-from synthaug.models.base import BACKBONES, Backbone
+from synthaug.models.base import Backbone
 
 if TYPE_CHECKING:
     from synthaug.data import ImageDataset
+    from synthaug.progress import ProgressCallback
 
 # Pixel statistics of the Fashion-MNIST training set (scale [0, 1]); a fixed constant rather
 # than statistics of whatever set is being prepared, so train and test go through the same map.
@@ -26,7 +27,6 @@ FASHION_MNIST_MEAN = 0.2860
 FASHION_MNIST_STD = 0.3530
 
 
-@BACKBONES.register("cnn")
 class CNNBackbone(Backbone):
     """A small CNN from scratch: ``len(channels)`` conv blocks and a two-layer classifier.
 
@@ -80,7 +80,7 @@ class CNNBackbone(Backbone):
         self.mean = float(mean)
         self.std = float(std)
 
-    def prepare(self, dataset: ImageDataset, *, progress: bool = False) -> torch.Tensor:
+    def prepare(self, dataset: ImageDataset, *, progress: ProgressCallback | None = None) -> torch.Tensor:
         """Decode, resize and normalise every image.
 
         Returns:

@@ -9,7 +9,6 @@ trains on cached features in seconds. The trainable module is then a small head.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import safetensors.torch
 import torch
-from rich.progress import Progress
 from torch import nn
 
 from synthaug.errors import ConfigError, DataError
+from synthaug.fileio import atomic_write_bytes, sha256_bytes, sha256_file
 from synthaug.models.base import Backbone
+from synthaug.progress import ProgressCallback, report
 from synthaug.runtime import pick_device
 
 if TYPE_CHECKING:
@@ -43,14 +43,6 @@ def torchvision_model_names() -> frozenset[str]:
     import torchvision  # here, not at the top: importing torchvision costs ~1.5 s (CLI start-up)
 
     return frozenset(torchvision.models.list_models(module=torchvision.models))
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _replace_output_layer(model: nn.Module) -> int:
@@ -135,6 +127,22 @@ class TorchvisionBackbone(Backbone):
         self._extractor: tuple[nn.Module, int] | None = None
         self._identity: str | None = None
 
+    @property
+    def default_learning_rate(self) -> float:
+        """1e-2 for a head on frozen features, else 1e-3.
+
+        A head on frozen features is a linear probe: at 1e-3, 500 Adam steps leave it short of
+        the logistic-regression optimum (360 digit images, 10 classes, random resnet18
+        features: 86.9 % test accuracy against scikit-learn's 92.9 %); at 1e-2 it reaches
+        92.7 % (``tests/models/test_frozen_head_defaults.py``).
+        """
+        return 1e-2 if self.freeze else 1e-3
+
+    @staticmethod
+    def model_names() -> frozenset[str]:
+        """The model names this backbone accepts (:func:`torchvision_model_names`)."""
+        return torchvision_model_names()
+
     def get_config(self) -> dict[str, Any]:
         # ``device`` is left out: it belongs to the machine, not to the model.
         return {
@@ -169,7 +177,7 @@ class TorchvisionBackbone(Backbone):
         if self._identity is None:
             if self.weights_path is not None:
                 # Hashing the file, not its name: a replaced file must not reuse old features.
-                self._identity = f"file-sha256:{_file_sha256(Path(self.weights_path))}"
+                self._identity = f"file-sha256:{sha256_file(self.weights_path)}"
             elif self.weights is not None:
                 self._identity = f"torchvision:{self._weights_enum()}"
             else:
@@ -225,7 +233,7 @@ class TorchvisionBackbone(Backbone):
         transform = self.transform()
         return torch.stack([transform(dataset[i][0].convert("RGB")) for i in indices])
 
-    def prepare(self, dataset: ImageDataset, *, progress: bool = False) -> torch.Tensor:
+    def prepare(self, dataset: ImageDataset, *, progress: ProgressCallback | None = None) -> torch.Tensor:
         """Frozen: penultimate features ``(N, D)`` (cached); else pixels ``(N, 3, H, W)``.
 
         Unfrozen pixels are held in memory as float32 (``N * 3 * H * W * 4`` bytes).
@@ -237,14 +245,10 @@ class TorchvisionBackbone(Backbone):
             return safetensors.torch.load_file(path)["features"]
         features = self._extract_features(dataset, progress=progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        safetensors.torch.save_file(
-            {"features": features},
-            partial,
-            metadata={"model": self.name, "weights": self._weights_identity(),
-                      "dataset": dataset.fingerprint(), "transform": repr(self.transform())},
-        )
-        os.replace(partial, path)  # atomic: a crashed run never leaves a half-written entry
+        metadata = {"model": self.name, "weights": self._weights_identity(),
+                    "dataset": dataset.fingerprint(), "transform": repr(self.transform())}
+        # Atomic, so a crashed run never leaves a half-written entry; not fsynced: a cache.
+        atomic_write_bytes(path, safetensors.torch.save({"features": features}, metadata=metadata), durable=False)
         return features
 
     def feature_cache_path(self, dataset: ImageDataset) -> Path:
@@ -261,11 +265,11 @@ class TorchvisionBackbone(Backbone):
             },
             sort_keys=True,
         )
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = sha256_bytes(key.encode())
         return Path(cache_root()) / "features" / f"{digest}.safetensors"
 
     @torch.no_grad()
-    def _extract_features(self, dataset: ImageDataset, *, progress: bool) -> torch.Tensor:
+    def _extract_features(self, dataset: ImageDataset, *, progress: ProgressCallback | None) -> torch.Tensor:
         if len(dataset) == 0:
             raise DataError(f"dataset {dataset.name!r} is empty; nothing to extract features from")
         if self._extractor is None:
@@ -274,14 +278,14 @@ class TorchvisionBackbone(Backbone):
         device = pick_device(self.device)
         network.to(device).eval()
         chunks = []
-        starts = range(0, len(dataset), self.batch_size)
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"{self.name} features of {dataset.name}", total=len(dataset))
-            for start in starts:
-                indices = range(start, min(start + self.batch_size, len(dataset)))
-                batch = self._pixels(dataset, indices).to(device)
-                chunks.append(network(batch).float().cpu())
-                bar.advance(task, len(indices))
+        stage, item = "features", f"{self.name} on {dataset.name}"
+        report(progress, stage, 0, len(dataset), unit="images", item=item)
+        for start in range(0, len(dataset), self.batch_size):
+            indices = range(start, min(start + self.batch_size, len(dataset)))
+            batch = self._pixels(dataset, indices).to(device)
+            chunks.append(network(batch).float().cpu())
+            report(progress, stage, indices.stop, len(dataset), unit="images", item=item)
+        report(progress, stage, len(dataset), len(dataset), unit="images", item=item, finished=True)
         return torch.cat(chunks).contiguous()
 
     # -- trainable module --------------------------------------------------------------------

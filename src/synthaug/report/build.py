@@ -6,126 +6,116 @@
 (figures and thumbnails inline as base64 PNG, CSS inline, no script, no external link), so it
 opens offline in any browser and can be mailed as one file.
 
+The study's records (:class:`~synthaug.study.records.StudyAnalysis`, read back by
+:func:`load_run`) become the template's strings in one function per report section
+(:func:`results_table`, :func:`original_study`, :func:`curve_figures`, ...);
+:func:`report_context` only gathers them.
+
 All user text (class names, prompts, regime and method names, the config) goes through
 jinja2 with autoescaping on, so a class called ``<script>…</script>`` is shown, not run.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from PIL import Image
 
-from synthaug.errors import ConfigError
-from synthaug.report import plots
-from synthaug.study.results import from_json_value
-from synthaug.study.text import interval_percent, interval_plain, interval_points, size_text
+from synthaug.fileio import atomic_write_text
+from synthaug.report import generated, guided, plots, shift
+from synthaug.study.analysis import read_analysis
+from synthaug.study.literature import ORIGINAL_STUDY, literature_dict
+from synthaug.study.records import GroupSummary, StudyAnalysis
+from synthaug.study.text import interval_percent, interval_plain, interval_points, size_text, training_data_text
 
-__all__ = ["build_report", "load_run", "report_context"]
+__all__ = ["SavedRun", "build_report", "load_run", "render_report", "report_context"]
 
 REPORT_FILE = "report.html"
-THUMBNAIL_PIXELS = 84
+
+#: The groups shown side by side in the calibration, confusion and uncertainty sections:
+#: ``[(method, [(column title, group), ...]), ...]``.
+Panels = list[tuple[str, list[tuple[str, GroupSummary]]]]
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SavedRun:
+    """What a study saved in its run folder, as the report reads it.
+
+    Attributes:
+        run_dir: The run folder.
+        analysis: ``analysis.json``.
+        environment: ``environment.json`` (package versions, device, seeds, wall time).
+        config_text: ``config.resolved.yaml`` as written.
+    """
+
+    run_dir: Path
+    analysis: StudyAnalysis
+    environment: dict[str, Any]
+    config_text: str
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> SavedRun:
     """Read what a study saved in ``run_dir``.
 
     Raises:
         ConfigError: ``run_dir`` holds no finished study (no ``analysis.json``).
     """
     run_dir = Path(run_dir)
-    analysis_path = run_dir / "analysis.json"
-    if not analysis_path.is_file():
-        raise ConfigError(
-            f"{run_dir}: no analysis.json here; run `synthaug study CONFIG --out {run_dir}` first "
-            "(a study interrupted before its end writes it when rerun)"
-        )
-    try:
-        analysis = from_json_value(json.loads(analysis_path.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{analysis_path}: not valid JSON ({error}); rerun the study to rewrite it") from error
     environment_path = run_dir / "environment.json"
     config_path = run_dir / "config.resolved.yaml"
-    return {
-        "run_dir": run_dir,
-        "analysis": analysis,
-        "environment": json.loads(environment_path.read_text()) if environment_path.is_file() else {},
-        "config_text": config_path.read_text(encoding="utf-8") if config_path.is_file() else "",
-    }
+    return SavedRun(
+        run_dir=run_dir,
+        analysis=read_analysis(run_dir),
+        environment=json.loads(environment_path.read_text()) if environment_path.is_file() else {},
+        config_text=config_path.read_text(encoding="utf-8") if config_path.is_file() else "",
+    )
 
 
-def _training_data(group: dict[str, Any]) -> str:
-    if group["data"] == "mixed":
-        text = f"{group['real_per_class']} real + {group['synthetic_per_class']} {group['source']}"
-    elif group["data"] == "synthetic":
-        text = f"{group['size']} {group['source']}"
-    else:
-        text = f"{group['size']} real"
-    # Filtered, audit-weighted and robust-loss regimes say what they changed.
-    return f"{text} ({group['treatment']})" if group.get("treatment") else text
+def _training_data(group: GroupSummary) -> str:
+    return training_data_text(group.key, group.key.source or "synthetic")
 
 
 def _thumbnail(path: str) -> str | None:
     """A small inline PNG of an image file; ``None`` if the file is gone."""
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode)
-            if max(image.size) < THUMBNAIL_PIXELS:
-                # Tiny images (28x28) are enlarged with hard pixel edges so they stay legible.
-                factor = max(1, THUMBNAIL_PIXELS // max(image.size))
-                image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
-            else:
-                image.thumbnail((THUMBNAIL_PIXELS * 2, THUMBNAIL_PIXELS * 2))
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG", optimize=True)
+            return guided.thumbnail_png(image)
     except OSError:
         return None
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _figure(figure: Any) -> str | None:
     return None if figure is None else plots.figure_to_base64_png(figure)
 
 
-def report_context(run: dict[str, Any]) -> dict[str, Any]:
-    """Everything the template shows, as strings, numbers and base64 images."""
-    analysis = run["analysis"]
-    groups = analysis["groups"]
-    by_id = {group["group_id"]: group for group in groups}
-    headline = analysis["headline"]
-    main = headline.get("main") or {}
-    ood_sets = analysis["ood_sets"]
-    primary_ood = ood_sets[0] if ood_sets else None
-    baseline_method = analysis["baseline_method"]
+def _primary_ood(analysis: StudyAnalysis) -> str | None:
+    return analysis.ood_sets[0] if analysis.ood_sets else None
 
-    def group_at(
-        regime: str | None, size: int | None, method: str, backbone: str | None = None
-    ) -> dict[str, Any] | None:
-        return by_id.get(f"{regime}/n={size}/{backbone or main.get('backbone')}/{method}")
 
+def results_table(analysis: StudyAnalysis) -> list[dict[str, Any]]:
+    """The results table: one row per group, every headline metric with its interval."""
+    primary_ood = _primary_ood(analysis)
     table = []
-    for group in groups:
-        metrics = group["metrics"]
+    for group in analysis.groups:
+        metrics, bootstrap = group.metrics, group.test_bootstrap["accuracy"]
         auroc = metrics.get(f"{primary_ood}:ood_auroc_entropy") if primary_ood else None
         table.append(
             {
-                "regime": group["regime"],
-                "data": group["data"],
+                "regime": group.key.regime,
+                "data": group.key.data,
                 "training": _training_data(group),
-                "backbone": group["backbone"],
-                "method": group["method"],
-                "seeds": len(group["seeds"]),
+                "backbone": group.key.backbone,
+                "method": group.key.method,
+                "seeds": len(group.seeds),
                 "accuracy": interval_percent(metrics["accuracy"], unit=""),
-                "accuracy_bootstrap": "[{:.1f}, {:.1f}]".format(
-                    100 * group["test_bootstrap"]["accuracy"]["low"], 100 * group["test_bootstrap"]["accuracy"]["high"]
-                ),
+                "accuracy_bootstrap": f"[{100 * bootstrap.low:.1f}, {100 * bootstrap.high:.1f}]",
                 "ece": interval_percent(metrics["ece"], unit=""),
                 "nll": interval_plain(metrics["nll"]),
                 "brier": interval_plain(metrics["brier"]),
@@ -134,190 +124,252 @@ def report_context(run: dict[str, Any]) -> dict[str, Any]:
                 "expected_entropy": interval_plain(metrics.get("mean_expected_entropy"), 3),
             }
         )
+    return table
 
-    # The original study's three experiments, rerun at the main size.
-    original = []
-    if main:
-        experiments = [
-            (
-                "synthetic images → " + f"{main['backbone']} ({baseline_method})",
-                main["synthetic_regime"],
-                baseline_method,
-                0,
-            ),
-            ("real images → same model", main["real_regime"], baseline_method, 1),
-            (
-                "synthetic images → BNN",
-                main["synthetic_regime"],
-                next((g["method"] for g in groups if g["method_key"] == "bnn"), None),
-                2,
-            ),
-        ]
-        for label, regime, method, index in experiments:
-            group = group_at(regime, main["size"], method) if method else None
-            original.append(
-                {
-                    "experiment": label,
-                    "ours": interval_percent(group["metrics"]["accuracy"]) if group else "not run",
-                    "ece": interval_percent(group["metrics"]["ece"]) if group else "",
-                    "theirs": f"{100 * analysis['literature']['original_study'][index]['accuracy']:.2f} %",
-                }
-            )
 
-    figures: dict[str, Any] = {"curves": []}
-    curve_keys = list(dict.fromkeys((c["backbone"], c["method"]) for c in analysis["curves"] if c["data"] != "mixed"))
-    for backbone, method in curve_keys:
-        image = _figure(plots.learning_curves(analysis["curves"], analysis["exchange_rates"], backbone, method))
+def original_study(analysis: StudyAnalysis) -> list[dict[str, str]]:
+    """The original study's experiments, each beside our rerun of it at the main size."""
+    main = analysis.headline.main
+    if main is None:
+        return []
+    rows = []
+    for reference in ORIGINAL_STUDY:
+        regime = main.real_regime if reference.data == "real" else main.synthetic_regime
+        if reference.method_key is None:
+            method: str | None = analysis.baseline_method
+        else:
+            method = next((g.key.method for g in analysis.groups if g.key.method_key == reference.method_key), None)
+        group = analysis.group(main.group_id(regime, method)) if method else None
+        rows.append(
+            {
+                "experiment": reference.ours.format(backbone=main.backbone, method=analysis.baseline_method),
+                "ours": interval_percent(group.metrics["accuracy"]) if group else "not run",
+                "ece": interval_percent(group.metrics["ece"]) if group else "",
+                "theirs": f"{100 * reference.accuracy:.2f} %",
+            }
+        )
+    return rows
+
+
+def curve_figures(analysis: StudyAnalysis) -> list[dict[str, str]]:
+    """One learning-curve figure per backbone and method (mixed regimes are in the table)."""
+    figures = []
+    models = dict.fromkeys((c.backbone, c.method) for c in analysis.curves if c.data != "mixed")
+    for backbone, method in models:
+        image = _figure(plots.learning_curves(analysis.curves, analysis.exchange_rates, backbone, method))
         if image:
-            figures["curves"].append({"title": f"{backbone} / {method}", "image": image})
+            figures.append({"title": f"{backbone} / {method}", "image": image})
+    return figures
 
-    regimes_at_main: list[tuple[str, str | None]] = []
-    if main:
-        regimes_at_main = [
-            (f"trained on real ({main['size']}/class)", main["real_regime"]),
-            (f"trained on {main['source']} ({main['size']}/class)", main["synthetic_regime"]),
+
+def comparison_panels(analysis: StudyAnalysis) -> Panels:
+    """Each method trained on real and on synthetic data at the main size; without a
+    real-vs-synthetic pair, each method at its largest size."""
+    main = analysis.headline.main
+    methods = list(dict.fromkeys(group.key.method for group in analysis.groups))
+    panels: Panels = []
+    if main is not None:
+        titles = [
+            (f"trained on real ({main.size}/class)", main.real_regime),
+            (f"trained on {main.source} ({main.size}/class)", main.synthetic_regime),
         ]
-    methods = list(dict.fromkeys(group["method"] for group in groups))
-    reliability_rows = []
-    for method in methods:
-        columns = [(title, group_at(regime, main.get("size"), method)) for title, regime in regimes_at_main]
-        columns = [(title, group) for title, group in columns if group is not None]
-        if columns:
-            reliability_rows.append((method, columns))
-    if not reliability_rows:  # no real-vs-synthetic pair: show each method at its largest size
         for method in methods:
-            largest = max((g for g in groups if g["method"] == method), key=lambda g: g["size"])
-            reliability_rows.append((method, [(largest["regime"], largest)]))
-    figures["reliability"] = _figure(plots.reliability_grid(reliability_rows))
-    figures["scatter"] = _figure(plots.accuracy_vs_ece(groups))
+            columns = [(title, analysis.group(main.group_id(regime, method))) for title, regime in titles]
+            present = [(title, group) for title, group in columns if group is not None]
+            if present:
+                panels.append((method, present))
+    if not panels:
+        for method in methods:
+            largest = max((g for g in analysis.groups if g.key.method == method), key=lambda g: g.key.size)
+            panels.append((method, [(largest.key.regime, largest)]))
+    return panels
 
-    confusion_panels = [
-        (f"{method}, {title}", group) for method, columns in reliability_rows[:1] for title, group in columns
-    ]
-    mixed = [g for g in groups if g["data"] == "mixed" and g["method"] == baseline_method]
+
+def confusion_figure(analysis: StudyAnalysis, panels: Panels) -> str | None:
+    """Confusion matrices of the baseline at the main size, and of the largest mixed set."""
+    shown = [(f"{method}, {title}", group) for method, columns in panels[:1] for title, group in columns]
+    baseline = analysis.baseline_method
+    mixed = [g for g in analysis.groups if g.key.data == "mixed" and g.key.method == baseline]
     if mixed:
-        largest_mixed = max(mixed, key=lambda g: (g["real_per_class"], g["synthetic_per_class"]))
-        confusion_panels.append((f"{baseline_method}, trained on {_training_data(largest_mixed)}", largest_mixed))
-    figures["confusion"] = _figure(plots.confusion_matrices(confusion_panels, analysis["classes"]))
+        largest = max(mixed, key=lambda g: (g.key.real_per_class, g.key.synthetic_per_class))
+        shown.append((f"{baseline}, trained on {_training_data(largest)}", largest))
+    return _figure(plots.confusion_matrices(shown, analysis.classes))
 
-    histogram_panels = [
-        (f"{method}, {title}", group) for method, columns in reliability_rows for title, group in columns
-    ]
-    figures["entropy"] = _figure(plots.uncertainty_histograms(histogram_panels, "predictive_entropy"))
+
+def uncertainty_figures(panels: Panels) -> dict[str, str | None]:
+    """Histograms of predictive entropy, and of mutual information for sampling methods."""
+    shown = [(f"{method}, {title}", group) for method, columns in panels for title, group in columns]
     # Mutual information is zero for a single weight sample; plot it only for sampling methods.
-    sampling_panels = [(title, group) for title, group in histogram_panels if max(group["samples_per_seed"]) > 1]
-    figures["information"] = (
-        _figure(plots.uncertainty_histograms(sampling_panels, "mutual_information")) if sampling_panels else None
-    )
+    sampling = [(title, group) for title, group in shown if group.has_weight_samples]
+    return {
+        "entropy": _figure(plots.uncertainty_histograms(shown, "predictive_entropy")),
+        "information": _figure(plots.uncertainty_histograms(sampling, "mutual_information")) if sampling else None,
+    }
 
-    uncertainty = []
-    for method, columns in reliability_rows:
+
+def uncertainty_table(analysis: StudyAnalysis, panels: Panels) -> list[dict[str, Any]]:
+    """Epistemic, aleatoric and total uncertainty, and OOD detection, of the panels' groups."""
+    rows = []
+    for method, columns in panels:
         for title, group in columns:
-            metrics = group["metrics"]
-            uncertainty.append(
+            metrics = group.metrics
+            rows.append(
                 {
                     "method": method,
                     "training": title,
                     "epistemic": interval_plain(metrics.get("mean_mutual_information"), 4),
                     "aleatoric": interval_plain(metrics.get("mean_expected_entropy"), 3),
                     "total": interval_plain(metrics.get("mean_predictive_entropy"), 3),
-                    "auroc": {name: interval_plain(metrics.get(f"{name}:ood_auroc_entropy")) for name in ood_sets},
+                    "auroc": {
+                        name: interval_plain(metrics.get(f"{name}:ood_auroc_entropy")) for name in analysis.ood_sets
+                    },
                     # One weight sample has no mutual information to rank by.
                     "auroc_mi": {
                         name: interval_plain(metrics.get(f"{name}:ood_auroc_mutual_information"))
-                        if max(group["samples_per_seed"]) > 1
+                        if group.has_weight_samples
                         else "–"
-                        for name in ood_sets
+                        for name in analysis.ood_sets
                     },
+                    # Does the epistemic score separate OOD data at all (report/shift.py)?
+                    "epistemic_verdict": shift.epistemic_verdicts(analysis, group),
                 }
             )
+    return rows
 
-    rates = [
+
+def exchange_rate_table(analysis: StudyAnalysis) -> list[dict[str, str]]:
+    """The exchange rates, one row per synthetic curve and real size."""
+    rows = []
+    for row in analysis.exchange_rates:
+        rate = row.estimate
+        bound = "≤ " if rate.status == "at_or_below" else ""
+        high = size_text(rate.rate_high) if math.isinf(rate.rate_high) else f"{rate.rate_high:.1f}"
+        reached = rate.status != "not_reached"
+        rows.append(
+            {
+                "regime": row.synthetic_regime,
+                "source": row.source,
+                "model": f"{row.backbone} / {row.method}",
+                "real": rate.real_per_class,
+                "accuracy": f"{100 * rate.real_accuracy:.1f} %",
+                "synthetic": bound + size_text(rate.synthetic_per_class),
+                "rate": bound + f"{rate.rate:.1f}" if reached else "not reached",
+                "interval": f"{rate.rate_low:.1f} – {high}" if reached else "–",
+                "not_reached": f"{100 * rate.not_reached_fraction:.0f} %",
+            }
+        )
+    return rows
+
+
+def comparison_table(analysis: StudyAnalysis) -> list[dict[str, str]]:
+    """The paired comparisons, differences in percentage points."""
+    rows = []
+    for comparison in analysis.comparisons:
+        differences = comparison.differences
+        rows.append(
+            {
+                "kind": comparison.kind,
+                "treatment": comparison.treatment,
+                "baseline": comparison.baseline,
+                "accuracy": interval_points(differences["accuracy"].seeds),
+                "accuracy_bootstrap": interval_points(differences["accuracy"].test_bootstrap),
+                "ece": interval_points(differences["ece"].seeds),
+                "nll": f"{differences['nll'].seeds.mean:+.3f}",
+            }
+        )
+    return rows
+
+
+def sample_grids(analysis: StudyAnalysis) -> list[dict[str, Any]]:
+    """Thumbnails of each synthetic source's sample images, by class, with their prompts."""
+    grids = []
+    for source, items in analysis.samples.items():
+        by_class: dict[str, list[dict[str, str]]] = {}
+        for item in items:
+            image = _thumbnail(item.path)
+            if image is not None:
+                by_class.setdefault(item.label, []).append({"image": image, "prompt": item.prompt or ""})
+        grids.append({"source": source, "classes": list(by_class.items())})
+    return grids
+
+
+def generator_table(analysis: StudyAnalysis) -> list[dict[str, Any]]:
+    """What made each synthetic source."""
+    return [
         {
-            "regime": rate["synthetic_regime"],
-            "source": rate["source"],
-            "model": f"{rate['backbone']} / {rate['method']}",
-            "real": rate["real_per_class"],
-            "accuracy": f"{100 * rate['real_accuracy']:.1f} %",
-            "synthetic": ("≤ " if rate["status"] == "at_or_below" else "") + size_text(rate["synthetic_per_class"]),
-            "rate": "not reached"
-            if rate["status"] == "not_reached"
-            else ("≤ " if rate["status"] == "at_or_below" else "") + f"{rate['rate']:.1f}",
-            "interval": "–"
-            if rate["status"] == "not_reached"
-            else f"{rate['rate_low']:.1f} – "
-            + (size_text(rate["rate_high"]) if math.isinf(rate["rate_high"]) else f"{rate['rate_high']:.1f}"),
-            "not_reached": f"{100 * rate['not_reached_fraction']:.0f} %",
+            "name": name,
+            "backend": generator.backend or "unknown",
+            "model": generator.model or "default",
+            "images": generator.images,
+            "cost": f"${generator.cost_usd:.2f}",
+            "params": json.dumps(generator.params or {}, sort_keys=True),
+            "prompt": generator.prompt_example or "",
+            "directory": generator.directory,
         }
-        for rate in analysis["exchange_rates"]
+        for name, generator in analysis.generators.items()
     ]
 
-    comparisons = []
-    for comparison in analysis["comparisons"]:
-        differences = comparison["differences"]
-        comparisons.append(
-            {
-                "kind": comparison["kind"],
-                "treatment": comparison["treatment"],
-                "baseline": comparison["baseline"],
-                "accuracy": interval_points(differences["accuracy"]["seeds"]),
-                "accuracy_bootstrap": interval_points(differences["accuracy"]["test_bootstrap"]),
-                "ece": interval_points(differences["ece"]["seeds"]),
-                "nll": f"{differences['nll']['seeds']['mean']:+.3f}",
-            }
-        )
 
-    samples = []
-    for source, items in analysis["samples"].items():
-        by_class: dict[str, list[dict[str, Any]]] = {}
-        for item in items:
-            image = _thumbnail(item["path"])
-            if image is not None:
-                by_class.setdefault(item["label"], []).append({"image": image, "prompt": item["prompt"] or ""})
-        samples.append({"source": source, "classes": list(by_class.items())})
-
-    environment = run["environment"]
-    generators = []
-    for name, generator in analysis["generators"].items():
-        generators.append(
-            {
-                "name": name,
-                "backend": generator.get("backend") or "unknown",
-                "model": generator.get("model") or "default",
-                "images": generator.get("images"),
-                "cost": f"${generator.get('cost_usd', 0.0):.2f}",
-                "params": json.dumps(generator.get("params") or {}, sort_keys=True),
-                "prompt": generator.get("prompt_example") or "",
-                "directory": generator.get("directory"),
-            }
-        )
-    train_seconds = sum(group.get("train_seconds", 0.0) for group in groups)
+def provenance(run: SavedRun) -> dict[str, Any]:
+    """Packages, seeds, timing and the resolved config."""
+    groups: Sequence[GroupSummary] = run.analysis.groups
+    environment = run.environment
     return {
-        "title": analysis["title"],
-        "answer": headline["answer"],
-        "facts": headline["facts"],
-        "main": main,
-        "classes": analysis["classes"],
-        "ood_sets": ood_sets,
-        "primary_ood": primary_ood,
-        "dataset_sizes": analysis["dataset_sizes"],
-        "table": table,
-        "several_backbones": len({group["backbone"] for group in groups}) > 1,
-        "original": original,
-        "figures": figures,
-        "rates": rates,
-        "literature": analysis["literature"],
-        "comparisons": comparisons,
-        "uncertainty": uncertainty,
-        "samples": samples,
-        "generators": generators,
         "environment": environment,
         "packages": sorted((environment.get("packages") or {}).items()),
-        "seeds": environment.get("seeds") or sorted({seed for g in groups for seed in g["seeds"]}),
+        "seeds": environment.get("seeds") or sorted({seed for g in groups for seed in g.seeds}),
         "wall_seconds": environment.get("seconds"),
-        "train_seconds": train_seconds,
-        "config_text": run["config_text"],
+        "train_seconds": sum(group.train_seconds for group in groups),
+        "config_text": run.config_text,
     }
+
+
+def report_context(run: SavedRun) -> dict[str, Any]:
+    """Everything the template shows, as strings, numbers and base64 images: one call per
+    section of the report."""
+    analysis = run.analysis
+    headline = analysis.headline
+    panels = comparison_panels(analysis)
+    figures = {
+        "curves": curve_figures(analysis),
+        "reliability": _figure(plots.reliability_grid(panels)),
+        "scatter": _figure(plots.accuracy_vs_ece(analysis.groups)),
+        "confusion": confusion_figure(analysis, panels),
+        **uncertainty_figures(panels),
+    }
+    return {
+        "title": analysis.title,
+        "answer": headline.answer,
+        "facts": headline.facts,
+        "main": headline.main or {},
+        "classes": analysis.classes,
+        "ood_sets": analysis.ood_sets,
+        "primary_ood": _primary_ood(analysis),
+        "dataset_sizes": analysis.dataset_sizes,
+        "table": results_table(analysis),
+        "several_backbones": len({group.key.backbone for group in analysis.groups}) > 1,
+        "original": original_study(analysis),
+        "figures": figures,
+        "rates": exchange_rate_table(analysis),
+        "literature": literature_dict(),
+        "comparisons": comparison_table(analysis),
+        "uncertainty": uncertainty_table(analysis, panels),
+        # Accuracy, ECE and NLL under corruption (report/shift.py); None without `shift`.
+        "shift": _shift_section(analysis, panels),
+        "samples": sample_grids(analysis),
+        # Guided images beside the real image each came from (report/guided.py).
+        "guided_samples": guided.guided_samples(analysis),
+        "generators": generator_table(analysis),
+        # "What the generator made" and the targeted regimes (report/generated.py).
+        "generated_quality": generated.generator_quality(run.run_dir),
+        "targeted": generated.targeted_generation(run.run_dir),
+        **provenance(run),
+    }
+
+
+def _shift_section(analysis: StudyAnalysis, panels: Panels) -> dict[str, Any] | None:
+    section = shift.shift_section(analysis, panels)
+    return None if section is None else {**section, "figure": _figure(section["figure"])}
 
 
 def _environment() -> jinja2.Environment:
@@ -330,7 +382,7 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_report(run: dict[str, Any]) -> str:
+def render_report(run: SavedRun) -> str:
     """The report HTML for a loaded run (see :func:`load_run`)."""
     return _environment().get_template("report.html.j2").render(**report_context(run))
 
@@ -341,10 +393,6 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
     Raises:
         ConfigError: ``run_dir`` holds no finished study.
     """
-    run = load_run(run_dir)
-    html = render_report(run)
     path = Path(run_dir) / REPORT_FILE
-    staging = path.with_name(f".{REPORT_FILE}.partial-{os.getpid()}")
-    staging.write_text(html, encoding="utf-8")
-    os.replace(staging, path)
+    atomic_write_text(path, render_report(load_run(run_dir)))
     return path

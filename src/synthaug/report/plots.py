@@ -1,7 +1,7 @@
 """The report's figures, drawn from ``analysis.json`` data only.
 
-Each function takes plain data (lists and dicts as saved by :mod:`synthaug.study.analysis`)
-and returns a :class:`matplotlib.figure.Figure` built without pyplot, so nothing depends on a
+Each function takes the study's records (:mod:`synthaug.study.records`, as read back from
+``analysis.json``) and returns a :class:`matplotlib.figure.Figure` built without pyplot, so nothing depends on a
 GUI backend or global state. Reliability diagrams reuse
 :class:`synthaug.metrics.ReliabilityDisplay`.
 """
@@ -18,6 +18,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from synthaug.metrics import ReliabilityDiagram, ReliabilityDisplay
+from synthaug.study.records import ExchangeRateRow, GroupSummary, LearningCurve, ReliabilityBins
+from synthaug.study.stats import Interval
 
 __all__ = [
     "accuracy_vs_ece",
@@ -40,39 +42,38 @@ def figure_to_base64_png(figure: Figure, dpi: int = 110) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _errorbar(
-    ax: Any, x: Sequence[float], intervals: Sequence[dict[str, float]], scale: float = 100.0, **style: Any
-) -> None:
-    means = np.array([i["mean"] for i in intervals]) * scale
-    lows = np.array([i["low"] for i in intervals], dtype=float) * scale
-    highs = np.array([i["high"] for i in intervals], dtype=float) * scale
+def _errorbar(ax: Any, x: Sequence[float], intervals: Sequence[Interval], scale: float = 100.0, **style: Any) -> None:
+    means = np.array([i.mean for i in intervals]) * scale
+    lows = np.array([i.low for i in intervals], dtype=float) * scale
+    highs = np.array([i.high for i in intervals], dtype=float) * scale
     error = np.vstack([np.nan_to_num(means - lows), np.nan_to_num(highs - means)])
     ax.errorbar(x, means, yerr=error, capsize=3, **style)
 
 
 def learning_curves(
-    curves: Sequence[dict[str, Any]], rates: Sequence[dict[str, Any]], backbone: str, method: str
+    curves: Sequence[LearningCurve], rates: Sequence[ExchangeRateRow], backbone: str, method: str
 ) -> Figure | None:
     """Accuracy and ECE against images per class (log scale) for one backbone and method,
     one line per regime, with the exchange rate drawn as arrows from ``n`` real to ``m``
     synthetic images per class."""
-    chosen = [c for c in curves if c["backbone"] == backbone and c["method"] == method]
+    chosen = [c for c in curves if c.backbone == backbone and c.method == method]
     if not chosen:
         return None
     figure = Figure(figsize=(10.0, 4.0), layout="constrained")
     accuracy_ax, ece_ax = figure.subplots(1, 2)
     for curve in chosen:
-        colour = DATA_COLOURS[curve["data"]]
-        label = curve["regime"] + (" (real per class + synthetic)" if curve["data"] == "mixed" else "")
-        style = {"color": colour, "marker": "o", "label": label, "linestyle": "--" if curve["data"] == "mixed" else "-"}
-        _errorbar(accuracy_ax, curve["sizes"], curve["accuracy"], **style)
-        _errorbar(ece_ax, curve["sizes"], curve["ece"], **style)
-    for rate in rates:
-        if rate["backbone"] != backbone or rate["method"] != method:
+        colour = DATA_COLOURS[curve.data]
+        label = curve.regime + (" (real per class + synthetic)" if curve.data == "mixed" else "")
+        style = {"color": colour, "marker": "o", "label": label, "linestyle": "--" if curve.data == "mixed" else "-"}
+        _errorbar(accuracy_ax, curve.sizes, curve.accuracy, **style)
+        _errorbar(ece_ax, curve.sizes, curve.ece, **style)
+    for row in rates:
+        if row.backbone != backbone or row.method != method:
             continue
-        n, target = rate["real_per_class"], 100 * rate["real_accuracy"]
-        m = rate["synthetic_per_class"]
-        if isinstance(m, float) and math.isinf(m):
+        rate = row.estimate
+        n, target = rate.real_per_class, 100 * rate.real_accuracy
+        m = rate.synthetic_per_class
+        if math.isinf(m):
             accuracy_ax.annotate(
                 "not reached", xy=(n, target), xytext=(6, 6), textcoords="offset points", fontsize=8, color="tab:red"
             )
@@ -84,9 +85,9 @@ def learning_curves(
             arrowprops={"arrowstyle": "->", "color": "0.3", "linestyle": ":", "linewidth": 1.2},
         )
         accuracy_ax.annotate(
-            f"×{rate['rate']:.1f}", xy=(m, target), xytext=(4, -12), textcoords="offset points", fontsize=8, color="0.2"
+            f"×{rate.rate:.1f}", xy=(m, target), xytext=(4, -12), textcoords="offset points", fontsize=8, color="0.2"
         )
-    sizes = sorted({size for curve in chosen for size in curve["sizes"]})
+    sizes = sorted({size for curve in chosen for size in curve.sizes})
     for ax, what in ((accuracy_ax, "accuracy on the real test set (%)"), (ece_ax, "ECE (%)")):
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(size) for size in sizes])
@@ -103,24 +104,23 @@ def learning_curves(
     return figure
 
 
-def _diagram(data: dict[str, Any]) -> ReliabilityDiagram:
+def _diagram(bins: ReliabilityBins) -> ReliabilityDiagram:
     return ReliabilityDiagram(
-        bin_edges=np.asarray(data["bin_edges"], dtype=float),
-        bin_confidence=np.asarray(data["bin_confidence"], dtype=float),
-        bin_accuracy=np.asarray(data["bin_accuracy"], dtype=float),
-        bin_count=np.asarray(data["bin_count"], dtype=np.int64),
-        expected_calibration_error=float(data["expected_calibration_error"]),
-        maximum_calibration_error=float(data["maximum_calibration_error"]),
-        strategy=data["strategy"],
+        bin_edges=np.asarray(bins.bin_edges, dtype=float),
+        bin_confidence=np.asarray(bins.bin_confidence, dtype=float),
+        bin_accuracy=np.asarray(bins.bin_accuracy, dtype=float),
+        bin_count=np.asarray(bins.bin_count, dtype=np.int64),
+        expected_calibration_error=bins.expected_calibration_error,
+        maximum_calibration_error=bins.maximum_calibration_error,
+        strategy=bins.strategy,
     )
 
 
-def reliability_grid(rows: Sequence[tuple[str, Sequence[tuple[str, dict[str, Any]]]]]) -> Figure:
+def reliability_grid(rows: Sequence[tuple[str, Sequence[tuple[str, GroupSummary]]]]) -> Figure:
     """Reliability diagrams, one row per method and one column per training regime.
 
     Args:
-        rows: ``[(method, [(column title, group), ...]), ...]`` with groups from
-            ``analysis["groups"]``.
+        rows: ``[(method, [(column title, group), ...]), ...]``.
     """
     n_columns = max(len(columns) for _, columns in rows)
     figure = Figure(figsize=(4.2 * n_columns, 3.9 * len(rows)), layout="constrained")
@@ -132,7 +132,7 @@ def reliability_grid(rows: Sequence[tuple[str, Sequence[tuple[str, dict[str, Any
                 ax.set_visible(False)
                 continue
             title, group = columns[column_index]
-            diagram = _diagram(group["reliability"])
+            diagram = _diagram(group.reliability)
             display = ReliabilityDisplay(diagram).plot(ax=ax)
             # Two short lines instead of the display's one long title, which panels side by side clip.
             display.ax_.set_title(
@@ -144,24 +144,24 @@ def reliability_grid(rows: Sequence[tuple[str, Sequence[tuple[str, dict[str, Any
     return figure
 
 
-def accuracy_vs_ece(groups: Sequence[dict[str, Any]]) -> Figure:
+def accuracy_vs_ece(groups: Sequence[GroupSummary]) -> Figure:
     """Every group as a point (mean accuracy, mean ECE over seeds); colour = data, marker = method."""
     figure = Figure(figsize=(7.5, 5.0), layout="constrained")
     ax = figure.add_subplot()
-    methods = list(dict.fromkeys(group["method"] for group in groups))
+    methods = list(dict.fromkeys(group.key.method for group in groups))
     # Means only: with a handful of seeds the intervals would cover the plot (they are in the table).
     for group in groups:
         ax.plot(
-            100 * group["metrics"]["accuracy"]["mean"],
-            100 * group["metrics"]["ece"]["mean"],
-            color=DATA_COLOURS[group["data"]],
-            marker=MARKERS[methods.index(group["method"]) % len(MARKERS)],
+            100 * group.metrics["accuracy"].mean,
+            100 * group.metrics["ece"].mean,
+            color=DATA_COLOURS[group.key.data],
+            marker=MARKERS[methods.index(group.key.method) % len(MARKERS)],
             markersize=8,
             alpha=0.85,
             linestyle="none",
         )
     for data, colour in DATA_COLOURS.items():
-        if any(group["data"] == data for group in groups):
+        if any(group.key.data == data for group in groups):
             ax.plot([], [], color=colour, marker="s", linestyle="none", label=f"trained on {data}")
     for index, method in enumerate(methods):
         ax.plot([], [], color="0.3", marker=MARKERS[index % len(MARKERS)], linestyle="none", label=method)
@@ -174,7 +174,7 @@ def accuracy_vs_ece(groups: Sequence[dict[str, Any]]) -> Figure:
     return figure
 
 
-def confusion_matrices(panels: Sequence[tuple[str, dict[str, Any]]], classes: Sequence[str]) -> Figure:
+def confusion_matrices(panels: Sequence[tuple[str, GroupSummary]], classes: Sequence[str]) -> Figure:
     """Row-normalised confusion matrices (recall per true class), side by side."""
     n_classes = len(classes)
     side = max(3.8, 0.42 * n_classes + 1.5)
@@ -183,7 +183,7 @@ def confusion_matrices(panels: Sequence[tuple[str, dict[str, Any]]], classes: Se
     # Long or hostile class names are cut so that a label never swamps the figure.
     tick_labels = [name if len(name) <= 18 else name[:17] + "…" for name in classes]
     for ax, (title, group) in zip(axes, panels):
-        counts = np.asarray(group["confusion"], dtype=float)
+        counts = np.asarray(group.confusion, dtype=float)
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
         image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
         ax.set_xticks(range(n_classes), tick_labels, rotation=60, ha="right", fontsize=8)
@@ -207,7 +207,7 @@ def confusion_matrices(panels: Sequence[tuple[str, dict[str, Any]]], classes: Se
     return figure
 
 
-def uncertainty_histograms(panels: Sequence[tuple[str, dict[str, Any]]], score: str) -> Figure:
+def uncertainty_histograms(panels: Sequence[tuple[str, GroupSummary]], score: str) -> Figure:
     """Histograms of a per-example uncertainty score on the real test set and each OOD set.
 
     Args:
@@ -221,9 +221,9 @@ def uncertainty_histograms(panels: Sequence[tuple[str, dict[str, Any]]], score: 
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     for ax, (title, group) in zip(axes, panels):
-        histogram = group["histograms"][score]
-        edges = np.asarray(histogram["edges"])
-        for index, (name, counts) in enumerate(histogram["counts"].items()):
+        histogram = group.histograms[score]
+        edges = np.asarray(histogram.edges)
+        for index, (name, counts) in enumerate(histogram.counts.items()):
             counts = np.asarray(counts, dtype=float)
             density = counts / max(counts.sum(), 1.0)
             label = "real test set" if name == "test" else f"OOD: {name}"

@@ -16,7 +16,6 @@ Layout::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,13 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from synthaug.errors import ConfigError
+from synthaug.fileio import sha256_bytes
+
 __all__ = ["StudyCache", "content_key"]
 
 
 def content_key(description: Mapping[str, Any]) -> str:
     """sha256 hex digest of ``description`` as canonical JSON (sorted keys, no spaces)."""
     text = json.dumps(description, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_bytes(text.encode("utf-8"))
 
 
 class StudyCache:
@@ -107,10 +109,10 @@ class StudyCache:
 
     def has_audit(self, key: str) -> bool:
         """Whether a complete audit is stored under ``key`` (an interrupted one resumes in place)."""
-        from synthaug.audit.run import AUDIT_FILE
+        from synthaug.audit.filter import read_complete_audit
 
-        path = self.audit_dir(key) / AUDIT_FILE
         try:
-            return json.loads(path.read_text()).get("status") == "complete"
-        except (OSError, json.JSONDecodeError):
+            read_complete_audit(self.audit_dir(key))
+        except ConfigError:  # missing, unreadable or unfinished: audit (again)
             return False
+        return True

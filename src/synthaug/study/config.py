@@ -38,9 +38,13 @@ from synthaug.errors import ConfigError
 
 __all__ = [
     "BackboneSpec",
+    "ClipFilter",
+    "Execution",
     "GenerationSpec",
     "MethodSpec",
     "OODSpec",
+    "ShiftSpec",
+    "RayExecution",
     "RealData",
     "Regime",
     "RegimeFilter",
@@ -102,6 +106,34 @@ class GenerationSpec(_Strict):
     # Output folder; by default a content-addressed folder under the study cache, so the same
     # spec is generated once and a rerun resumes it.
     dir: str | None = None
+    # Guided generation (`synthaug.generate.guided`: SDEdit on ddpm, image-to-image on
+    # diffusers, edits on openai): `real` starts every regime from its own real images at its
+    # size and seed (the leakage guard refuses test or validation images), or a dataset spec
+    # (folder or built-in) starts every regime from that dataset.
+    init_images: str | None = None
+    # Strength(s) of guided generation in (0, 1], one drawn per image (ddpm, diffusers).
+    strength: float | list[float] | None = None
+    # `real`: generate with the ddpm generator fine-tuned on each regime's own real images at
+    # its size and seed (`synthaug.study.tuning`, with its near-copy check).
+    tune_on: Literal["real"] | None = None
+    # Fine-tuning steps of `tune_on` (default 300).
+    tune_steps: int | None = Field(default=None, gt=0)
+    # `init_images: real` or `tune_on: real`: real images per class that `synthetic` regimes
+    # of this source start from (a `mixed` regime uses its own size).
+    real_per_class: int | None = Field(default=None, gt=0)
+
+    def identity(self) -> dict[str, Any]:
+        """What the generated images depend on, for a cache key: every field but ``dir``, and
+        the guidance fields only when set (so folders generated before they existed keep
+        their keys)."""
+        unset = {name for name in ("init_images", "strength", "tune_on", "tune_steps", "real_per_class")
+                 if getattr(self, name) is None}  # fmt: skip
+        return self.model_dump(mode="json", exclude={"dir", *unset})
+
+    @property
+    def per_real(self) -> bool:
+        """Whether the images depend on each regime's own real images (guided by or tuned on them)."""
+        return self.init_images == "real" or self.tune_on == "real"
 
 
 class SyntheticSource(_Strict):
@@ -113,6 +145,24 @@ class SyntheticSource(_Strict):
     path: str | None = None
     # Or: generate the images as part of the study.
     generate: GenerationSpec | None = None
+
+
+class ClipFilter(_Strict):
+    """CLIP rules of a regime filter (:mod:`synthaug.audit.clip`; the standard filter of
+    generated training data)."""
+
+    # A local CLIP model folder (written by CLIPModel and CLIPProcessor save_pretrained).
+    model: str = Field(min_length=1)
+    # Drop images whose CLIPScore against their prompt (100 x cosine, 0..100) is below this.
+    min_score: float | None = Field(default=None, ge=0.0, le=100.0)
+    # Drop images whose zero-shot CLIP class is not their label.
+    class_agreement: bool = False
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ClipFilter:
+        if self.min_score is None and not self.class_agreement:
+            raise ValueError("say what CLIP drops: min_score or class_agreement")
+        return self
 
 
 class RegimeFilter(_Strict):
@@ -133,6 +183,8 @@ class RegimeFilter(_Strict):
     # Apply drop_top within each class (the top 10 % of every class), keeping the classes
     # balanced: suspects cluster in the classes the generator confuses.
     per_class: bool = False
+    # Also drop what a CLIP model marks (`{model: DIR, min_score: 25}` or `class_agreement: true`).
+    clip: ClipFilter | None = None
 
     @field_validator("drop_top")
     @classmethod
@@ -147,8 +199,9 @@ class RegimeFilter(_Strict):
     def _one_rule(self) -> RegimeFilter:
         if self.drop_top is not None and self.threshold is not None:
             raise ValueError("give drop_top or threshold, not both")
-        if self.drop_top is None and self.threshold is None and not (self.drop_label_issues or self.drop_duplicates):
-            raise ValueError("say what to drop: drop_top, threshold, drop_label_issues or drop_duplicates")
+        if (self.drop_top is None and self.threshold is None and self.clip is None
+                and not (self.drop_label_issues or self.drop_duplicates)):
+            raise ValueError("say what to drop: drop_top, threshold, drop_label_issues, drop_duplicates or clip")
         if self.per_class and self.drop_top is None:
             raise ValueError("per_class applies to drop_top; give drop_top")
         return self
@@ -167,6 +220,10 @@ class RegimeFilter(_Strict):
             rules.append("label issues")
         if self.drop_duplicates:
             rules.append("duplicates")
+        if self.clip is not None and self.clip.min_score is not None:
+            rules.append(f"CLIP score < {self.clip.min_score:g}")
+        if self.clip is not None and self.clip.class_agreement:
+            rules.append("CLIP class disagrees")
         return "filtered: " + " + ".join(rules)
 
 
@@ -201,12 +258,36 @@ class Regime(_Strict):
     # `{label_smoothing: 0.1}`. (None rather than {} when absent, so that run folders written
     # before this key existed still match their config and resume.)
     method_params: dict[str, Any] | None = None
+    # Uncertainty-targeted generation (a `budget` makes the regime targeted, see
+    # `synthaug.study.targeted`): synthetic images added in total over the rounds, on top of
+    # `sizes` images per class (real for `mixed`, synthetic for `synthetic`), generated by the
+    # source's backend as the rounds ask for them.
+    budget: int | None = Field(default=None, gt=0)
+    # Targeted only: rounds the budget is spent in (default 4); each round trains `method`,
+    # scores every class on the real validation set and spends the next 1/rounds of the budget.
+    rounds: int | None = Field(default=None, ge=1)
+    # Targeted only: what a class's share follows: `epistemic` (mean mutual information of its
+    # validation images, the default), `error` (its validation error rate) or `uniform` (the control).
+    allocate: Literal["epistemic", "error", "uniform"] | None = None
+    # Targeted only: share of each round's images spread evenly over the classes before the rest
+    # follows the scores, so that no class is starved (0..1; default 0.2; 1 = uniform).
+    floor: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Targeted only: name of the study method trained and scored in every round (an ensemble,
+    # MC dropout or BNN gives the mutual information); the regime runs this method only.
+    method: str | None = None
+
+    @property
+    def targeted(self) -> bool:
+        """Whether the regime spends a budget by uncertainty-targeted generation."""
+        return self.budget is not None
 
     @property
     def treatment(self) -> str | None:
         """What this regime does beyond drawing images (filter, weights, method settings), as
         the tables show it; ``None`` for a plain regime."""
         parts = [self.filter.describe()] if self.filter is not None else []
+        if self.targeted:
+            parts.append(f"targeted ({self.allocate or 'epistemic'}): {self.budget} images in {self.rounds or 4} rounds")
         if self.weights == "audit":
             parts.append("audit-weighted")
         parts += [f"{key}={value}" for key, value in sorted((self.method_params or {}).items())]
@@ -271,6 +352,75 @@ class OODSpec(_Strict):
     holdout_classes: list[str] | None = None
 
 
+# The corruptions of `synthaug.data.shift.CORRUPTIONS` (a test checks the two lists agree;
+# named here so that reading a config does not import the image code).
+Corruption = Literal["gaussian_noise", "blur", "contrast", "brightness", "rotation", "translation"]
+
+
+class ShiftSpec(_Strict):
+    """Corrupted copies of the real test set that every model is evaluated on as well
+    (accuracy, ECE, NLL and Brier under dataset shift; Ovadia et al. 2019)."""
+
+    # Corruptions (MNIST-C / ImageNet-C recipe, generated in code); default: all six.
+    corruptions: list[Corruption] = Field(
+        default_factory=lambda: ["gaussian_noise", "blur", "contrast", "brightness", "rotation", "translation"],
+        min_length=1,
+    )
+    # Severities from 1 (mild) to 5 (severe); default: all five.
+    severities: list[Literal[1, 2, 3, 4, 5]] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+    # Seeds the random parts (noise, rotation signs, translation directions).
+    seed: int = 0
+
+    @field_validator("corruptions", "severities")
+    @classmethod
+    def _distinct(cls, value: list[Any]) -> list[Any]:
+        if len(set(value)) != len(value):
+            raise ValueError("list each entry once")
+        return value
+
+
+class RayExecution(_Strict):
+    """Where and with what each unit runs on a Ray cluster."""
+
+    # The cluster: `auto` (the one `ray start` joined this machine to), `local` (a private
+    # one started here), `HOST:PORT` of the head node or `ray://HOST:10001` (Ray Client).
+    address: str = "auto"
+    # CPU cores each unit reserves (and the torch threads it uses).
+    num_cpus: float = Field(default=1.0, gt=0)
+    # GPUs each unit reserves; a fraction shares one GPU (0.25: four small models at a time).
+    num_gpus: float = Field(default=0.0, ge=0)
+
+
+class Execution(_Strict):
+    """Where the units run. Not part of the study's identity: the results are the same
+    whatever runs them, so a run folder can be resumed with other settings here."""
+
+    # Local worker processes; `synthaug study` defaults to one per core, `run_study` from
+    # Python to 1 (everything in the calling process). Ignored when `ray` is set.
+    workers: int | None = Field(default=None, ge=1)
+    # Run the units on a Ray cluster instead (needs `pip install 'synthaug[ray]'`).
+    ray: RayExecution | None = None
+
+
+class MLflowTracking(_Strict):
+    """Where `synthaug study --track mlflow` logs (see `synthaug.tracking.mlflow`)."""
+
+    # Tracking URI; default: $MLFLOW_TRACKING_URI, else a SQLite store in `mlruns/` beside
+    # the run folder.
+    uri: str | None = None
+    # Experiment name; default: `synthaug`.
+    experiment: str | None = None
+
+
+class Tracking(_Strict):
+    """Experiment tracking. Not part of the study's identity (like `execution`): a run folder
+    can be resumed with tracking switched on or off."""
+
+    # Log the study to MLflow (needs `pip install 'synthaug[mlflow]'`): one run per unit,
+    # nested under one run for the study.
+    mlflow: MLflowTracking | None = None
+
+
 class StudyConfig(_Strict):
     """The whole study."""
 
@@ -292,12 +442,20 @@ class StudyConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     # Out-of-distribution sets (a dataset spec or {name, data | holdout_classes}).
     ood: list[OODSpec] = Field(default_factory=list)
+    # Also evaluate every model on corrupted copies of the real test set, e.g.
+    # `{corruptions: [gaussian_noise, blur], severities: [1, 3, 5]}`; absent: no shift.
+    shift: ShiftSpec | None = None
     # Settings of the audits that filtered and audit-weighted regimes use (the fields of
     # `synthaug.audit.AuditConfig`: folds, method, method_options, backbone, epochs,
     # reference_method, seed, score_components, ...); each such synthetic source is audited
     # once, against the real training pool (reference) and test set (leakage). Absent: the
     # AuditConfig defaults.
     audit: dict[str, Any] | None = None
+    # Feature space in which each synthetic source is inspected against the real training pool
+    # (`synthaug inspect`: precision/recall/density/coverage, FD, memorisation per class):
+    # `reference` (a classifier trained on the pool with the `audit` settings; the default),
+    # `thumbnails` (pixels, fast), `clip:DIR` or `model:DIR`; `off` skips the inspection.
+    inspect: str | None = None
     # Real images per class at which the exchange rate is reported; default: every size of
     # the real-only regime.
     exchange_rate_at: list[int] | None = None
@@ -311,6 +469,12 @@ class StudyConfig(_Strict):
     # Where trained models, predictions and generated images are cached by content hash;
     # default `RUN_DIR/cache`. Point several studies at one folder to share work.
     cache_dir: str | None = None
+    # Where the units run: `{workers: 2}` or `{ray: {address: auto, num_gpus: 0.25}}`; the
+    # command line's --workers/--ray win over it.
+    execution: Execution = Field(default_factory=Execution)
+    # Experiment tracking, e.g. `{mlflow: {experiment: fashion-ddpm}}`; the command line's
+    # `--track mlflow` switches MLflow on as well.
+    tracking: Tracking = Field(default_factory=Tracking)
 
     @field_validator("backbones", mode="before")
     @classmethod
@@ -393,10 +557,11 @@ class StudyConfig(_Strict):
 
     def regime_methods(self, regime: Regime, size: int | None = None) -> list[MethodSpec]:
         """The methods run in ``regime`` (at ``size`` if given), in the study's order."""
+        names = [regime.method] if regime.targeted else regime.methods
         return [
             method
             for method in self.methods
-            if (regime.methods is None or method.name in regime.methods)
+            if (names is None or method.name in names)
             and (size is None or method.sizes is None or size in method.sizes)
         ]
 
@@ -452,12 +617,38 @@ def _model_at(model: type[BaseModel], location: tuple[int | str, ...]) -> type[B
     return current
 
 
+def _check_real_guidance(config: StudyConfig, source: SyntheticSource, where: str) -> None:
+    """Guided (`init_images`) and tuned (`tune_on`) sources: the keys they need together."""
+    spec = source.generate
+    if spec.init_images is not None and spec.tune_on is not None:
+        raise ConfigError(f"{where}: give either init_images or tune_on, not both")
+    if spec.tune_on is not None and spec.backend != "ddpm":
+        raise ConfigError(f"{where}.tune_on: tuning in a study needs backend ddpm (diffusers LoRA: "
+                          "`synthaug train-generator --backend diffusers`, then a source with `model`)")  # fmt: skip
+    if spec.strength is not None and spec.init_images is None:
+        raise ConfigError(f"{where}.strength: needs init_images (the real images to start from)")
+    if spec.tune_steps is not None and spec.tune_on is None:
+        raise ConfigError(f"{where}.tune_steps: needs tune_on")
+    if spec.real_per_class is not None and not spec.per_real:
+        raise ConfigError(f"{where}.real_per_class: only for init_images: real or tune_on: real")
+    for index, regime in enumerate(config.regimes):
+        if regime.data == "real" or (regime.source or config.synthetic[0].name) != source.name or not spec.per_real:
+            continue
+        if regime.filter is not None or regime.weights is not None or regime.targeted:
+            raise ConfigError(f"regimes[{index}]: a source guided by or tuned on each regime's real images "
+                              "cannot be filtered, audit-weighted or targeted")  # fmt: skip
+        if regime.data == "synthetic" and spec.real_per_class is None:
+            raise ConfigError(f"{where}.real_per_class: missing; synthetic regime {regime.name!r} starts from it")
+
+
 def _check_references(config: StudyConfig) -> None:
     """Cross-field checks pydantic cannot place on one key; each names the key at fault."""
     sources = [source.name for source in config.synthetic]
     for index, source in enumerate(config.synthetic):
         if (source.path is None) == (source.generate is None):
             raise ConfigError(f"synthetic[{index}]: give exactly one of `path` or `generate`")
+        if source.generate is not None:
+            _check_real_guidance(config, source, f"synthetic[{index}].generate")
     if len(set(sources)) != len(sources):
         raise ConfigError("synthetic: source names must be distinct")
     names = [regime.name for regime in config.regimes]
@@ -488,7 +679,9 @@ def _check_references(config: StudyConfig) -> None:
                 raise ConfigError(
                     f"{where}.source: unknown source {regime.source!r}; choose one of: {', '.join(sources)}"
                 )
-        if regime.data == "mixed" and regime.synthetic_per_class is None:
+        if regime.targeted or any(getattr(regime, key) is not None for key in ("rounds", "allocate", "floor", "method")):
+            _check_targeted(config, regime, where, method_names)
+        elif regime.data == "mixed" and regime.synthetic_per_class is None:
             raise ConfigError(f"{where}.synthetic_per_class: missing; a mixed regime needs it")
         if regime.data == "synthetic" and regime.synthetic_weight is not None:
             raise ConfigError(f"{where}.synthetic_weight: only a mixed regime takes it")
@@ -502,7 +695,7 @@ def _check_references(config: StudyConfig) -> None:
                         f"choose one of: {', '.join(method_names)}"
                     )
         source = config.regime_source(regime)
-        if source is not None and source.generate is not None:
+        if source is not None and source.generate is not None and not regime.targeted:
             largest = max(regime.sizes) if regime.data == "synthetic" else regime.synthetic_per_class
             if largest is not None and largest > source.generate.per_class:
                 raise ConfigError(
@@ -522,6 +715,38 @@ def _check_references(config: StudyConfig) -> None:
         raise ConfigError("exchange_rate_at: needs a regime with `data: real`")
     if config.audit:
         audit_config(config)
+    if config.inspect not in (None, "off"):
+        from synthaug.quality.features import FeatureSpace
+
+        try:
+            FeatureSpace.parse(config.inspect)
+        except ConfigError as error:
+            raise ConfigError(f"inspect: {error}") from None
+
+
+def _check_targeted(config: StudyConfig, regime: Regime, where: str, method_names: list[str]) -> None:
+    """The one-line errors of a targeted regime's keys (see :class:`Regime`)."""
+    if not regime.targeted:
+        key = next(key for key in ("rounds", "allocate", "floor", "method") if getattr(regime, key) is not None)
+        raise ConfigError(f"{where}.{key}: only a targeted regime takes it; give `budget` (synthetic images to spend)")
+    if regime.data == "real":
+        raise ConfigError(f"{where}.budget: a targeted regime generates images; use `data: mixed` or `data: synthetic`")
+    for key in ("synthetic_per_class", "filter", "weights", "methods"):
+        if getattr(regime, key) is not None:
+            raise ConfigError(f"{where}.{key}: a targeted regime does not take it (its `budget` sets the synthetic "
+                              "images, its `method` the one method)")
+    if regime.method is None:
+        raise ConfigError(f"{where}.method: missing; name the study method every round trains, "
+                          f"one of: {', '.join(method_names)}")
+    if regime.method not in method_names:
+        raise ConfigError(f"{where}.method: unknown method {regime.method!r}; choose one of: {', '.join(method_names)}")
+    if regime.budget < (regime.rounds or 4):
+        raise ConfigError(f"{where}.budget: {regime.budget} images cannot be spent in {regime.rounds or 4} rounds; "
+                          "raise the budget or lower `rounds`")
+    source = config.regime_source(regime)
+    if source is not None and source.generate is None:
+        raise ConfigError(f"{where}.source: a targeted regime generates its images as the rounds ask; source "
+                          f"{source.name!r} needs `generate`, not `path`")
 
 
 def audit_config(config: StudyConfig) -> Any:
@@ -617,9 +842,13 @@ def resolve_paths(config: StudyConfig, base: Path) -> StudyConfig:
             entry["data"] = _resolve_spec(entry["data"], base)
     if data.get("cache_dir") and not Path(data["cache_dir"]).is_absolute():
         data["cache_dir"] = str((base / data["cache_dir"]).resolve())
-    return StudyConfig.model_validate(data)
+    return StudyConfig.model_validate(
+        {**data, "execution": config.execution.model_dump(mode="json"), "tracking": config.tracking.model_dump(mode="json")}
+    )
 
 
 def config_to_dict(config: StudyConfig) -> dict[str, Any]:
-    """The config as plain data (what ``config.resolved.yaml`` holds)."""
-    return config.model_dump(mode="json")
+    """The config as plain data (what ``config.resolved.yaml`` holds); ``execution`` and
+    ``tracking`` are left out: where the units ran and where they were logged do not change
+    the study, so a run resumes under other settings."""
+    return config.model_dump(mode="json", exclude={"execution", "tracking"})

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from synthaug.progress import ProgressCallback
 from synthaug.study.config import StudyConfig, parse_config
 from synthaug.study.runner import StudyResult, run_study
 
@@ -83,6 +84,16 @@ def demo_config() -> StudyConfig:
     return parse_config(DEMO_CONFIG)
 
 
-def run_demo(out_dir: str | os.PathLike[str] = DEFAULT_RUN_DIR, progress: bool = True) -> StudyResult:
-    """Run (or resume) the demo study into ``out_dir``."""
-    return run_study(demo_config(), out_dir, progress=progress)
+def run_demo(
+    out_dir: str | os.PathLike[str] = DEFAULT_RUN_DIR,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
+) -> StudyResult:
+    """Run (or resume) the demo study into ``out_dir`` on ``workers`` local processes (default:
+    one per core), then ``synthaug demo`` draws its report."""
+    from synthaug.execution import available_cores
+    from synthaug.execution.local import LocalExecutor
+
+    config = demo_config()
+    with LocalExecutor(workers or available_cores(), threads_per_worker=config.threads) as executor:
+        return run_study(config, out_dir, progress=progress, executor=executor)

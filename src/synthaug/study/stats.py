@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
 import numpy as np
 
@@ -57,6 +57,11 @@ class Interval:
     def to_dict(self) -> dict[str, float | int]:
         """Plain data for JSON."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Interval:
+        """Inverse of :meth:`to_dict`."""
+        return cls(float(data["mean"]), float(data["low"]), float(data["high"]), float(data["std"]), int(data["n"]))
 
 
 def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
@@ -221,9 +226,14 @@ class ExchangeRate:
     not_reached_fraction: float
 
     def to_dict(self) -> dict[str, float | int | str]:
-        """Plain data (``inf`` stays a float; :func:`synthaug.study.results.to_json_value`
-        writes it as ``"inf"``)."""
+        """Plain data (``inf`` stays a float; :func:`synthaug.fileio.to_json_value` writes it
+        as ``"inf"``)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExchangeRate:
+        """Inverse of :meth:`to_dict` (extra keys of a larger row are ignored)."""
+        return cls(**{field.name: data[field.name] for field in fields(cls)})
 
 
 def _curve_means(

@@ -16,6 +16,7 @@ from synthaug.generate.backends.base import (
     GeneratedImage,
     GeneratorBackend,
     ImageRequest,
+    InitImage,
     RejectedRequest,
     parse_size,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "GeneratedImage",
     "GeneratorBackend",
     "ImageRequest",
+    "InitImage",
     "RejectedRequest",
     "backend_class",
     "make_backend",

@@ -80,6 +80,25 @@ def check_denoising_params(params: Mapping[str, Any], max_steps: int | None = No
 
 
 @dataclass(frozen=True)
+class InitImage:
+    """A real image a guided request starts from (SDEdit, image-to-image, image edit).
+
+    Attributes:
+        image: The decoded image.
+        file_name: Its file (relative to its dataset root), or ``SOURCE[INDEX]`` for an
+            in-memory built-in dataset.
+        sha256: sha256 of the file's bytes (of the pixels for an in-memory image).
+        pixels_sha256: sha256 of the decoded pixels, the same whatever the file format
+            (what the leakage guard compares).
+    """
+
+    image: Image.Image = field(compare=False, repr=False)
+    file_name: str
+    sha256: str
+    pixels_sha256: str
+
+
+@dataclass(frozen=True)
 class ImageRequest:
     """One image to generate: an independent unit of work.
 
@@ -95,6 +114,11 @@ class ImageRequest:
             the slot's prompt, so the engine moves to the next prompt variant and seed.
         folder: Folder name (safe slug) of the class inside the output directory; empty
             means the slug of ``label``.
+        init_image: The real image this request is a variant of (guided generation), or
+            ``None`` for text-to-image.
+        strength: How far the real image is noised before denoising, in ``(0, 1]``
+            (1 = text-to-image); ``None`` for text-to-image or a backend without strength.
+        variant: Which variant of ``init_image`` this slot is (0 for the first).
     """
 
     label: str
@@ -105,6 +129,9 @@ class ImageRequest:
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     attempt: int = 0
     folder: str = ""
+    init_image: InitImage | None = field(default=None, hash=False)
+    strength: float | None = None
+    variant: int = 0
 
     @property
     def key(self) -> str:
@@ -175,6 +202,9 @@ class GeneratorBackend(ABC):
     # How many requests the backend turns into images in one call of the model; the engine
     # feeds at least this many at once.
     max_batch_size: ClassVar[int] = 1
+    # Whether requests may carry an init image (guided generation); the engine refuses a
+    # guided run on a backend without it before anything is written.
+    supports_init_images: ClassVar[bool] = False
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         self.check_options(options)
@@ -219,6 +249,21 @@ class GeneratorBackend(ABC):
         Raises:
             ConfigError: Naming the class and what the backend accepts.
         """
+
+    def validate_guidance(self, strengths: Sequence[float]) -> None:
+        """Check that this backend (and model) can start from real images at ``strengths``
+        (empty: no strength given).
+
+        The default accepts any strength when ``supports_init_images`` is set.
+
+        Raises:
+            ConfigError: The backend cannot start from real images, or needs other strengths.
+        """
+        if not self.supports_init_images:
+            raise ConfigError(f"backend {self.name!r} cannot start from real images (--init-images); "
+                              "use ddpm, diffusers or openai")  # fmt: skip
+        if not strengths:
+            raise ConfigError(f"backend {self.name!r} needs --strength with --init-images, e.g. 0.5 or 0.5,0.75")
 
     def estimate_cost(self, request: ImageRequest) -> float:
         """Estimated cost of ``request`` in US dollars (0 for local backends)."""

@@ -20,23 +20,34 @@ Each image starts from noise drawn from its own ``torch.Generator`` seeded with 
 request's seed, and DDIM sampling (eta = 0) is deterministic after that, so the same seed
 and class give the same image however the requests are batched.
 
+Guided requests (an ``init_image`` with a ``strength`` ``s``) use SDEdit (Meng et al. 2022):
+the real image, converted to the model's size and channels, is noised with the seeded
+noise to ``t = s T`` and denoised from there with the request's class and guidance, over
+``round(s * steps)`` DDIM steps spaced on ``[0, s T)`` (as diffusers' image-to-image
+pipelines count them, so a variant costs ``s`` of a text-to-image sample). ``s = 1`` is
+exactly text-to-image with the same seed; as ``s -> 0`` the output tends to the real image.
+
 References:
     Ho, Jain & Abbeel (2020), "Denoising Diffusion Probabilistic Models".
     Song, Meng & Ermon (2021), "Denoising Diffusion Implicit Models".
     Ho & Salimans (2022), "Classifier-Free Diffusion Guidance".
+    Meng et al. (2022), "SDEdit: Guided Image Synthesis and Editing with Stochastic
+    Differential Equations".
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from PIL import Image
 
 from synthaug.errors import ConfigError
+from synthaug.fileio import sha256_file
 from synthaug.generate.backends.base import (
     GeneratedImage,
     GeneratorBackend,
@@ -51,7 +62,9 @@ from synthaug.generate.ddpm.pipeline import (
     DiffusionGenerator,
     default_generator_dir,
     read_generator_config,
+    seeded_noise,
 )
+from synthaug.generate.ddpm.schedule import SOLVERS
 from synthaug.runtime import pick_device
 
 SHIPPED_MODEL_NAME = "synthaug/ddpm-fashion-mnist"
@@ -69,9 +82,10 @@ class DDPMBackend(GeneratorBackend):
     """
 
     name = "ddpm"
-    supported_params = frozenset({"steps", "guidance_scale", "size"})
+    supported_params = frozenset({"steps", "guidance_scale", "size", "solver"})
     supported_options = frozenset({"device", "batch_size"})
     max_batch_size = DEFAULT_SAMPLING_BATCH
+    supports_init_images = True
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
@@ -92,9 +106,12 @@ class DDPMBackend(GeneratorBackend):
         return self._generator
 
     def validate(self, params: Mapping[str, Any]) -> None:
-        """Check ``steps`` (1..1000), ``guidance_scale`` (>= 0) and ``size`` (the model's own)."""
+        """Check ``steps`` (1..1000), ``guidance_scale`` (>= 0), ``size`` (the model's own) and ``solver``."""
         super().validate(params)
         check_denoising_params(params, max_steps=MAX_STEPS)
+        solver = params.get("solver")
+        if solver is not None and solver not in SOLVERS:
+            raise ConfigError(f"solver {solver!r} is unknown to the ddpm backend; use one of {', '.join(SOLVERS)}")
         size = params.get("size")
         if size is not None and parse_size(size) != (self.image_size, self.image_size):
             raise ConfigError(
@@ -109,7 +126,7 @@ class DDPMBackend(GeneratorBackend):
 
     def describe(self) -> dict[str, Any]:
         if self._weights_sha256 is None:
-            self._weights_sha256 = hashlib.sha256((self.directory / WEIGHTS_FILE).read_bytes()).hexdigest()
+            self._weights_sha256 = sha256_file(self.directory / WEIGHTS_FILE)
         return {
             "backend": self.name,
             "model": SHIPPED_MODEL_NAME if self.directory == default_generator_dir() else str(self.model),
@@ -151,22 +168,35 @@ class DDPMBackend(GeneratorBackend):
         class_indices = [self.class_of(request) for request in requests]
         defaults = self.generator.sampling_defaults
         guidance_scales = [float(r.params.get("guidance_scale", defaults["guidance_scale"])) for r in requests]
-        # Requests with the same number of steps are sampled together, in request order; the
-        # guidance scale may differ per image (a randomised guidance range).
-        groups: dict[int, list[int]] = {}
+        # Requests with the same number of steps (and SDEdit strength) are sampled together,
+        # in request order; the guidance scale may differ per image (a randomised range).
+        groups: dict[tuple[int, float], list[int]] = {}
         for position, request in enumerate(requests):
-            groups.setdefault(int(request.params.get("steps", defaults["steps"])), []).append(position)
-        for steps, positions in groups.items():
+            steps = int(request.params.get("steps", defaults["steps"]))
+            guided = request.init_image is not None and request.strength is not None and request.strength < 1
+            groups.setdefault((steps, float(request.strength) if guided else 1.0), []).append(position)
+        for (steps, strength), positions in groups.items():
             for start in range(0, len(positions), self.batch_size):
                 batch = positions[start : start + self.batch_size]
                 started = time.perf_counter()
-                pixels = self.generator.sample(
-                    [class_indices[i] for i in batch],
-                    [requests[i].seed for i in batch],
-                    steps=steps,
-                    guidance_scale=[guidance_scales[i] for i in batch],
-                    batch_size=self.batch_size,
-                )
+                if strength < 1:
+                    pixels = sdedit(
+                        self.generator,
+                        np.stack([self._model_pixels(requests[i].init_image.image) for i in batch]),
+                        [class_indices[i] for i in batch],
+                        [requests[i].seed for i in batch],
+                        strength=strength,
+                        steps=steps,
+                        guidance_scale=[guidance_scales[i] for i in batch],
+                    )
+                else:
+                    pixels = self.generator.sample(
+                        [class_indices[i] for i in batch],
+                        [requests[i].seed for i in batch],
+                        steps=steps,
+                        guidance_scale=[guidance_scales[i] for i in batch],
+                        batch_size=self.batch_size,
+                    )
                 seconds_per_image = (time.perf_counter() - started) / len(batch)
                 for i, image in zip(batch, pixels, strict=True):
                     yield GeneratedImage(
@@ -175,7 +205,75 @@ class DDPMBackend(GeneratorBackend):
                         extra={
                             "class": self.generator.classes[class_indices[i]],
                             "steps": steps,
+                            **({"strength": strength} if requests[i].init_image is not None else {}),
                             "guidance_scale": guidance_scales[i],
                             "seconds": round(seconds_per_image, 5),
                         },
                     )
+
+    def _model_pixels(self, image: Image.Image) -> np.ndarray:
+        """A real image as the model's uint8 ``(H, W, C)``: its channels, its size (bilinear)."""
+        mode = "L" if self.generator.image_channels == 1 else "RGB"
+        image = image.convert(mode)
+        if image.size != (self.image_size, self.image_size):
+            image = image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.uint8)
+        return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def sdedit_timesteps(num_train_timesteps: int, steps: int, strength: float) -> list[int]:
+    """``round(strength * steps)`` (at least 1) decreasing timesteps, trailing spacing on ``[0, strength T)``.
+
+    ``steps`` counts the whole schedule, as text-to-image does; the first timestep,
+    ``round(strength T) - 1``, is where the real image is noised to.
+    """
+    start = max(1, round(strength * num_train_timesteps))
+    steps = min(max(1, round(strength * steps)), start)
+    spaced = torch.linspace(start, 0, steps + 1, dtype=torch.float64)[:-1].round().long() - 1
+    return spaced.tolist()
+
+
+def sdedit(
+    generator: DiffusionGenerator,
+    images: np.ndarray,
+    labels: Sequence[int],
+    seeds: Sequence[int],
+    strength: float,
+    steps: int,
+    guidance_scale: float | Sequence[float],
+) -> np.ndarray:
+    """SDEdit (Meng et al. 2022): noise real images to ``t = strength T``, denoise to their class.
+
+    Args:
+        generator: The loaded diffusion model.
+        images: Real images as uint8 ``(N, H, W, C)`` at the model's size and channels.
+        labels: Class index per image ``(N,)``.
+        seeds: Seed per image; its noise is drawn as in text-to-image sampling.
+        strength: In ``(0, 1)``; the share of the diffusion the real image goes through.
+        steps: DDIM steps of the whole schedule; ``round(strength * steps)`` are run.
+        guidance_scale: Classifier-free guidance scale, one or one per image.
+
+    Returns:
+        uint8 ``(N, H, W, C)``.
+    """
+    device = next(generator.unet.parameters()).device
+    diffusion = generator.diffusion
+    timesteps = sdedit_timesteps(diffusion.config.num_train_timesteps, steps, strength)
+    clean = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    noise = seeded_noise(seeds, tuple(clean.shape[1:]))
+    alpha_bar = diffusion.alpha_bar[timesteps[0]]
+    noisy = alpha_bar.sqrt() * clean + (1 - alpha_bar).sqrt() * noise
+    scales = torch.as_tensor(guidance_scale, dtype=torch.float32).expand(len(seeds))
+    generator.unet.eval()
+    result = diffusion.sample(
+        generator.unet,
+        noisy.to(device).contiguous(memory_format=torch.channels_last),
+        torch.as_tensor(list(labels), dtype=torch.long, device=device),
+        steps=len(timesteps),
+        guidance_scale=scales.to(device),
+        null_class=generator.unet.null_class,
+        timesteps=timesteps,
+        solver=generator.default_solver,  # the same solver as text-to-image sampling
+    )
+    pixels = ((result + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()

@@ -10,7 +10,15 @@ Parameters: ``steps`` (``num_inference_steps``), ``guidance_scale``, ``negative_
 ``size`` (``WIDTHxHEIGHT``, both multiples of 8; default: the pipeline's own). Options:
 ``device`` (default :func:`synthaug.runtime.pick_device`), ``dtype`` (``float32``,
 ``float16``, ``bfloat16``; default float16 on CUDA, else float32) and ``batch_size``
-(prompts per pipeline call, default 4).
+(prompts per pipeline call, default 4), and ``lora``: a LoRA folder or ``.safetensors`` file
+(as written by ``synthaug train-generator --backend diffusers`` or any diffusers LoRA
+trainer) loaded into the pipeline with ``load_lora_weights``.
+
+Guided requests (an ``init_image`` and a ``strength`` below 1) go through the image-to-image
+pipeline of the same model (``AutoPipelineForImage2Image.from_pipe``, sharing the loaded
+weights and the LoRA), with ``strength=``, batched like text-to-image; the real image is
+resized to the output size. ``strength = 1`` is text-to-image. The image-to-image pipeline
+runs ``int(steps * strength)`` denoising steps.
 
 Seeds: every image gets its own CPU ``torch.Generator`` seeded with its request's seed, and
 the pipeline receives the list of them, so each image's starting latent (and any noise a
@@ -30,6 +38,7 @@ from typing import Any
 
 import diffusers
 import torch
+from PIL import Image
 
 from synthaug.errors import ConfigError
 from synthaug.generate.backends.base import (
@@ -40,11 +49,14 @@ from synthaug.generate.backends.base import (
     check_positive_int,
     parse_size,
 )
+from synthaug.fileio import sha256_file
 from synthaug.runtime import pick_device
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEFAULT_BATCH_SIZE = 4
+# File name diffusers' save_lora_weights writes inside a LoRA folder.
+LORA_WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
 
 
 class DiffusersBackend(GeneratorBackend):
@@ -60,9 +72,9 @@ class DiffusersBackend(GeneratorBackend):
 
     name = "diffusers"
     supported_params = frozenset({"steps", "guidance_scale", "negative_prompt", "size"})
-    supported_options = frozenset({"device", "dtype", "batch_size"})
-    supported_options = frozenset({"device", "dtype", "batch_size"})
+    supported_options = frozenset({"device", "dtype", "batch_size", "lora"})
     max_batch_size = DEFAULT_BATCH_SIZE
+    supports_init_images = True
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(str(model) if model is not None else DEFAULT_MODEL, **options)
@@ -72,7 +84,11 @@ class DiffusersBackend(GeneratorBackend):
             raise ConfigError(f"dtype {dtype!r} is not supported; choose one of: {', '.join(DTYPES)}")
         self.dtype_name = dtype
         self.batch_size = check_positive_int("batch_size", options.get("batch_size", DEFAULT_BATCH_SIZE))
+        self.lora = Path(options["lora"]) if options.get("lora") is not None else None
+        if self.lora is not None and not self.lora.exists():
+            raise ConfigError(f"--lora {self.lora}: no such file or folder; give a LoRA saved by train-generator")
         self._pipeline: Any = None
+        self._image_to_image: Any = None
 
     @property
     def pipeline(self) -> Any:
@@ -101,7 +117,29 @@ class DiffusersBackend(GeneratorBackend):
             ) from error
         pipeline = pipeline.to(self.device)
         pipeline.set_progress_bar_config(disable=True)
+        if self.lora is not None:
+            try:
+                pipeline.load_lora_weights(str(self.lora))
+            except (OSError, ValueError, KeyError) as error:
+                raise ConfigError(f"--lora {self.lora}: cannot load it into {self.model!r} ({error})") from error
         return pipeline
+
+    @property
+    def image_to_image(self) -> Any:
+        """The image-to-image pipeline sharing the text-to-image pipeline's components.
+
+        Raises:
+            ConfigError: The model family has no image-to-image pipeline.
+        """
+        if self._image_to_image is None:
+            try:
+                self._image_to_image = diffusers.AutoPipelineForImage2Image.from_pipe(self.pipeline)
+            except ValueError as error:
+                raise ConfigError(
+                    f"diffusers model {self.model!r} has no image-to-image pipeline for --init-images ({error})"
+                ) from error
+            self._image_to_image.set_progress_bar_config(disable=True)
+        return self._image_to_image
 
     def validate(self, params: Mapping[str, Any]) -> None:
         """Check ``steps`` (>= 1), ``guidance_scale`` (>= 0), ``negative_prompt`` (text) and
@@ -126,6 +164,9 @@ class DiffusersBackend(GeneratorBackend):
             "device": str(self.device),
         }
         index_file = Path(self.model) / "model_index.json"
+        if self.lora is not None:
+            weights = self.lora / LORA_WEIGHTS_FILE if self.lora.is_dir() else self.lora
+            description["lora"] = {"path": str(self.lora), "sha256": sha256_file(weights) if weights.is_file() else None}
         if index_file.is_file():  # a local directory: record which pipeline family it holds
             try:
                 description["pipeline"] = json.loads(index_file.read_text()).get("_class_name")
@@ -139,22 +180,28 @@ class DiffusersBackend(GeneratorBackend):
             self.validate(request.params)
         if not requests:
             return
-        pipeline = self.pipeline
         # Requests with the same settings share pipeline calls; each call gets one prompt and
         # one generator per image.
         groups: dict[tuple, list[ImageRequest]] = {}
         for request in requests:
             params = request.params
-            key = (params.get("steps"), params.get("guidance_scale"), params.get("negative_prompt"), params.get("size"))
+            guided = request.init_image is not None and request.strength is not None and request.strength < 1
+            strength = float(request.strength) if guided else None
+            key = (params.get("steps"), params.get("guidance_scale"), params.get("negative_prompt"),
+                   params.get("size"), strength)  # fmt: skip
             groups.setdefault(key, []).append(request)
-        for (steps, guidance_scale, negative_prompt, size), group in groups.items():
+        for (steps, guidance_scale, negative_prompt, size, strength), group in groups.items():
+            pipeline = self.pipeline if strength is None else self.image_to_image
             call_options: dict[str, Any] = {"output_type": "pil"}
             if steps is not None:
                 call_options["num_inference_steps"] = steps
             if guidance_scale is not None:
                 call_options["guidance_scale"] = float(guidance_scale)
-            if size is not None:
+            if strength is None and size is not None:
                 call_options["width"], call_options["height"] = parse_size(size)
+            if strength is not None:
+                call_options["strength"] = strength
+                output_size = parse_size(size) if size is not None else self._default_size()
             for start in range(0, len(group), self.batch_size):
                 batch = group[start : start + self.batch_size]
                 if negative_prompt is not None:
@@ -163,6 +210,11 @@ class DiffusersBackend(GeneratorBackend):
                 started = time.perf_counter()
                 try:
                     prompts = [request.prompt for request in batch]
+                    if strength is not None:
+                        call_options["image"] = [
+                            request.init_image.image.convert("RGB").resize(output_size, Image.Resampling.BICUBIC)
+                            for request in batch
+                        ]
                     output = pipeline(prompt=prompts, generator=generators, **call_options)
                 except (ValueError, TypeError) as error:
                     # The pipeline's own argument checks (a size its VAE cannot make, a
@@ -175,6 +227,14 @@ class DiffusersBackend(GeneratorBackend):
                         "pipeline": type(pipeline).__name__,
                         "seconds": round(seconds_per_image, 4),
                     }
+                    if strength is not None:
+                        extra["strength"] = strength
                     if flags is not None:
                         extra["nsfw_content_detected"] = bool(flags[position])
                     yield GeneratedImage(request=request, image=image.convert("RGB"), extra=extra)
+
+    def _default_size(self) -> tuple[int, int]:
+        """The pipeline's native ``(width, height)``: the UNet's sample size times the VAE factor."""
+        pipeline = self.pipeline
+        side = int(pipeline.unet.config.sample_size) * int(pipeline.vae_scale_factor)
+        return side, side

@@ -1,10 +1,18 @@
-"""OpenAI Images API backend (``images.generate``) through the official ``openai`` SDK.
+"""OpenAI Images API backend (``images.generate``, ``images.edit``, ``images.create_variation``).
 
 Each request is one ``images.generate`` call with ``n=1`` (an image per request keeps the
 unit of work, its prompt and its cost per image; dall-e-3 allows nothing else anyway).
 Calls run concurrently on an ``AsyncOpenAI`` client in a private event loop on a worker
 thread, at most ``concurrency`` at a time, and results are yielded to the caller's thread
 as each one completes.
+
+Guided requests (an ``init_image``, see :mod:`synthaug.generate.guided`) send the real
+image as a PNG: gpt-image models through ``images.edit`` with the prompt, ``dall-e-2``
+through ``images.create_variation`` (no prompt; the image is resized to the square output
+size, as the endpoint requires). ``dall-e-3`` takes no input image. Neither endpoint has a
+strength, so a strength is refused. An edit's estimated cost adds the input image
+(:func:`synthaug.generate.pricing.edit_input_price`); a variation costs what a generated
+image of its size costs.
 
 Per-model rules are checked before anything is sent (:data:`MODEL_RULES`):
 
@@ -59,6 +67,7 @@ import openai
 from PIL import Image
 
 from synthaug.errors import ConfigError, GenerationError
+from synthaug.execution.rate import RateLimiter, Reserver
 from synthaug.generate import pricing
 from synthaug.generate.backends.base import (
     GeneratedImage,
@@ -192,7 +201,9 @@ class OpenAIImagesBackend(GeneratorBackend):
             dall-e models only, gpt-image models always answer in base64.
         price_per_image: USD per image; overrides the price table (required for a model the
             table does not list).
-        images_per_minute: Your account's rate limit, for ``--dry-run`` time estimates.
+        images_per_minute: Your account's rate limit: calls are spaced to keep it (shared by
+            every worker of a distributed run, see :mod:`synthaug.execution.rate`) and
+            ``--dry-run`` estimates the time from it.
     """
 
     name = "openai"
@@ -209,6 +220,7 @@ class OpenAIImagesBackend(GeneratorBackend):
             "images_per_minute",
         }
     )
+    supports_init_images = True
 
     def __init__(
         self,
@@ -251,6 +263,9 @@ class OpenAIImagesBackend(GeneratorBackend):
         self.response_format = response_format or ("b64_json" if self.rules.response_formats else None)
         self.price_per_image = price_per_image
         self.images_per_minute = images_per_minute
+        # Spaces the calls to keep the account's limit; a distributed run replaces it by the
+        # limiter all its workers share.
+        self.rate_limiter: Reserver | None = RateLimiter(images_per_minute / 60.0) if images_per_minute else None
 
     def validate(self, params: Mapping[str, Any]) -> None:
         """Check ``size``, ``quality`` and ``style`` against the model's rules."""
@@ -277,9 +292,27 @@ class OpenAIImagesBackend(GeneratorBackend):
                 + (f"choose one of {sorted(rules.styles)}" if rules.styles else "only dall-e-3 takes a style")
             )
 
+    def validate_guidance(self, strengths: Sequence[float]) -> None:
+        """gpt-image models edit, ``dall-e-2`` makes variations; ``dall-e-3`` takes no image.
+
+        Raises:
+            ConfigError: ``dall-e-3``, or a strength given (neither endpoint has one).
+        """
+        if self.rules.family == "dall-e-3":
+            raise ConfigError(
+                "dall-e-3 cannot start from a real image; use a gpt-image model (images.edit) "
+                "or dall-e-2 (images.create_variation) with --init-images"
+            )
+        if strengths:
+            raise ConfigError(
+                f"openai {self.model} has no strength for real images; drop --strength "
+                "(the prompt steers a gpt-image edit; a dall-e-2 variation takes no prompt)"
+            )
+
     def estimate_cost(self, request: ImageRequest) -> float:
         if self.price_per_image is not None:
             return self.price_per_image
+        extra = pricing.edit_input_price(self.model) if request.init_image is not None else 0.0
         quality = request.params.get("quality")
         size = request.params.get("size", self.rules.default_size)
         price = pricing.image_price(self.model, quality, size)
@@ -288,7 +321,7 @@ class OpenAIImagesBackend(GeneratorBackend):
                 f"the price table has no {self.model} price for quality {quality!r}, size {size!r}; "
                 "give price_per_image (--price-per-image USD)"
             )
-        return price
+        return price + extra
 
     def estimate_seconds(self, n_images: int) -> float | None:
         family = "gpt-image-2" if self.rules.sizes is None else self.rules.family
@@ -363,6 +396,8 @@ class OpenAIImagesBackend(GeneratorBackend):
                         # the waiting tasks are cancelled (a bad key must not be sent again).
                         if stopped.is_set():
                             raise GenerationError("stopped after an earlier error")
+                        if self.rate_limiter is not None:
+                            await asyncio.sleep(await asyncio.to_thread(self.rate_limiter.reserve))
                         try:
                             return await self._generate_one(client, downloader, request)
                         except GenerationError:
@@ -391,9 +426,12 @@ class OpenAIImagesBackend(GeneratorBackend):
         arguments.update({key: request.params[key] for key in self.supported_params if key in request.params})
         if self.response_format is not None:
             arguments["response_format"] = self.response_format
+        call = client.images.generate
+        if request.init_image is not None:
+            call, arguments = self._image_call(client, request, arguments)
         for retry in range(self.max_retries + 1):
             try:
-                response = await client.images.generate(**arguments)
+                response = await call(**arguments)
                 break
             except openai.APIStatusError as error:
                 if error.status_code == 400 and error.code in REFUSAL_CODES:
@@ -440,10 +478,27 @@ class OpenAIImagesBackend(GeneratorBackend):
         return GeneratedImage(
             request=request,
             image=image,
-            revised_prompt=item.revised_prompt,
+            revised_prompt=getattr(item, "revised_prompt", None),
             cost_usd=float(cost),
             extra={"usage": usage} if usage is not None else {},
         )
+
+
+    def _image_call(
+        self, client: openai.AsyncOpenAI, request: ImageRequest, arguments: dict[str, Any]
+    ) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """The endpoint and arguments of a guided request: an edit, or a dall-e-2 variation."""
+        image = request.init_image.image.convert("RGB")
+        if self.rules.family == "dall-e-2":
+            side = parse_size(arguments.get("size", self.rules.default_size))[0]
+            image = image.resize((side, side), Image.Resampling.BICUBIC)  # variations need a square PNG
+            arguments = {key: value for key, value in arguments.items() if key not in ("prompt", "quality", "style")}
+            call = client.images.create_variation
+        else:
+            call = client.images.edit
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return call, {**arguments, "image": ("image.png", buffer.getvalue(), "image/png")}
 
 
 def _is_transient(error: openai.APIStatusError) -> bool:

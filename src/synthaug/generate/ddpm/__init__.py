@@ -16,7 +16,7 @@ References:
 
 from synthaug.generate.ddpm.pipeline import DiffusionGenerator, default_generator_dir
 from synthaug.generate.ddpm.schedule import DiffusionSchedule, ScheduleConfig
-from synthaug.generate.ddpm.train import TrainingConfig, TrainingResult, train_generator
+from synthaug.generate.ddpm.train import GeneratorTrainingConfig, TrainingResult, train_generator
 from synthaug.generate.ddpm.unet import ClassConditionalUNet, UNetConfig
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "DiffusionGenerator",
     "DiffusionSchedule",
     "ScheduleConfig",
-    "TrainingConfig",
+    "GeneratorTrainingConfig",
     "TrainingResult",
     "UNetConfig",
     "default_generator_dir",

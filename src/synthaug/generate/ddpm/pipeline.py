@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from synthaug.errors import ConfigError
-from synthaug.generate.ddpm.schedule import DiffusionSchedule, ScheduleConfig
+from synthaug.fileio import atomic_write_bytes, atomic_write_text
+from synthaug.generate.ddpm.schedule import SOLVERS, DiffusionSchedule, ScheduleConfig, Solver
 from synthaug.generate.ddpm.unet import ClassConditionalUNet, UNetConfig
 
 CONFIG_FILE = "config.json"
@@ -115,6 +116,15 @@ class DiffusionGenerator:
         }
 
     @property
+    def default_solver(self) -> Solver:
+        """The solver of ``sampling_defaults``; ``"ddim"`` for a config that names none (the
+        solver every generator was sampled with before DPM-Solver++ was added)."""
+        solver = self.sampling_defaults.get("solver", "ddim")
+        if solver not in SOLVERS:
+            raise ConfigError(f"sampling solver {solver!r} in the generator config is unknown; use one of {', '.join(SOLVERS)}")
+        return solver
+
+    @property
     def image_channels(self) -> int:
         return self.unet.config.image_channels
 
@@ -142,13 +152,8 @@ class DiffusionGenerator:
         weights = {
             name: value.detach().to(torch.float16).contiguous() for name, value in self.unet.state_dict().items()
         }
-        for name, write in (
-            (WEIGHTS_FILE, lambda path: save_file(weights, str(path))),
-            (CONFIG_FILE, lambda path: path.write_text(json.dumps(self.config(), indent=2) + "\n")),
-        ):
-            temporary = directory / f".{name}.tmp"
-            write(temporary)
-            os.replace(temporary, directory / name)
+        atomic_write_bytes(directory / WEIGHTS_FILE, save(weights))
+        atomic_write_text(directory / CONFIG_FILE, json.dumps(self.config(), indent=2) + "\n")
         return directory
 
     @classmethod
@@ -226,6 +231,7 @@ class DiffusionGenerator:
         steps: int | None = None,
         guidance_scale: float | Sequence[float] | None = None,
         batch_size: int = DEFAULT_SAMPLING_BATCH,
+        solver: Solver | None = None,
     ) -> np.ndarray:
         """Generate one image per ``(label, seed)``.
 
@@ -234,10 +240,12 @@ class DiffusionGenerator:
         Args:
             labels: Class names or indices, length ``N``.
             seeds: One seed per image, length ``N``.
-            steps: DDIM steps (default from ``config.json``).
+            steps: Solver steps (default from ``config.json``).
             guidance_scale: Classifier-free guidance scale, one for all images or one per
                 image; 1 turns guidance off (default from ``config.json``).
             batch_size: Images per forward pass; changes speed and memory only.
+            solver: ``"ddim"`` or ``"dpm-solver++2m"`` (default from ``config.json``; see
+                :meth:`~synthaug.generate.ddpm.schedule.DiffusionSchedule.sample`).
 
         Returns:
             ``uint8`` array ``(N, image_size, image_size, image_channels)``.
@@ -247,6 +255,7 @@ class DiffusionGenerator:
         steps = int(steps if steps is not None else self.sampling_defaults["steps"])
         if guidance_scale is None:
             guidance_scale = self.sampling_defaults["guidance_scale"]
+        solver = solver or self.default_solver
         scales = torch.as_tensor(guidance_scale, dtype=torch.float32).expand(len(seeds))
         indices = torch.tensor([self.class_index(label) for label in labels], dtype=torch.long)
         device = next(self.unet.parameters()).device
@@ -262,6 +271,7 @@ class DiffusionGenerator:
                 steps=steps,
                 guidance_scale=scales[start : start + batch_size].to(device),
                 null_class=self.unet.null_class,
+                solver=solver,
             )
             pixels = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
             outputs.append(pixels.permute(0, 2, 3, 1).cpu().numpy())

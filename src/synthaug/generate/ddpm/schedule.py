@@ -1,4 +1,4 @@
-"""The diffusion process: DDPM training loss and DDIM sampling with classifier-free guidance.
+"""The diffusion process: DDPM training loss, DDIM and DPM-Solver++(2M) sampling with guidance.
 
 Written here rather than taken from ``diffusers`` so the offline default generator needs
 nothing beyond torch (``diffusers`` is an optional extra); the whole process is a few
@@ -10,7 +10,9 @@ Conventions: images live in ``[-1, 1]``; ``alpha_bar[t]`` is the cumulative prod
 
 References:
     Ho, Jain & Abbeel (2020), "Denoising Diffusion Probabilistic Models" (training objective).
-    Song, Meng & Ermon (2021), "Denoising Diffusion Implicit Models" (sampler).
+    Song, Meng & Ermon (2021), "Denoising Diffusion Implicit Models" (first-order sampler).
+    Lu, Zhou, Bao, Chen, Li & Zhu (2022), "DPM-Solver++: Fast Solver for Guided Sampling of
+    Diffusion Probabilistic Models" (second-order multistep sampler).
     Nichol & Dhariwal (2021), "Improved Denoising Diffusion Probabilistic Models" (cosine schedule).
     Salimans & Ho (2022), "Progressive Distillation for Fast Sampling of Diffusion Models"
     (v-prediction).
@@ -32,6 +34,8 @@ from torch import nn
 from synthaug.errors import ConfigError
 
 PredictionType = Literal["epsilon", "v_prediction"]
+Solver = Literal["ddim", "dpm-solver++2m"]
+SOLVERS: tuple[str, ...] = ("ddim", "dpm-solver++2m")
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def _alpha_bar(config: ScheduleConfig) -> torch.Tensor:
 
 
 class DiffusionSchedule:
-    """Forward noising, the training loss and the DDIM sampler for one schedule.
+    """Forward noising, the training loss and the samplers for one schedule.
 
     Args:
         config: Schedule and prediction type.
@@ -157,6 +161,13 @@ class DiffusionSchedule:
         spaced = torch.linspace(total, 0, steps + 1, dtype=torch.float64)[:-1].round().long() - 1
         return spaced.tolist()
 
+    def _scales(self, t: int | None) -> tuple[float, float]:
+        """``(alpha_t, sigma_t)`` of ``x_t = alpha_t x_0 + sigma_t eps``; ``t = None`` is the clean image."""
+        if t is None:
+            return 1.0, 0.0
+        alpha_bar = float(self.alpha_bar[t])
+        return math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
+
     @torch.inference_mode()
     def sample(
         self,
@@ -166,8 +177,24 @@ class DiffusionSchedule:
         steps: int,
         guidance_scale: float | torch.Tensor,
         null_class: int,
+        timesteps: list[int] | None = None,
+        solver: Solver = "ddim",
     ) -> torch.Tensor:
-        """Deterministic DDIM sampling (eta = 0) with classifier-free guidance.
+        """Deterministic sampling with classifier-free guidance: DDIM or DPM-Solver++(2M).
+
+        Both solvers integrate the probability-flow ODE written in the clean-image
+        prediction ``x_0(x_t)``. With ``alpha_t, sigma_t`` the scales of
+        ``x_t = alpha_t x_0 + sigma_t eps`` and ``lambda_t = log(alpha_t / sigma_t)``, a step
+        from ``t`` to ``s`` is
+
+            ``x_s = sigma_s / sigma_t * x_t + alpha_s * (1 - exp(-h)) * D``,  ``h = lambda_s - lambda_t``,
+
+        with ``D = x_0(x_t)`` for ``"ddim"`` (DDIM with eta = 0 is exactly this first-order
+        step) and, for ``"dpm-solver++2m"``, the multistep second-order estimate
+        ``D = (1 + 1 / 2r) x_0(x_t) - 1 / 2r x_0(x_prev)``, ``r = h_prev / h``, which reuses the
+        previous step's prediction at no extra network call (Lu et al. 2022, Algorithm 2).
+        The first step (no previous prediction) and the last one (to ``sigma = 0``, where
+        ``h`` is infinite) are first-order, as in the reference implementation.
 
         The conditional and unconditional predictions come from one forward pass over the
         doubled batch; when every guidance scale is 1 the unconditional half is skipped. The
@@ -179,20 +206,32 @@ class DiffusionSchedule:
             model: ``model(x_t, t, labels) -> (B, C, H, W)``.
             noise: Starting noise ``(B, C, H, W)``, standard normal.
             labels: Class indices ``(B,)``.
-            steps: Number of DDIM steps.
+            steps: Number of solver steps (network evaluations of the batch).
             guidance_scale: ``s`` in ``pred = pred_uncond + s (pred_cond - pred_uncond)``;
                 1 means no guidance. A number, or one per image ``(B,)``.
             null_class: Label index meaning "no class".
+            timesteps: Decreasing timesteps to visit, the first being the timestep ``noise``
+                is at (SDEdit starts below ``T - 1`` from a noised real image);
+                default :meth:`sampling_timesteps` of ``steps``.
+            solver: ``"ddim"`` or ``"dpm-solver++2m"``.
 
         Returns:
             Images ``(B, C, H, W)`` in ``[-1, 1]``.
+
+        References:
+            Song, Meng & Ermon (2021), "Denoising Diffusion Implicit Models".
+            Lu, Zhou, Bao, Chen, Li & Zhu (2022), "DPM-Solver++: Fast Solver for Guided
+            Sampling of Diffusion Probabilistic Models".
         """
+        if solver not in SOLVERS:
+            raise ConfigError(f"solver {solver!r} is unknown; use one of {', '.join(SOLVERS)}")
         x = noise
         batch = x.shape[0]
         scale = torch.as_tensor(guidance_scale, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
         guided = bool((scale != 1).any())
         model_labels = torch.cat([labels, torch.full_like(labels, null_class)]) if guided else labels
-        timesteps = self.sampling_timesteps(steps)
+        timesteps = self.sampling_timesteps(steps) if timesteps is None else timesteps
+        previous: tuple[torch.Tensor, float] | None = None  # (x_0 prediction, h) of the last step
         for position, t in enumerate(timesteps):
             t_batch = torch.full((model_labels.shape[0],), t, dtype=torch.long, device=x.device)
             model_input = torch.cat([x, x]) if guided else x
@@ -204,16 +243,24 @@ class DiffusionSchedule:
                 # an image never depends on its batch-mates' scales.
                 prediction = torch.where(scale == 1, conditional, guided_prediction)
 
-            alpha_bar = self.alpha_bar[t]
-            signal, sigma = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+            alpha, sigma = self._scales(t)
             if self.config.prediction_type == "epsilon":
-                clean = (x - sigma * prediction) / signal
+                clean = (x - sigma * prediction) / alpha
             else:
-                clean = signal * x - sigma * prediction
+                clean = alpha * x - sigma * prediction
             clean = clean.clamp(-1, 1)
-            noise_estimate = (x - signal * clean) / sigma
 
             next_t = timesteps[position + 1] if position + 1 < len(timesteps) else None
-            next_alpha_bar = self.alpha_bar[next_t] if next_t is not None else torch.tensor(1.0)
-            x = next_alpha_bar.sqrt() * clean + (1 - next_alpha_bar).sqrt() * noise_estimate
+            next_alpha, next_sigma = self._scales(next_t)
+            if next_t is None:
+                x = clean  # sigma = 0: every solver ends on its clean-image prediction
+                break
+            h = math.log(next_alpha / next_sigma) - math.log(alpha / sigma)
+            estimate = clean
+            if solver == "dpm-solver++2m" and previous is not None:
+                previous_clean, previous_h = previous
+                half_inverse_ratio = h / (2.0 * previous_h)  # 1 / 2r
+                estimate = (1.0 + half_inverse_ratio) * clean - half_inverse_ratio * previous_clean
+            x = (next_sigma / sigma) * x + (next_alpha * -math.expm1(-h)) * estimate
+            previous = (clean, h)
         return x

@@ -24,28 +24,31 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from synthaug.errors import ConfigError, DataError, TrainingError
+from synthaug.fileio import atomic_write_bytes
 from synthaug.generate.ddpm.pipeline import DiffusionGenerator
 from synthaug.generate.ddpm.schedule import DiffusionSchedule, ScheduleConfig
 from synthaug.generate.ddpm.unet import ClassConditionalUNet, UNetConfig
+from synthaug.progress import ProgressCallback, report
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    """Optimisation settings of :func:`train_generator`; saved beside the weights."""
+class GeneratorTrainingConfig:
+    """Optimisation settings of :func:`train_generator`; saved beside the weights.
+
+    (Named apart from :class:`synthaug.methods.TrainingConfig`, the classifiers' settings.)
+    """
 
     # Optimisation steps in total (a rerun with more steps extends a finished run).
     steps: int = 2500
@@ -119,16 +122,8 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": per_param, "param_groups": groups})
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def _identity(
-    dataset: Any, unet_config: UNetConfig, schedule_config: ScheduleConfig, training: TrainingConfig, image_size: int
+    dataset: Any, unet_config: UNetConfig, schedule_config: ScheduleConfig, training: GeneratorTrainingConfig, image_size: int
 ) -> dict[str, Any]:
     """Everything that must match for a checkpoint to be continued (not ``steps``)."""
     settings = asdict(training)
@@ -150,12 +145,12 @@ def train_generator(
     dataset: Any,
     out_dir: str | os.PathLike,
     *,
-    training: TrainingConfig | None = None,
+    training: GeneratorTrainingConfig | None = None,
     unet: UNetConfig | None = None,
     schedule: ScheduleConfig | None = None,
     image_size: int | None = None,
     device: str | torch.device | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> TrainingResult:
     """Train (or continue training) a class-conditional diffusion generator.
 
@@ -163,13 +158,13 @@ def train_generator(
         dataset: An :class:`~synthaug.data.ImageDataset` (labelled images).
         out_dir: Generator directory; created if missing. If it holds a checkpoint of the
             same data and settings, training continues from it.
-        training: Optimisation settings (default :class:`TrainingConfig`).
+        training: Optimisation settings (default :class:`GeneratorTrainingConfig`).
         unet: Architecture; ``num_classes`` and ``image_channels`` are taken from the data
             (channels: 1 if the first image is grayscale, else 3).
         schedule: Noise schedule and prediction type.
         image_size: Side of the square training images; default the first image's height.
         device: Torch device (default CPU, which keeps runs bit-reproducible).
-        progress: Show a rich progress bar.
+        progress: Called with a progress event per step (stage ``"train generator"``).
 
     Returns:
         A :class:`TrainingResult`.
@@ -180,7 +175,7 @@ def train_generator(
             setting is invalid.
         TrainingError: The loss became NaN or infinite.
     """
-    training = training or TrainingConfig()
+    training = training or GeneratorTrainingConfig()
     if training.steps < 1 or training.batch_size < 1 or training.checkpoint_every < 1:
         raise ConfigError("steps, batch_size and checkpoint_every must be positive integers")
     if len(dataset) == 0:
@@ -248,7 +243,7 @@ def train_generator(
         # One file holds tensors and state, so a crash can never pair one step's weights
         # with another step's counters.
         metadata = {"state": json.dumps(state)}
-        _atomic_write(checkpoint_path, lambda path: save_file(tensors, str(path), metadata=metadata))
+        atomic_write_bytes(checkpoint_path, save(tensors, metadata=metadata))
 
     def export() -> None:
         DiffusionGenerator(
@@ -267,56 +262,49 @@ def train_generator(
 
     model.train()
     interval_loss, interval_steps = 0.0, 0
-    bar = Progress(
-        TextColumn("training generator"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeRemainingColumn(),
-        disable=not progress,
-    )
-    with bar:
-        task = bar.add_task("train", total=training.steps, completed=step, loss="-")
-        started = time.perf_counter()
-        while step < training.steps:
-            indices = torch.randint(0, images.shape[0], (training.batch_size,), generator=generator)
-            warmup = min(1.0, (step + 1) / max(1, training.warmup_steps))
-            for group in optimizer.param_groups:
-                group["lr"] = training.learning_rate * warmup
-            loss = diffusion.training_loss(
-                model,
-                images[indices].to(device),
-                labels[indices].to(device),
-                generator,
-                training.class_dropout,
-                model.null_class,
+    stage = "train generator"
+    report(progress, stage, step, training.steps, unit="steps")
+    started = time.perf_counter()
+    while step < training.steps:
+        indices = torch.randint(0, images.shape[0], (training.batch_size,), generator=generator)
+        warmup = min(1.0, (step + 1) / max(1, training.warmup_steps))
+        for group in optimizer.param_groups:
+            group["lr"] = training.learning_rate * warmup
+        loss = diffusion.training_loss(
+            model,
+            images[indices].to(device),
+            labels[indices].to(device),
+            generator,
+            training.class_dropout,
+            model.null_class,
+        )
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"generator loss became {loss.item()} at step {step}; "
+                "train again into a new --out directory with a lower --learning-rate"
             )
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"generator loss became {loss.item()} at step {step}; "
-                    "train again into a new --out directory with a lower --learning-rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), training.max_grad_norm)
-            optimizer.step()
-            step += 1
-            decay = min(training.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for ema_parameter, parameter in zip(ema_model.parameters(), model.parameters(), strict=True):
-                    ema_parameter.lerp_(parameter, 1 - decay)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), training.max_grad_norm)
+        optimizer.step()
+        step += 1
+        decay = min(training.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for ema_parameter, parameter in zip(ema_model.parameters(), model.parameters(), strict=True):
+                ema_parameter.lerp_(parameter, 1 - decay)
 
-            interval_loss += loss.item()
-            interval_steps += 1
-            bar.update(task, completed=step, loss=f"{loss.item():.4f}")
-            if step % training.checkpoint_every == 0 or step == training.steps:
-                now = time.perf_counter()
-                wall_seconds += now - started
-                started = now
-                losses.append({"step": step, "loss": round(interval_loss / interval_steps, 5)})
-                interval_loss, interval_steps = 0.0, 0
-                save_checkpoint()
-                export()
+        interval_loss += loss.item()
+        interval_steps += 1
+        report(progress, stage, step, training.steps, unit="steps", item=f"loss {loss.item():.4f}")
+        if step % training.checkpoint_every == 0 or step == training.steps:
+            now = time.perf_counter()
+            wall_seconds += now - started
+            started = now
+            losses.append({"step": step, "loss": round(interval_loss / interval_steps, 5)})
+            interval_loss, interval_steps = 0.0, 0
+            save_checkpoint()
+            export()
+    report(progress, stage, step, training.steps, unit="steps", finished=True)
     if step == resumed_from:
         export()  # nothing left to train: make sure the export matches the checkpoint
 

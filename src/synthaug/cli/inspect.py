@@ -1,0 +1,73 @@
+"""``synthaug inspect``: what a generator made, per class, against real images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from synthaug.cli._app import app
+from synthaug.cli._progress import progress_reporter
+
+
+@app.command("inspect")
+def inspect_cli(
+    generated: Annotated[str, typer.Argument(metavar="GENERATED", help="Generated images: an image folder or "
+                                             "built-in dataset name.")],
+    reference: Annotated[str, typer.Option("--reference", metavar="REAL", help="Real images of the same classes "
+                         "(the real training images, so that copies of them count as memorised).")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for summary.json, inspect.html and "
+                                      "thumbnails.png.")],
+    features: Annotated[str, typer.Option("--features", help="Feature space: reference (a cnn trained on REAL), "
+                        "model:DIR (a `synthaug train` model), clip:DIR (a local CLIP), thumbnails (pixels).")]
+    = "reference",
+    nearest_k: Annotated[int, typer.Option("--nearest-k", min=1, help="k of precision, recall, density, "
+                                           "coverage.")] = 5,
+    thumbnails: Annotated[int, typer.Option("--thumbnails", min=0, help="Nearest and farthest images shown per "
+                                            "class.")] = 8,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs of the reference model; default: "
+                                                  "the method's own.")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the reference model and the samples.")] = 0,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
+) -> None:
+    """Measure GENERATED against REAL per class and overall, in one feature space: precision,
+    recall, density and coverage (Naeem et al. 2020), the Fréchet distance in that space,
+    memorisation (copies of real images), and the generated images nearest to and farthest
+    from the real ones."""
+    # Imported here: the quality package pulls in torch, which `synthaug --help` must not wait for.
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from synthaug.audit.scores import AuditConfig
+    from synthaug.data import load_dataset
+    from synthaug.quality import inspect_generated
+
+    with progress_reporter(progress) as callback:
+        summary = inspect_generated(
+            load_dataset(generated, skip_bad=skip_bad),
+            load_dataset(reference, skip_bad=skip_bad),
+            out,
+            features=features,
+            nearest_k=nearest_k,
+            thumbnails_per_class=thumbnails,
+            config=AuditConfig(epochs=epochs, seed=seed),
+            device=device,
+            progress=callback,
+        )
+    console = Console(highlight=False)
+    console.print(f"feature space: {escape(summary.feature_description)}")
+    table = Table(title=f"{escape(summary.generated_name)} against {escape(summary.reference_name)}")
+    for column in ("class", "generated", "precision", "recall", "density", "coverage", "FD", "memorised"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for group in [summary.overall, *summary.classes]:
+        measures = ([group.prdc.precision, group.prdc.recall, group.prdc.density, group.prdc.coverage]
+                    if group.prdc is not None else [None] * 4)
+        table.add_row(escape(group.name), str(group.generated),
+                      *("–" if value is None else f"{value:.3f}" for value in [*measures, group.frechet_distance]),
+                      f"{100 * group.memorisation.share:.1f} %")
+    console.print(table)
+    console.print(f"wrote {escape(str(out))}/summary.json, inspect.html, thumbnails.png")

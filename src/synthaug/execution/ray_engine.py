@@ -1,0 +1,179 @@
+"""The Ray engine: every unit is a Ray Core task that asks for the resources it needs.
+
+Why tasks and not a pool of actors: Ray places each task on any node with free resources, so
+nodes that join a running cluster are used at once, and a task lost with its worker process or
+node is rescheduled by Ray itself (``max_retries``), on another node if need be. What actors
+would add, state that outlives one unit, comes from :func:`synthaug.execution.worker_state`:
+Ray reuses a worker process for many tasks of the same function (``max_calls=0``, which also
+keeps GPU tasks' processes, whose Ray default is one task per process), so a generator's
+pipeline or a study's datasets load once per worker process.
+
+The run folder and the cache must be on a file system every node sees (NFS, EFS, a shared
+volume in KubeRay): units read their inputs from it and write models, predictions and images
+into it; only results rows travel back through Ray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from synthaug.errors import ConfigError, ExecutionError
+from synthaug.execution import DEFAULT_MAX_RETRIES, Reserver, Resources, put_worker_state, worker_state
+from synthaug.execution.local import limit_threads
+
+__all__ = ["RayExecutor"]
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ModuleNotFoundError as error:
+        raise ConfigError("--ray needs the package 'ray'; install it with: pip install 'synthaug[ray]'") from error
+    return ray
+
+
+def _run_unit(fn: Callable[[Any], Any], item: Any, threads: int, shared: dict[Hashable, Any]) -> Any:
+    """The body of every Ray task: ``fn(item)`` with torch limited to the task's CPUs, and the
+    driver's shared values (object references, fetched once per worker process) in place."""
+    import ray
+
+    limit_threads(threads)
+    for key, reference in shared.items():
+        # Fetched once per process and object; a key shared again with a new value replaces it.
+        put_worker_state(key, worker_state(("ray object", reference.hex()), lambda r=reference: ray.get(r)))
+    return fn(item)
+
+
+class RayExecutor:
+    """Runs units as Ray tasks on the cluster at ``address``.
+
+    Args:
+        address: ``"auto"`` (the cluster this machine belongs to, started with ``ray start``),
+            ``"local"`` (start a private Ray on this machine), ``"HOST:PORT"`` of a head node
+            or a Ray Client address ``"ray://HOST:10001"``. When Ray is already initialised in
+            this process (a notebook, a test cluster), that connection is used as it is.
+        max_retries: Times Ray reruns a task whose worker process or node died.
+
+    Raises:
+        ConfigError: Ray is not installed or no cluster answers at ``address``.
+    """
+
+    in_process = False
+
+    def __init__(self, address: str = "auto", max_retries: int = DEFAULT_MAX_RETRIES) -> None:
+        ray = _import_ray()
+        self.address = address
+        self.max_retries = max_retries
+        self._owns_connection = not ray.is_initialized()
+        if self._owns_connection:
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except ConnectionError as error:
+                raise ConfigError(
+                    f"--ray {address}: no Ray cluster answers ({error}); start one with `ray start --head` "
+                    "or give its address"
+                ) from error
+        self._remote = ray.remote(max_calls=0)(_run_unit)
+        self._in_flight: dict[Any, Any] = {}
+        self._shared: dict[Hashable, Any] = {}
+
+    @property
+    def parallelism(self) -> int:
+        """CPUs of the cluster right now (grows as nodes join)."""
+        import ray
+
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def __repr__(self) -> str:
+        return f"RayExecutor(address={self.address!r})"
+
+    def map_unordered(
+        self, fn: Callable[[Item], Result], items: Iterable[Item], resources: Resources | None = None
+    ) -> Iterator[tuple[Item, Result]]:
+        """See :meth:`synthaug.execution.Executor.map_unordered`. At most twice as many tasks as
+        fit on the cluster are submitted at a time, so a long list does not flood the scheduler."""
+        import ray
+
+        resources = resources or Resources()
+        task = self._remote.options(
+            num_cpus=resources.num_cpus,
+            num_gpus=resources.num_gpus,
+            max_retries=self.max_retries,
+            retry_exceptions=False,
+        )
+        threads = max(1, int(resources.num_cpus))
+        fits = int(ray.cluster_resources().get("CPU", 1) // max(resources.num_cpus, 1e-9)) if resources.num_cpus else 64
+        limit = max(2, 2 * fits)
+        pending = iter(items)
+        exhausted = False
+        finished = False
+        try:
+            while True:
+                while not exhausted and len(self._in_flight) < limit:
+                    try:
+                        item = next(pending)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    self._in_flight[task.remote(fn, item, threads, self._shared)] = item
+                if not self._in_flight:
+                    break
+                done, _ = ray.wait(list(self._in_flight), num_returns=1)
+                for reference in done:
+                    item = self._in_flight.pop(reference)
+                    yield item, self._result(reference, item)
+            finished = True
+        finally:
+            if not finished:
+                for reference in self._in_flight:
+                    ray.cancel(reference, force=True)
+                self._in_flight.clear()
+
+    def share(self, key: Hashable, value: Any) -> None:
+        """Put ``value`` in the object store once; each worker process fetches it once."""
+        import ray
+
+        self._shared[key] = ray.put(value)
+
+    def rate_limiter(self, per_second: float) -> Reserver:
+        """One limiter actor that every task asks for its calls' slots."""
+        from synthaug.execution.rate import shared_rate_limiter
+
+        return shared_rate_limiter(per_second)
+
+    def _result(self, reference: Any, item: Any) -> Any:
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        try:
+            return ray.get(reference)
+        except RayTaskError as error:  # fn raised: hand the original exception back
+            cause = error.cause if isinstance(error.cause, BaseException) else error
+            raise cause from error
+        except RayError as error:  # the worker or node died more than max_retries times
+            raise ExecutionError(
+                f"unit {item!r} was lost {self.max_retries + 1} times with its Ray worker or node "
+                f"({type(error).__name__}); check the cluster (`ray status`) and rerun to resume"
+            ) from error
+
+    def close(self) -> None:
+        """Cancel tasks still running; disconnect from a cluster this executor connected to."""
+        import ray
+
+        for reference in self._in_flight:
+            ray.cancel(reference, force=True)
+        self._in_flight.clear()
+        self._shared.clear()
+        if self._owns_connection and ray.is_initialized():
+            ray.shutdown()
+        self._owns_connection = False
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

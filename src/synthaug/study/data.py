@@ -1,0 +1,384 @@
+"""A study's datasets: load the real, OOD and synthetic data once, and draw each unit's
+training set from it.
+
+:func:`load_study_data` loads every dataset a study needs (generating synthetic sources that
+are declared by a generation spec, auditing the sources that filtered or audit-weighted regimes
+draw from), class-aligned to the real training pool, and checks that every regime's sizes are
+available before anything is trained. :func:`training_set` then draws a unit's ``n`` images per
+class with the unit's seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import synthaug
+from synthaug.errors import ConfigError, DataError, SynthaugError
+from synthaug.progress import ProgressCallback, report
+from synthaug.study.cache import StudyCache, content_key
+from synthaug.study.config import GenerationSpec, Regime, StudyConfig, SyntheticSource, audit_config
+from synthaug.study.shift import shifted_test_sets
+from synthaug.study.units import Unit, make_unit_method
+
+if TYPE_CHECKING:  # the data package pulls in torch; it is imported when data is loaded
+    from synthaug.data import ImageDataset
+    from synthaug.execution import Executor, Resources
+
+__all__ = ["StudyData", "load_study_data", "synthetic_pool", "training_set"]
+
+
+@dataclass
+class StudyData:
+    """Every dataset a study needs, class-aligned to the real training pool.
+
+    Attributes:
+        classes: Class names the models learn (held-out classes removed).
+        pool: Real images the regimes draw from (validation split removed).
+        val: Real validation set.
+        test: Real test set.
+        ood: OOD sets by name.
+        shifted: Corrupted copies of ``test`` by ``shift:<corruption>:<severity>`` (the
+            config's ``shift``; see :mod:`synthaug.study.shift`).
+        synthetic: Synthetic datasets by source name.
+        synthetic_dirs: Folder of each synthetic source (for the report's sample grid).
+        audits: Audit folder of each synthetic source that a filtered or audit-weighted
+            regime uses.
+        regime_pools: The synthetic images each filtered or audit-weighted regime draws from
+            (by regime name; other regimes draw from their whole source).
+    """
+
+    classes: list[str]
+    pool: ImageDataset
+    val: ImageDataset
+    test: ImageDataset
+    ood: dict[str, ImageDataset] = field(default_factory=dict)
+    shifted: dict[str, ImageDataset] = field(default_factory=dict)
+    synthetic: dict[str, ImageDataset] = field(default_factory=dict)
+    synthetic_dirs: dict[str, str] = field(default_factory=dict)
+    audits: dict[str, Path] = field(default_factory=dict)
+    regime_pools: dict[str, ImageDataset] = field(default_factory=dict)
+    # Sources made from each regime's own real images (study/guided.py): (source, real size,
+    # seed) -> the images generated from exactly those real images.
+    per_real: dict[tuple[str, int, int], ImageDataset] = field(default_factory=dict)
+
+
+def _load(spec: str, where: str) -> ImageDataset:
+    from synthaug.data import load_dataset
+
+    try:
+        return load_dataset(spec)
+    except DataError as error:
+        raise ConfigError(f"{where}: {error}") from error
+
+
+def _restrict(dataset: ImageDataset, classes: list[str], where: str) -> ImageDataset:
+    """``dataset`` keeping only the images of ``classes`` (by name), re-indexed to their order."""
+    unknown = [name for name in classes if name not in dataset.classes]
+    if unknown:
+        raise ConfigError(f"{where}: classes {unknown} are missing from {dataset.name}")
+    keep = np.isin(np.asarray(dataset.classes, dtype=object)[dataset.targets], classes)
+    return dataset.subset(np.flatnonzero(keep)).with_classes(classes)
+
+
+def _tuples(value: Any) -> Any:
+    """YAML lists as the tuples PromptSpec expects (also inside per-class mappings)."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    return value
+
+
+def _generate_source(
+    source: SyntheticSource,
+    spec: GenerationSpec,
+    index: int,
+    classes: list[str],
+    cache: StudyCache,
+    progress: ProgressCallback | None,
+    executor: Executor | None = None,
+    generate: bool = True,
+    resources: Resources | None = None,
+) -> Path:
+    """Generate (or resume generating) a synthetic source; returns its folder (only that
+    when not ``generate``: a worker uses the folder its driver generated)."""
+    from synthaug.generate import generate_dataset
+    from synthaug.generate.prompts import PromptSpec
+
+    description: dict[str, Any] = {"generate": spec.identity(), "classes": classes}
+    guidance = None
+    if spec.init_images is not None:  # guidance from a dataset spec (per-real sources: study/guided.py)
+        from synthaug.study.guided import guidance_from_spec
+
+        guidance = guidance_from_spec(spec, spec.init_images, classes)
+        description["init_images_sha256"] = guidance.to_dict()["images_sha256"]
+    directory = Path(spec.dir) if spec.dir else cache.generated_dir(content_key(description))
+    if not generate:
+        return directory
+    prompt: Any = spec.prompt
+    if isinstance(prompt, dict):
+        try:
+            prompt = PromptSpec(**{key: _tuples(value) for key, value in prompt.items()})
+        except TypeError as error:
+            raise ConfigError(f"synthetic[{index}].generate.prompt: {error}") from error
+    try:
+        generate_dataset(
+            directory,
+            classes,
+            spec.per_class,
+            backend=spec.backend,
+            model=spec.model,
+            prompt=prompt,
+            seed=spec.seed,
+            params=spec.params,
+            backend_options=spec.backend_options,
+            max_cost=spec.max_cost,
+            progress=progress,
+            executor=executor,
+            resources=resources,
+            init_images=guidance,
+        )
+    except SynthaugError as error:
+        raise type(error)(f"synthetic[{index}] ({source.name}): {error}") from error
+    return directory
+
+
+def load_study_data(
+    config: StudyConfig,
+    cache: StudyCache,
+    progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
+    generate: bool = True,
+    resources: Resources | None = None,
+) -> StudyData:
+    """Load the real, OOD and synthetic datasets (generating synthetic ones as needed), audit
+    the synthetic sources that filtered or audit-weighted regimes need (or find the audits in
+    the cache), and check that every regime's sizes are available.
+
+    Args:
+        config: The study config.
+        cache: Where generated images and audits are stored.
+        progress: Told as loading starts and ends and as each audit starts and ends, and passed
+            to generation and the audits, which report their own images, folds and epochs.
+        executor: Where generation runs (:mod:`synthaug.execution`); ``None``: this process.
+        generate: ``False`` in a worker process: its driver generated and audited every
+            source before handing out units, so the worker only reads them (two workers must
+            never generate into one folder).
+        resources: What one generation shard reserves on a Ray cluster (the units' own).
+
+    Raises:
+        ConfigError: A dataset is missing or unreadable, class names do not match, a
+            regime's ``method_params`` are invalid, or a regime asks for more images per class
+            than its data has; the message names the key.
+    """
+    from synthaug.data import train_val_split
+
+    _check_method_params(config)
+    report(progress, "load data", 0)
+    pool = _load(config.real.train, "real.train")
+    if config.real.val is not None:
+        val = _load(config.real.val, "real.val")
+    else:
+        pool, val = train_val_split(pool, config.real.val_fraction, seed=config.real.val_seed)
+    test = _load(config.real.test, "real.test")
+    all_classes = list(pool.classes)
+    holdout = config.holdout_classes()
+    for index, entry in enumerate(config.ood):
+        for name in entry.holdout_classes or []:
+            if name not in all_classes:
+                raise ConfigError(f"ood[{index}].holdout_classes: unknown class {name!r}; classes are {all_classes}")
+    classes = [name for name in all_classes if name not in holdout]
+    if len(classes) < 2:
+        raise ConfigError("ood: holding these classes out leaves fewer than two classes to learn")
+
+    def aligned(dataset: ImageDataset, where: str) -> ImageDataset:
+        try:
+            dataset = dataset.with_classes(all_classes)
+        except DataError as error:
+            raise ConfigError(f"{where}: {error}") from error
+        return _restrict(dataset, classes, where) if holdout else dataset
+
+    data = StudyData(
+        classes=classes,
+        pool=aligned(pool, "real.train"),
+        val=aligned(val, "real.val"),
+        test=aligned(test, "real.test"),
+    )
+    full_test = test.with_classes(all_classes)
+    for entry in config.ood:
+        if entry.data is not None:
+            data.ood[entry.name] = _load(entry.data, f"ood[{config.ood.index(entry)}].data")
+        else:
+            mask = np.isin(np.asarray(all_classes, dtype=object)[full_test.targets], entry.holdout_classes)
+            data.ood[entry.name] = full_test.subset(np.flatnonzero(mask), name=f"{full_test.name} ({entry.name})")
+    if config.shift is not None:
+        data.shifted = shifted_test_sets(data.test, config.shift.corruptions, config.shift.severities, config.shift.seed)
+
+    for index, source in enumerate(config.synthetic):
+        where = f"synthetic[{index}]"
+        if source.generate is None:
+            directory = Path(str(source.path))
+            dataset = _load(str(source.path), f"{where}.path")
+        elif source.generate.per_real:
+            from synthaug.study.guided import per_real_sets
+
+            folders = per_real_sets(config, source, index, data.pool, data.test, data.val, classes, cache,
+                                    progress, generate)  # fmt: skip
+            for (size, seed), folder in folders.items():
+                data.per_real[(source.name, size, seed)] = aligned(_load(str(folder), f"{where}.generate"), where)
+            directory = next(iter(folders.values()))  # a representative set (sample grids, size checks)
+            dataset = _load(str(directory), f"{where}.generate")
+        else:
+            if source.generate.init_images is not None:
+                from synthaug.study.guided import check_guidance, guidance_from_spec
+
+                check_guidance(guidance_from_spec(source.generate, source.generate.init_images, classes), data.test,
+                               data.val, f"{where}.generate.init_images")  # fmt: skip
+            directory = _generate_source(
+                source, source.generate, index, classes, cache, progress, executor, generate, resources
+            )
+            dataset = _load(str(directory), f"{where}.generate")
+        data.synthetic[source.name] = aligned(dataset, where)
+        data.synthetic_dirs[source.name] = str(directory)
+    for name in config.audited_sources():
+        data.audits[name] = _audit_source(config, data, cache, name, progress)
+    for regime in config.regimes:
+        if regime.filter is not None or regime.weights is not None:
+            data.regime_pools[regime.name] = _treated_pool(config, data, regime)
+    _check_sizes(config, data)
+    report(progress, "load data", 1, 1, finished=True)
+    return data
+
+
+def _check_method_params(config: StudyConfig) -> None:
+    """Build each regime's methods with its ``method_params``, so a misspelt or invalid
+    hyper-parameter stops the study before anything is trained."""
+    for index, regime in enumerate(config.regimes):
+        if not regime.method_params:
+            continue
+        for method in config.regime_methods(regime):
+            unit = Unit(regime, regime.sizes[0], config.backbones[0], method, config.seeds[0])
+            try:
+                make_unit_method(config, unit).training_config()
+            except ConfigError as error:
+                raise ConfigError(f"regimes[{index}].method_params: {error}") from error
+
+
+def _audit_source(
+    config: StudyConfig, data: StudyData, cache: StudyCache, name: str, progress: ProgressCallback | None
+) -> Path:
+    """Audit synthetic source ``name`` against the real training pool and test set, once:
+    the audit is cached under the hash of its settings and data (an interrupted audit resumes)."""
+    from synthaug.audit import audit_dataset
+
+    settings = audit_config(config)
+    synthetic = data.synthetic[name]
+    description = {
+        "synthaug_version": synthaug.__version__,
+        "audit": settings.to_dict(),
+        "data": synthetic.fingerprint(),
+        "reference": data.pool.fingerprint(),
+        "test": data.test.fingerprint(),
+    }
+    key = content_key(description)
+    directory = cache.audit_dir(key)
+    if not cache.has_audit(key):
+        stage = f"audit {name}"
+        report(progress, stage, 0, item=f"{len(synthetic)} images")
+        try:
+            audit_dataset(synthetic, directory, reference=data.pool, test=data.test, config=settings,
+                          device=config.device, progress=progress)
+        except SynthaugError as error:
+            raise type(error)(f"audit of synthetic source {name!r}: {error}") from error
+        report(progress, stage, 1, 1, item=f"{len(synthetic)} images", finished=True)
+    return directory
+
+
+def _treated_pool(config: StudyConfig, data: StudyData, regime: Regime) -> ImageDataset:
+    """The synthetic images a filtered and/or audit-weighted regime draws from."""
+    from synthaug.audit import audit_weights, drop_reasons
+    from synthaug.audit.filter import read_audit
+
+    source = config.regime_source(regime)
+    assert source is not None  # filter and weights need a synthetic source (checked by the config)
+    synthetic, audit_dir = data.synthetic[source.name], data.audits[source.name]
+    pool = synthetic
+    if regime.weights == "audit":
+        pool = pool.with_sample_weights(audit_weights(synthetic, audit_dir))
+    if regime.filter is not None:
+        clip = regime.filter.clip
+        also = None
+        if clip is not None:  # the CLIP rules (synthaug.audit.clip), merged with the audit's
+            from synthaug.audit.clip import ClipScorer
+            from synthaug.audit.filter import clip_drop_reasons
+
+            also = clip_drop_reasons(ClipScorer(clip.model, device=config.device).score(synthetic), synthetic.classes,
+                                     min_clip_score=clip.min_score, class_agreement=clip.class_agreement)
+        dropped = drop_reasons(read_audit(audit_dir, synthetic), **regime.filter.model_dump(exclude={"clip"}),
+                               also=also)
+        kept = np.array([index for index in range(len(synthetic)) if index not in dropped], dtype=np.int64)
+        pool = pool.subset(kept, name=f"{synthetic.name} ({regime.filter.describe()})")
+    return pool
+
+
+def synthetic_pool(config: StudyConfig, data: StudyData, regime: Regime) -> ImageDataset:
+    """The synthetic images ``regime`` draws from: its source, filtered or weighted as it says."""
+    if regime.name in data.regime_pools:
+        return data.regime_pools[regime.name]
+    source = config.regime_source(regime)
+    assert source is not None  # every synthetic or mixed regime has one (checked by the config)
+    return data.synthetic[source.name]
+
+
+def _check_sizes(config: StudyConfig, data: StudyData) -> None:
+    pool_min = min(data.pool.class_counts().values())
+    for index, regime in enumerate(config.regimes):
+        where = f"regimes[{index}]"
+        if regime.data in ("real", "mixed") and max(regime.sizes) > pool_min:
+            raise ConfigError(
+                f"{where}.sizes: asks for {max(regime.sizes)} real images per class but the "
+                f"training pool has {pool_min} for its smallest class (after the validation split)"
+            )
+        source = config.regime_source(regime)
+        if source is None or regime.targeted:  # a targeted regime generates what its rounds ask for
+            continue
+        synthetic_min = min(synthetic_pool(config, data, regime).class_counts().values())
+        wanted = max(regime.sizes) if regime.data == "synthetic" else regime.synthetic_per_class
+        if wanted is not None and wanted > synthetic_min:
+            key = "sizes" if regime.data == "synthetic" else "synthetic_per_class"
+            after = f" after {regime.filter.describe()} (lower the sizes or drop fewer)" if regime.filter else ""
+            raise ConfigError(
+                f"{where}.{key}: asks for {wanted} synthetic images per class but source "
+                f"{source.name!r} has {synthetic_min} for its smallest class{after}"
+            )
+
+
+def training_set(config: StudyConfig, data: StudyData, unit: Unit) -> ImageDataset:
+    """The unit's training set: ``size`` images per class drawn with the unit's seed."""
+    from synthaug.data import concat_datasets, subsample_per_class
+
+    regime = unit.regime
+    if regime.data == "real":
+        return subsample_per_class(data.pool, unit.size, seed=unit.seed)
+    synthetic = synthetic_pool(config, data, regime)
+    source = config.regime_source(regime)
+    if source is not None and source.generate is not None and source.generate.per_real:
+        # Made from this unit's own real images (study/guided.py): the same draw as `real` below.
+        real_size = unit.size if regime.data == "mixed" else source.generate.real_per_class
+        synthetic = data.per_real[(source.name, real_size, unit.seed)]
+    if regime.data == "synthetic":
+        return subsample_per_class(synthetic, unit.size, seed=unit.seed)
+    real = subsample_per_class(data.pool, unit.size, seed=unit.seed)
+    added = subsample_per_class(synthetic, regime.synthetic_per_class, seed=unit.seed)
+    if regime.synthetic_weight is None:
+        return concat_datasets([real, added])
+    # Per-set factors that give the synthetic images a total share `synthetic_weight` of the
+    # loss; within each set, images keep their relative (e.g. audit) weights.
+    share = regime.synthetic_weight
+    return concat_datasets(
+        [real, added], weights=[(1.0 - share) / real.sample_weights.sum(), share / added.sample_weights.sum()]
+    )

@@ -1,0 +1,147 @@
+"""Groups of units: every seed of one regime x size x backbone x method, summarised.
+
+A group's summary holds the mean and t-interval over seeds of every metric, a bootstrap over
+test examples of the seed-averaged accuracy and ECE, and the data of its figures (reliability
+bins, confusion counts and uncertainty histograms, pooled over seeds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from synthaug.study.records import BootstrapInterval, GroupSummary, Histogram, ReliabilityBins, UnitResult
+from synthaug.study.stats import t_interval
+
+if TYPE_CHECKING:
+    from synthaug.metrics import Predictions
+
+__all__ = ["group_results", "seed_stack", "summarize_group"]
+
+HISTOGRAM_BINS = 30
+RELIABILITY_BINS = 15
+
+
+def group_results(results: Sequence[UnitResult]) -> dict[str, list[UnitResult]]:
+    """Results by group id, groups and seeds in grid order."""
+    groups: dict[str, list[UnitResult]] = defaultdict(list)
+    for result in results:
+        groups[result.group_id].append(result)
+    return dict(groups)
+
+
+def _resolve(path: str, run_dir: Path) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else run_dir / candidate
+
+
+def _load(result: UnitResult, set_name: str, run_dir: Path) -> Predictions:
+    from synthaug.metrics import load_predictions
+
+    return load_predictions(_resolve(result.predictions[set_name], run_dir))
+
+
+def seed_stack(results: Sequence[UnitResult], set_name: str, run_dir: Path) -> np.ndarray:
+    """Mean predictive of each seed's model on one evaluation set: ``(seeds, N, C)``."""
+    return np.stack([_load(result, set_name, run_dir).probs.mean(axis=0) for result in results])
+
+
+def _mean_over_seeds(metric: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A metric of ``(seeds, N, C)`` stacks: the mean over seeds of ``metric`` on each one.
+
+    Handed to :func:`synthaug.metrics.bootstrap_ci`, which resamples test examples jointly for
+    every seed, this gives the test-set sampling interval of the seed-averaged metric.
+    """
+
+    def averaged(stack: np.ndarray, labels: np.ndarray) -> float:
+        return float(np.mean([metric(member, labels) for member in stack]))
+
+    return averaged
+
+
+def _test_bootstrap(
+    results: Sequence[UnitResult], labels: np.ndarray, run_dir: Path, resamples: int
+) -> dict[str, BootstrapInterval]:
+    from synthaug.metrics import accuracy, bootstrap_ci, expected_calibration_error
+
+    functions = {"accuracy": accuracy, "ece": partial(expected_calibration_error, n_bins=RELIABILITY_BINS)}
+    stack = seed_stack(results, "test", run_dir)
+    intervals = {}
+    for name, function in functions.items():
+        interval = bootstrap_ci(_mean_over_seeds(function), stack, labels, n_resamples=resamples, seed=0)
+        intervals[name] = BootstrapInterval(interval.point, interval.low, interval.high)
+    return intervals
+
+
+def _histogram(values: dict[str, np.ndarray], upper: float) -> Histogram:
+    edges = np.linspace(0.0, max(upper, 1e-6), HISTOGRAM_BINS + 1)
+    return Histogram(
+        edges=edges.tolist(),
+        counts={name: np.histogram(np.clip(v, 0.0, edges[-1]), bins=edges)[0].tolist() for name, v in values.items()},
+        means={name: float(v.mean()) for name, v in values.items()},
+    )
+
+
+def summarize_group(
+    results: Sequence[UnitResult],
+    labels: np.ndarray,
+    ood_names: Sequence[str],
+    n_classes: int,
+    run_dir: Path,
+    resamples: int,
+) -> GroupSummary:
+    """Summarise one group's seeds.
+
+    Args:
+        results: The group's units, one per seed.
+        labels: ``(N,)`` test labels.
+        ood_names: OOD sets whose scores get histograms.
+        n_classes: Classes the models learn.
+        run_dir: The run folder (prediction paths are relative to it).
+        resamples: Bootstrap resamples over test examples.
+    """
+    from synthaug.metrics import expected_entropy, mutual_information, predictive_entropy, reliability_diagram
+
+    names = sorted({name for result in results for name in result.metrics})
+    test = [_load(result, "test", run_dir) for result in results]
+    pooled_mean = np.concatenate([p.probs.mean(axis=0) for p in test])
+    pooled_labels = np.tile(test[0].labels, len(test))
+    diagram = reliability_diagram(pooled_mean, pooled_labels, n_bins=RELIABILITY_BINS)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (pooled_labels, pooled_mean.argmax(axis=1)), 1)
+
+    sets = {"test": [p.probs for p in test]}
+    sets.update({name: [_load(result, name, run_dir).probs for result in results] for name in ood_names})
+    entropy = {name: np.concatenate([predictive_entropy(p) for p in probs]) for name, probs in sets.items()}
+    information = {name: np.concatenate([mutual_information(p) for p in probs]) for name, probs in sets.items()}
+    aleatoric = {name: np.concatenate([expected_entropy(p) for p in probs]) for name, probs in sets.items()}
+    largest_information = max(float(v.max()) for v in information.values())
+    return GroupSummary(
+        key=results[0].key,
+        seeds=[result.seed for result in results],
+        train_seconds=float(np.sum([result.train_seconds for result in results])),
+        metrics={name: t_interval([result.metrics.get(name, math.nan) for result in results]) for name in names},
+        test_bootstrap=_test_bootstrap(results, labels, run_dir, resamples),
+        reliability=ReliabilityBins(
+            bin_edges=diagram.bin_edges.tolist(),
+            bin_confidence=diagram.bin_confidence.tolist(),
+            bin_accuracy=diagram.bin_accuracy.tolist(),
+            bin_count=diagram.bin_count.tolist(),
+            expected_calibration_error=float(diagram.expected_calibration_error),
+            maximum_calibration_error=float(diagram.maximum_calibration_error),
+            strategy=diagram.strategy,
+        ),
+        confusion=confusion.tolist(),
+        histograms={
+            "predictive_entropy": _histogram(entropy, math.log(n_classes)),
+            "mutual_information": _histogram(information, largest_information),
+            "expected_entropy": _histogram(aleatoric, math.log(n_classes)),
+        },
+        samples_per_seed=[int(p.probs.shape[0]) for p in test],
+    )

@@ -1,0 +1,177 @@
+"""The question a study asks and its answer in a sentence or two, with the facts behind it.
+
+The answer is about the *main setting*: the first backbone and the baseline (first) method,
+the plain real-only regime against the first plain synthetic-only regime, at their largest
+common size. The facts add the exchange rates of that pair, what adding synthetic images to
+real ones changed, what each treatment changed, and one line per other method that a reader
+of the original study looks for: a recalibration method (its ECE, before and after) and a
+method an original-study experiment used (its accuracy and NLL against the baseline).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from synthaug.study.config import StudyConfig
+from synthaug.study.literature import reference_method_keys
+from synthaug.study.records import (
+    ExchangeRateRow,
+    GroupSummary,
+    Headline,
+    MainSetting,
+    PairedComparison,
+    SyntheticWorth,
+)
+from synthaug.study.text import interval_percent, interval_points, size_text
+
+__all__ = ["headline", "main_setting"]
+
+
+def main_setting(config: StudyConfig, summaries: Sequence[GroupSummary]) -> MainSetting | None:
+    """The comparison the report leads with (see the module docstring); ``None`` when the study
+    has no plain real and plain synthetic regime measured at a common size."""
+    real, synthetic = config.plain_regime("real"), config.plain_regime("synthetic")
+    if real is None or synthetic is None:
+        return None
+    backbone, method = config.backbones[0].name, config.methods[0].name
+    model = (backbone, method)
+
+    def sizes(regime: str) -> set[int]:
+        return {g.key.size for g in summaries if (g.key.regime, g.key.backbone, g.key.method) == (regime, *model)}
+
+    common = sorted(sizes(real.name) & sizes(synthetic.name))
+    if not common:
+        return None
+    return MainSetting(common[-1], backbone, method, config.regime_source(synthetic).name, real.name, synthetic.name)
+
+
+def _treatment_facts(
+    by_id: dict[str, GroupSummary], comparisons: Sequence[PairedComparison], group_suffix: str = ""
+) -> list[str]:
+    """One sentence per "treatment vs plain" comparison whose treatment group ends with ``group_suffix``."""
+    facts = []
+    for comparison in comparisons:
+        if comparison.kind == "treatment vs plain" and comparison.treatment.endswith(group_suffix):
+            treatment, baseline = by_id[comparison.treatment].key, by_id[comparison.baseline].key
+            difference = comparison.differences["accuracy"].seeds
+            facts.append(
+                f"{treatment.regime} vs {baseline.regime} at {treatment.size} per class "
+                f"({treatment.treatment}): accuracy {interval_points(difference)} points (mean [95 % CI])."
+            )
+    return facts
+
+
+def _answer(main: MainSetting, real: GroupSummary, synthetic: GroupSummary, worth: SyntheticWorth | None) -> str:
+    source = main.source
+    if worth is None:
+        answer = f"Synthetic data from {source} was measured at one size only"
+    elif worth.status == "interpolated":
+        m, n = worth.synthetic_per_class, worth.real_per_class
+        answer = (
+            f"{m} {source} images per class are worth about {size_text(n)} real images per class "
+            f"(≈ {m / n:.1f} synthetic images per real one)"
+        )
+    elif worth.status == "not_reached":
+        answer = (
+            f"{worth.synthetic_per_class} {source} images per class beat every real-only size measured "
+            f"(up to {worth.largest_real} per class)"
+        )
+    else:
+        answer = (
+            f"{worth.synthetic_per_class} {source} images per class are worth less than the smallest real set "
+            f"measured ({worth.smallest_real} real images per class)"
+        )
+    real_accuracy = interval_percent(real.metrics["accuracy"])
+    synthetic_accuracy = interval_percent(synthetic.metrics["accuracy"])
+    return answer + (
+        f". Trained on {main.size} images per class, {main.backbone}/{main.method} reaches {real_accuracy} on the real "
+        f"test set with real images and {synthetic_accuracy} with {source} images (mean ± 95 % CI over seeds)."
+    )
+
+
+def _rate_fact(rate: ExchangeRateRow) -> str:
+    estimate = rate.estimate
+    n = estimate.real_per_class
+    if estimate.status == "not_reached":
+        return (
+            f"Exchange rate at {n} real images per class: not reached — {rate.largest_synthetic} synthetic "
+            f"images per class stay below {100 * estimate.real_accuracy:.1f} %."
+        )
+    bound = "≤ " if estimate.status == "at_or_below" else ""
+    high = "not reached" if math.isinf(estimate.rate_high) else f"{estimate.rate_high:.1f}"
+    matched = size_text(estimate.synthetic_per_class)
+    return (
+        f"Exchange rate at {n} real images per class: {bound}{estimate.rate:.1f} synthetic per real "
+        f"({bound}{matched} synthetic images per class; 95 % interval {estimate.rate_low:.1f} – {high})."
+    )
+
+
+def _method_facts(
+    config: StudyConfig, main: MainSetting, by_id: dict[str, GroupSummary], comparisons: Sequence[PairedComparison]
+) -> list[str]:
+    """A line per other method that says what it is (see the module docstring)."""
+    from synthaug.methods import METHODS  # the registry imports torch; the analysis runs after training
+
+    by_pair = {(c.treatment, c.baseline): c for c in comparisons if c.kind == "method vs baseline"}
+    referenced = reference_method_keys()
+    facts = []
+    for spec in config.methods[1:]:
+        recalibrates = METHODS.get(spec.key).recalibrates
+        if not recalibrates and spec.key not in referenced:
+            continue  # the others are in the tables
+        for regime in (main.real_regime, main.synthetic_regime):
+            treatment, baseline = by_id.get(main.group_id(regime, spec.name)), by_id.get(main.group_id(regime))
+            if treatment is None or baseline is None:
+                continue
+            trained_on = "real" if regime == main.real_regime else main.source
+            if recalibrates:
+                before, after = interval_percent(baseline.metrics["ece"]), interval_percent(treatment.metrics["ece"])
+                facts.append(f"{spec.name} on {trained_on} images: ECE {before} → {after}.")
+            else:
+                difference = by_pair[(treatment.group_id, baseline.group_id)].differences["accuracy"].seeds
+                nll_before, nll_after = baseline.metrics["nll"].mean, treatment.metrics["nll"].mean
+                facts.append(
+                    f"{spec.name} vs {main.method} on {trained_on} images: accuracy {interval_points(difference)} "
+                    f"points (mean [95 % CI]), NLL {nll_before:.3f} → {nll_after:.3f}."
+                )
+    return facts
+
+
+def headline(
+    config: StudyConfig,
+    summaries: Sequence[GroupSummary],
+    rates: Sequence[ExchangeRateRow],
+    worth: Sequence[SyntheticWorth],
+    comparisons: Sequence[PairedComparison],
+) -> Headline:
+    """The question and the answer the report opens with, and the few facts behind it."""
+    by_id = {group.group_id: group for group in summaries}
+    main = main_setting(config, summaries)
+    if main is None:
+        # No real-vs-synthetic pair to answer the question with (e.g. a study of synthetic
+        # regimes only): the treatments still get their paired comparisons.
+        return Headline(config.title, "", _treatment_facts(by_id, comparisons), None)
+    model = (main.backbone, main.method)
+    main_worth = next(
+        (w for w in worth if (w.synthetic_regime, w.backbone, w.method) == (main.synthetic_regime, *model)), None
+    )
+    answer = _answer(main, by_id[main.group_id(main.real_regime)], by_id[main.group_id(main.synthetic_regime)],
+                     main_worth)
+    facts = [
+        _rate_fact(rate)
+        for rate in rates
+        if (rate.synthetic_regime, rate.backbone, rate.method) == (main.synthetic_regime, *model)
+    ]
+    suffix = f"/{main.backbone}/{main.method}"
+    for comparison in comparisons:
+        if comparison.kind == "mixed vs real" and comparison.treatment.endswith(suffix):
+            treatment = by_id[comparison.treatment].key
+            difference = comparison.differences["accuracy"].seeds
+            facts.append(
+                f"Adding {treatment.synthetic_per_class} synthetic per class to {treatment.real_per_class} "
+                f"real ones: accuracy {interval_points(difference)} points (mean [95 % CI])."
+            )
+    facts += _treatment_facts(by_id, comparisons, suffix)
+    facts += _method_facts(config, main, by_id, comparisons)
+    return Headline(config.title, answer, facts, main)

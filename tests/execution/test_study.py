@@ -1,0 +1,67 @@
+"""Studies through the execution layer: the same metrics with one process, two local workers
+and Ray; a worker killed mid-study costs only its unit; the driver is the only writer of
+results.jsonl, so every unit is there exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from tiny_study import tiny_config_data, write_tiny_folders
+
+from synthaug.execution import make_executor
+from synthaug.execution.local import LocalExecutor
+from synthaug.study import parse_config, run_study
+from synthaug.study.results import read_results
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    base = tmp_path_factory.mktemp("tiny-execution")
+    return base, tiny_config_data(write_tiny_folders(base / "data"))
+
+
+@pytest.fixture(scope="module")
+def in_process(tiny) -> dict[str, dict[str, float]]:
+    """Metrics by unit of the tiny study run in this process (today's behaviour)."""
+    base, data = tiny
+    result = run_study(parse_config(data), base / "one", executor=make_executor(workers=1))
+    return {r.unit_id: r.metrics for r in result.results}
+
+
+def assert_same_metrics(run_dir: Path, expected: dict[str, dict[str, float]]) -> None:
+    logged = read_results(run_dir / "results.jsonl")
+    assert sorted(r.unit_id for r in logged) == sorted(expected)  # every unit exactly once
+    for result in logged:
+        assert result.metrics.keys() == expected[result.unit_id].keys()
+        for name, value in result.metrics.items():
+            assert value == pytest.approx(expected[result.unit_id][name], rel=1e-4, abs=1e-6, nan_ok=True), (
+                result.unit_id,
+                name,
+            )
+
+
+def test_two_local_workers_give_the_same_metrics_even_when_one_is_killed(tiny, in_process):
+    """A worker killed mid-study costs only its unit, which runs again on a fresh worker."""
+    base, data = tiny
+    killed: list[int] = []
+    with LocalExecutor(workers=2) as executor:
+
+        def kill_a_busy_worker_once(unit, result) -> None:
+            if not killed and executor.worker_pids():
+                pid = next(iter(executor.worker_pids()))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        run_study(parse_config(data), base / "killed", executor=executor, on_unit_done=kill_a_busy_worker_once)
+    assert killed
+    assert_same_metrics(base / "killed", in_process)
+
+
+def test_ray_gives_the_same_metrics(tiny, in_process, ray_cluster):
+    base, data = tiny
+    config = parse_config({**data, "execution": {"ray": {"address": "auto", "num_cpus": 1}}})
+    run_study(config, base / "ray")
+    assert_same_metrics(base / "ray", in_process)

@@ -1,0 +1,28 @@
+"""The report's "What the generator made" and "Uncertainty-targeted generation" sections."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "study"))
+from tiny_targeted import tiny_targeted_study  # noqa: E402
+
+
+def test_the_report_shows_the_inspection_and_the_targeted_rounds(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from synthaug.report import build_report
+    from synthaug.report.generated import generator_quality, targeted_generation
+
+    _, result = tiny_targeted_study(tmp_path_factory.getbasetemp())
+    (source,) = generator_quality(result.run_dir)
+    assert source["source"] == "tiny-ddpm" and "thumbnails" in source["features"]
+    assert [row["name"] for row in source["rows"]][0] == "overall" and source["grid"]
+    targeted = targeted_generation(result.run_dir)
+    assert targeted is not None and targeted["accuracy"] and targeted["allocation"]
+    (row,) = targeted["comparisons"]
+    assert row["regime"] == "targeted" and row["baseline"] == "uniform" and "2 seeds" in row["difference"]
+    html = build_report(result.run_dir).read_text()
+    assert "What the generator made" in html and "Uncertainty-targeted generation" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)</script>" not in html
