@@ -65,3 +65,17 @@ def test_ray_gives_the_same_metrics(tiny, in_process, ray_cluster):
     config = parse_config({**data, "execution": {"ray": {"address": "auto", "num_cpus": 1}}})
     run_study(config, base / "ray")
     assert_same_metrics(base / "ray", in_process)
+
+
+def test_targeted_units_sharing_a_generation_folder_run_on_workers(tmp_path):
+    """Targeted units generate into one folder per regime source, which its lock lets one process
+    write at a time: on workers they run one after another and the study completes. (Whether two
+    would collide is a race that these tiny units rarely lose; the one-at-a-time order is the
+    guarantee.)"""
+    from tiny_targeted import targeted_config_data, tiny_generator
+
+    folders = write_tiny_folders(tmp_path / "data")
+    data = {**targeted_config_data(folders, tiny_generator(tmp_path / "generator", folders["pool"])), "inspect": "off"}
+    with LocalExecutor(workers=2) as executor:
+        result = run_study(parse_config(data), tmp_path / "run", executor=executor)
+    assert len(result.results) == 4 and {r.key.regime for r in result.results} == {"targeted", "uniform"}

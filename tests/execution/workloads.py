@@ -55,16 +55,3 @@ def shared_value(_: int) -> object:
     """What the driver shared under ``("tests", "shared")``, or ``"not shared"``."""
     return worker_state(("tests", "shared"), lambda: "not shared")
 
-
-def torch_busy(_: int) -> float:
-    """Seconds of a fixed single-threaded torch workload (a CNN forward pass over 10,000 images)."""
-    import torch
-
-    network = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                                  torch.nn.Linear(16 * 26 * 26, 10))  # fmt: skip
-    images = torch.rand(10_000, 1, 28, 28)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        for batch in images.split(1000):
-            network(batch)
-    return time.perf_counter() - started

@@ -259,7 +259,8 @@ def test_a_temperature_unit_calibrates_the_deterministic_units_network(tiny_stud
     calibrated = [r for r in rows if r["method"] == "temperature"]
     assert calibrated
     for row in calibrated:
-        base = load_file(run_dir / deterministic[(row["regime"], row["size"], row["seed"])]["model_dir"] / "weights.safetensors")
+        base_dir = run_dir / deterministic[(row["regime"], row["size"], row["seed"])]["model_dir"]
+        base = load_file(base_dir / "weights.safetensors")
         tensors = load_file(run_dir / row["model_dir"] / "weights.safetensors")
         assert tensors.keys() - {"temperature"} == {f"base.{name}" for name in base}
         for name, value in base.items():

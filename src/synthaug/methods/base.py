@@ -37,11 +37,10 @@ the same checks.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -49,7 +48,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 import safetensors.torch
 import torch
-from torch import nn
 
 import synthaug
 from synthaug.errors import ConfigError, DataError
@@ -411,9 +409,8 @@ class UncertaintyMethod(ABC):
             inputs = self.backbone_.prepare(data, progress=self.progress)
         if not torch.isfinite(inputs).all():
             raise DataError("prediction inputs contain NaN or infinite values; check the images")
-        # The layout changes first: parameters converted inside inference mode could not be trained later.
         grad_off = torch.inference_mode() if self._inference_mode else torch.no_grad()
-        with seeded(self.seed), _channels_last(self), grad_off:
+        with seeded(self.seed), grad_off:
             log_proba = self._predict_log_proba(inputs)
         return log_proba.float().exp().cpu().numpy()
 
@@ -437,8 +434,8 @@ class UncertaintyMethod(ABC):
     def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:
         """``(N, ...)`` prepared inputs -> ``(S, N, C)`` log-probabilities (CPU or device).
 
-        Runs inside ``torch.inference_mode()`` and a seeded global generator, with the
-        method's networks in channels-last layout (see :func:`_channels_last`).
+        Runs inside ``torch.inference_mode()`` (``no_grad`` where ``_inference_mode`` is
+        ``False``) and a seeded global generator.
         """
 
     # -- saving -------------------------------------------------------------------------------
@@ -504,35 +501,6 @@ class UncertaintyMethod(ABC):
         }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=True) + "\n")
         return directory
-
-
-def _networks(method: UncertaintyMethod) -> Iterator[nn.Module]:
-    """The networks a method holds as learned attributes, its base method's included."""
-    for name, value in vars(method).items():
-        if not name.endswith("_"):
-            continue
-        if isinstance(value, nn.Module):
-            yield value
-        elif isinstance(value, UncertaintyMethod):
-            yield from _networks(value)
-
-
-@contextlib.contextmanager
-def _channels_last(method: UncertaintyMethod) -> Iterator[None]:
-    """Run a block with the method's convolution weights in channels-last (NHWC) layout.
-
-    oneDNN's CPU convolutions are markedly faster in NHWC, which they use when the weights
-    are channels-last (a one-channel input cannot ask for it itself); training keeps the
-    default layout, so the weights go back afterwards. The values do not change.
-    """
-    networks = [network for network in _networks(method) if any(p.dim() == 4 for p in network.parameters())]
-    for network in networks:
-        network.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        for network in networks:
-            network.to(memory_format=torch.contiguous_format)
 
 
 def make_method(key: str, **hyperparameters: Any) -> UncertaintyMethod:

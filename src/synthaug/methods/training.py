@@ -234,7 +234,7 @@ def predict_logits(
     model: nn.Module,
     inputs: torch.Tensor,
     *,
-    batch_size: int = 2048,
+    batch_size: int = 512,
     device: torch.device | str | None = None,
     dropout: bool = False,
 ) -> torch.Tensor:

@@ -386,14 +386,19 @@ def _dispatch_order(units: list[Unit], config: StudyConfig, data: StudyData) -> 
     post-hoc method (temperature) starts from. The first wave computes each of those once; the
     second finds them in the cache, so no two workers ever compute the same thing at the same
     time. Within a wave the grid order is kept (the first listed method leads).
+
+    Units of targeted regimes come last, one per wave: they generate into one folder shared by
+    the regime, which only one process may write at a time.
     """
+    targeted = [unit for unit in units if unit.regime.targeted]
+    units = [unit for unit in units if not unit.regime.targeted]
     leaders: dict[tuple[Any, ...], Unit] = {}
     for unit in units:
         leaders.setdefault((unit.regime.name, unit.size, unit.backbone.name, unit.seed), unit)
     leading = {unit.unit_id for unit in leaders.values()}
     first = [unit for unit in units if unit.unit_id in leading]
     second = [unit for unit in units if unit.unit_id not in leading]
-    return [wave for wave in (first, second) if wave]
+    return [wave for wave in (first, second) if wave] + [[unit] for unit in targeted]
 
 
 def _prepare_shared_features(config: StudyConfig, data: StudyData) -> None:

@@ -58,6 +58,7 @@ from synthaug.generate.backends.base import (
 )
 from synthaug.generate.ddpm.pipeline import (
     DEFAULT_SAMPLING_BATCH,
+    default_sampling_batch,
     WEIGHTS_FILE,
     DiffusionGenerator,
     default_generator_dir,
@@ -78,7 +79,7 @@ class DDPMBackend(GeneratorBackend):
         model: Generator directory; ``None`` (or ``"synthaug/ddpm-fashion-mnist"``) is the
             one shipped with synthaug.
         device: Torch device (default: :func:`synthaug.runtime.pick_device`).
-        batch_size: Images per forward pass (default 256).
+        batch_size: Images per forward pass (default 64 on a CPU, 256 on an accelerator).
     """
 
     name = "ddpm"
@@ -93,8 +94,10 @@ class DDPMBackend(GeneratorBackend):
         self.config = read_generator_config(self.directory)
         self.classes: list[str] = list(self.config["classes"])
         self.image_size = int(self.config["image_size"])
-        self.batch_size = check_positive_int("batch_size", options.get("batch_size", DEFAULT_SAMPLING_BATCH))
         self.device = pick_device(options.get("device"))
+        self.batch_size = check_positive_int(
+            "batch_size", options.get("batch_size", default_sampling_batch(self.device))
+        )
         self._generator: DiffusionGenerator | None = None
         self._weights_sha256: str | None = None
 

@@ -1,7 +1,7 @@
 """The embedded class-conditional diffusion generator that synthaug trains itself.
 
 - :class:`DiffusionGenerator` loads a generator directory (default: the Fashion-MNIST one
-  shipped in the package) and samples ``(label, seed)`` pairs with DDIM and
+  shipped in the package) and samples ``(label, seed)`` pairs with DPM-Solver++(2M) or DDIM and
   classifier-free guidance.
 - :func:`train_generator` trains one on any labelled :class:`~synthaug.data.ImageDataset`,
   resumably (the ``synthaug train-generator`` command).
@@ -11,6 +11,8 @@
 References:
     Ho, Jain & Abbeel (2020), "Denoising Diffusion Probabilistic Models".
     Song, Meng & Ermon (2021), "Denoising Diffusion Implicit Models".
+    Lu, Zhou, Bao, Chen, Li & Zhu (2022), "DPM-Solver++: Fast Solver for Guided Sampling of
+    Diffusion Probabilistic Models".
     Ho & Salimans (2022), "Classifier-Free Diffusion Guidance".
 """
 
