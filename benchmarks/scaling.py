@@ -88,7 +88,8 @@ def study_benchmarks(work: Path, small: bool) -> dict[str, Any]:
     data = study_config(work, small)
     print("preparing: generating the shared ddpm folder once ...", flush=True)
     with LocalExecutor(workers=1) as executor:
-        run_study(parse_config({**data, "seeds": [0], "regimes": data["regimes"][:1], "methods": ["deterministic"]}),
+        run_study(parse_config({**data, "seeds": [0], "regimes": data["regimes"][:1], "methods": ["deterministic"],
+                                "synthetic": data["synthetic"][:1]}),
                   work / "warm-up", executor=executor)  # fmt: skip
     results: dict[str, Any] = {}
     for workers in (1, 2):

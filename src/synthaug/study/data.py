@@ -230,6 +230,11 @@ def load_study_data(
                                     progress, generate)  # fmt: skip
             for (size, seed), folder in folders.items():
                 data.per_real[(source.name, size, seed)] = aligned(_load(str(folder), f"{where}.generate"), where)
+            if not folders:
+                raise ConfigError(
+                    f"{where}.generate.init_images: `real` means each regime's own real images, but no "
+                    f"real or mixed regime uses source {source.name!r}; add one or remove the source"
+                )
             directory = next(iter(folders.values()))  # a representative set (sample grids, size checks)
             dataset = _load(str(directory), f"{where}.generate")
         else:

@@ -169,8 +169,9 @@ def headline(
             treatment = by_id[comparison.treatment].key
             difference = comparison.differences["accuracy"].seeds
             facts.append(
-                f"Adding {treatment.synthetic_per_class} synthetic per class to {treatment.real_per_class} "
-                f"real ones: accuracy {interval_points(difference)} points (mean [95 % CI])."
+                f"Adding {treatment.synthetic_per_class} {treatment.source or 'synthetic'} images per class to "
+                f"{treatment.real_per_class} real ones: accuracy {interval_points(difference)} points "
+                "(mean [95 % CI])."
             )
     facts += _treatment_facts(by_id, comparisons, suffix)
     facts += _method_facts(config, main, by_id, comparisons)
