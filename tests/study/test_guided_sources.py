@@ -105,3 +105,13 @@ def test_config_checks_the_guidance_keys():
         parse_config(config_data({"init_images": "real", "tune_on": "real", "real_per_class": 2}))
     with pytest.raises(ConfigError, match="strength: needs init_images"):
         parse_config(config_data({"strength": 0.5}))
+
+
+def test_a_per_regime_guided_source_that_no_regime_uses_is_refused_in_one_line(tmp_path):
+    data = config_data({"init_images": "real", "strength": 0.5, "real_per_class": 2}, cache_dir=str(tmp_path / "c"))
+    data["synthetic"].append({"name": "text", "generate": {"backend": "ddpm", "per_class": 4}})
+    data["regimes"] = [data["regimes"][0], {"name": "text", "data": "synthetic", "source": "text", "sizes": [3]}]
+    with pytest.raises(ConfigError, match=r"synthetic\[0\]\.generate\.init_images: .*no real or mixed regime uses "
+                                          r"source 'guided'") as error:  # fmt: skip
+        load_study_data(parse_config(data), StudyCache(tmp_path / "c"))
+    assert "\n" not in str(error.value)
