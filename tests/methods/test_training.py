@@ -94,6 +94,25 @@ def test_zero_weight_examples_do_not_count() -> None:
     assert accuracies[0] > 0.95 and accuracies[1] < 0.75
 
 
+def test_weighted_sampling_draws_by_the_weights_instead_of_weighting_losses() -> None:
+    clean = blobs(n=200)
+    wrong = torch.arange(200) < 100
+    noisy = PreparedData(clean.inputs, torch.where(wrong, 1 - clean.targets, clean.targets),
+                         sample_weights=(~wrong).float())  # fmt: skip
+    sampled_config = TrainingConfig(epochs=5, batch_size=32, learning_rate=0.01, weighted_sampling=True)
+    models = []
+    for config in (sampled_config, FAST):
+        with seeded(0):
+            model = mlp()
+        train_model(model, noisy, None, config, seed=0)
+        models.append(model)
+    # Zero-weight (mislabelled) examples are never drawn, so they do not matter either way ...
+    accuracy = (predict_logits(models[0], clean.inputs).argmax(1) == clean.targets).float().mean().item()
+    assert accuracy > 0.95
+    # ... but the batches differ from loss weighting's, and so do the trained weights.
+    assert not torch.allclose(models[0][0].weight, models[1][0].weight)
+
+
 def test_extra_loss_hook_gets_the_training_set_size() -> None:
     calls = []
 

@@ -124,6 +124,15 @@ def test_defaults_and_shortcuts() -> None:
             lambda d: d["regimes"].append({"name": "real again", "data": "real", "sizes": [10]}),
             "regimes: at most one regime may have `data: real` without `method_params`",
         ),
+        (
+            lambda d: d["regimes"][1].update(synthetic_probability=0.5),
+            "regimes[1].synthetic_probability: only a mixed regime takes it",
+        ),
+        (
+            lambda d: d["regimes"].append({"name": "mix", "data": "mixed", "sizes": [10], "synthetic_per_class": 100,
+                                           "synthetic_weight": 0.5, "synthetic_probability": 0.5}),
+            "regimes[2].synthetic_probability: give it or synthetic_weight, not both",
+        ),
         (lambda d: d.update(audit={"fold": 3}), "audit.fold: unknown key; valid keys here: folds, method"),
         (lambda d: d.update(audit={"folds": 1}), "audit: invalid audit setting folds=1"),
     ],
@@ -196,3 +205,15 @@ def test_demo_and_example_configs_validate() -> None:
     assert examples, "examples/*.yaml are missing"
     for example in examples:
         load_config(example)
+
+
+def test_synthetic_probability_samples_batches_by_per_set_weights() -> None:
+    from synthaug.study.units import plan_units, unit_method_params
+
+    data = copy.deepcopy(BASE)
+    data["regimes"].append({"name": "mix", "data": "mixed", "sizes": [10], "synthetic_per_class": 100,
+                            "synthetic_probability": 0.5})  # fmt: skip
+    config = parse_config(data)
+    params = {unit.regime.name: unit_method_params(config, unit) for unit in plan_units(config)}
+    assert params["mix"]["weighted_sampling"] is True
+    assert "weighted_sampling" not in params["real"] and "weighted_sampling" not in params["synthetic"]

@@ -122,6 +122,9 @@ class UncertaintyMethod(ABC):
         gce_q: ``q`` of the generalized cross-entropy ``(1 - p_y^q) / q`` (Zhang & Sabuncu
             2018): ``q -> 0`` is the cross-entropy, ``q = 1`` the (most robust, slowest to
             train) mean absolute error.
+        weighted_sampling: Draw training examples with replacement in proportion to their
+            sample weights instead of weighting their losses (each batch then mixes real and
+            synthetic images in the weights' proportions; Trabucco et al. 2024).
         val_fraction: When ``fit`` gets no validation set, this stratified fraction of the
             training set (drawn with ``seed``) is held out for early stopping and calibration.
         seed: Seeds initialisation, batch order, dropout and the validation split.
@@ -157,6 +160,7 @@ class UncertaintyMethod(ABC):
         label_smoothing: float = 0.0,
         loss: str = "cross_entropy",
         gce_q: float = 0.7,
+        weighted_sampling: bool = False,
         val_fraction: float = 0.1,
         seed: int = 0,
         device: str | None = None,
@@ -177,6 +181,7 @@ class UncertaintyMethod(ABC):
         self.label_smoothing = label_smoothing
         self.loss = loss
         self.gce_q = gce_q
+        self.weighted_sampling = weighted_sampling
         self.val_fraction = val_fraction
         self.seed = seed
         self.device = device
@@ -225,6 +230,7 @@ class UncertaintyMethod(ABC):
             label_smoothing=self.label_smoothing,
             loss=self.loss,
             gce_q=self.gce_q,
+            weighted_sampling=self.weighted_sampling,
         )
 
     def _backbone(self) -> Backbone:

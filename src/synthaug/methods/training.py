@@ -101,6 +101,10 @@ class TrainingConfig:
     label_smoothing: float = 0.0  # cross-entropy only (Szegedy et al. 2016)
     loss: Literal["cross_entropy", "generalized_cross_entropy"] = "cross_entropy"
     gce_q: float = 0.7  # q of the generalized cross-entropy (Zhang & Sabuncu 2018)
+    # Draw each epoch's examples with replacement in proportion to the sample weights instead of
+    # weighting their losses: the same objective in expectation, but every batch then mixes the
+    # sets in the weights' proportions (DA-Fusion's per-batch synthetic probability).
+    weighted_sampling: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -375,13 +379,16 @@ def train_model(
         for epoch in range(1, schedule.epochs + 1):
             epoch_started = time.perf_counter()
             model.train()
-            order = torch.randperm(n_train, generator=shuffle)
+            if config.weighted_sampling and weights is not None:
+                order = torch.multinomial(weights, n_train, replacement=True, generator=shuffle)
+            else:
+                order = torch.randperm(n_train, generator=shuffle)
             loss_sum, seen = 0.0, 0
             for step, index in enumerate(order.split(config.batch_size)[: schedule.steps_per_epoch]):
                 inputs = train.inputs[index].to(device, non_blocking=True)
                 targets = train.targets[index].to(device, non_blocking=True)
                 losses = per_example_loss(model(inputs), targets, config)
-                if weights is not None:
+                if weights is not None and not config.weighted_sampling:
                     losses = losses * weights[index].to(device)
                 loss = losses.mean()
                 if extra_loss is not None:

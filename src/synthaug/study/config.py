@@ -244,6 +244,10 @@ class Regime(_Strict):
     # `mixed` only: share of synthetic images in the training stream (0..1); by default each
     # image counts once, whatever its origin.
     synthetic_weight: float | None = Field(default=None, ge=0.0, le=1.0)
+    # `mixed` only, instead of `synthetic_weight`: each training example is drawn from the
+    # synthetic images with this probability and from the real ones otherwise (with
+    # replacement, per batch), as DA-Fusion mixes them (Trabucco et al. 2024: 0.5).
+    synthetic_probability: float | None = Field(default=None, gt=0.0, lt=1.0)
     # Names of the study's methods to run in this regime (default: all of them). Learning
     # curves usually need only the cheap baseline at many sizes.
     methods: list[str] | None = None
@@ -542,6 +546,7 @@ class StudyConfig(_Strict):
                 and self.regime_source(other) == self.regime_source(regime)
                 and other.synthetic_per_class == regime.synthetic_per_class
                 and other.synthetic_weight == regime.synthetic_weight
+                and other.synthetic_probability == regime.synthetic_probability
             ),
             None,
         )
@@ -667,7 +672,8 @@ def _check_references(config: StudyConfig) -> None:
     for index, regime in enumerate(config.regimes):
         where = f"regimes[{index}]"
         if regime.data == "real":
-            for key in ("source", "synthetic_per_class", "synthetic_weight", "filter", "weights"):
+            for key in ("source", "synthetic_per_class", "synthetic_weight", "synthetic_probability", "filter",
+                        "weights"):
                 if getattr(regime, key) is not None:
                     raise ConfigError(f"{where}.{key}: only a synthetic or mixed regime takes it")
         else:
@@ -685,6 +691,10 @@ def _check_references(config: StudyConfig) -> None:
             raise ConfigError(f"{where}.synthetic_per_class: missing; a mixed regime needs it")
         if regime.data == "synthetic" and regime.synthetic_weight is not None:
             raise ConfigError(f"{where}.synthetic_weight: only a mixed regime takes it")
+        if regime.data == "synthetic" and regime.synthetic_probability is not None:
+            raise ConfigError(f"{where}.synthetic_probability: only a mixed regime takes it")
+        if regime.synthetic_weight is not None and regime.synthetic_probability is not None:
+            raise ConfigError(f"{where}.synthetic_probability: give it or synthetic_weight, not both")
         if regime.data == "synthetic" and regime.synthetic_per_class is not None:
             raise ConfigError(f"{where}.synthetic_per_class: a synthetic regime uses `sizes`")
         if regime.methods is not None:

@@ -379,11 +379,12 @@ def training_set(config: StudyConfig, data: StudyData, unit: Unit) -> ImageDatas
         return subsample_per_class(synthetic, unit.size, seed=unit.seed)
     real = subsample_per_class(data.pool, unit.size, seed=unit.seed)
     added = subsample_per_class(synthetic, regime.synthetic_per_class, seed=unit.seed)
-    if regime.synthetic_weight is None:
+    share = regime.synthetic_weight if regime.synthetic_weight is not None else regime.synthetic_probability
+    if share is None:
         return concat_datasets([real, added])
-    # Per-set factors that give the synthetic images a total share `synthetic_weight` of the
-    # loss; within each set, images keep their relative (e.g. audit) weights.
-    share = regime.synthetic_weight
+    # Per-set factors that give the synthetic images a total share of the loss
+    # (`synthetic_weight`) or of the draws (`synthetic_probability`: the unit's method samples
+    # by these weights); within each set, images keep their relative (e.g. audit) weights.
     return concat_datasets(
         [real, added], weights=[(1.0 - share) / real.sample_weights.sum(), share / added.sample_weights.sum()]
     )
