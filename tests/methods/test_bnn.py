@@ -141,10 +141,14 @@ def test_the_default_bnn_is_more_uncertain_about_its_weights_off_the_data(patter
     # Fashion-MNIST network).
     off = ImageDataset.from_arrays(rng.integers(0, 60, size=(30, 16, 16), dtype=np.uint8), np.zeros(30, int), train.classes)
     default = make_method("bnn", **FAST, num_samples=50, seed=0).fit(train)
-    old = make_method("bnn", **FAST, num_samples=50, seed=0, bayesian_layers="all", bias_posterior_init_std=None).fit(train)
+    old = make_method("bnn", **FAST, num_samples=50, seed=0, bayesian_layers="all", bias_posterior_init_std=None,
+                      dropout=0.0).fit(train)
     information = {name: (_mutual_information(m.predict_proba(test)), _mutual_information(m.predict_proba(off)))
                    for name, m in [("default", default), ("old", old)]}
     auroc = {name: (away[:, None] > on[None, :]).mean() for name, (on, away) in information.items()}
     assert auroc["default"] >= 0.8, f"mutual information AUROC {auroc['default']:.2f}"
     assert auroc["old"] < 0.5, f"mutual information AUROC {auroc['old']:.2f}"
     assert information["default"][0].mean() > 100 * information["old"][0].mean()
+    # The default is the deterministic network (the backbone's dropout included) with a
+    # Bayesian output layer; dropout is off at prediction, so the spread is the posterior's.
+    assert [m.p for m in default.model_.modules() if isinstance(m, nn.Dropout)] == [0.3, 0.3]
