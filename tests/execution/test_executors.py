@@ -178,3 +178,17 @@ def test_a_dead_ray_node_costs_only_its_units(ray_cluster, tmp_path):
     assert sorted(item[0] for item, _ in results) == list(range(6))  # nothing lost, nothing duplicated
     started = [path.name for path in tmp_path.iterdir() if path.suffix == ""]
     assert len(started) > 6  # the unit on the removed node started again
+
+
+def test_rate_limiter_books_wall_clock_slots_one_interval_apart() -> None:
+    """Slots are absolute times, so a caller in another process can wait for its own slot
+    however long the answer took to reach it (the Ray limiter)."""
+    from synthaug.execution.rate import RateLimiter
+
+    limiter = RateLimiter(per_second=10)
+    before = time.time()
+    slots = [limiter.reserve_at() for _ in range(4)]
+    assert before <= slots[0] <= time.time()
+    assert [later - earlier for earlier, later in zip(slots, slots[1:])] == pytest.approx([0.1] * 3)
+    # The next reservation, as a delay, is the rest of the wait for the fifth slot.
+    assert limiter.reserve() == pytest.approx(slots[0] + 0.4 - time.time(), abs=0.02)

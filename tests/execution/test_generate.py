@@ -190,8 +190,13 @@ def test_ray_workers_share_one_rate_limiter_actor(openai_env, ray_cluster, tmp_p
         run(tmp_path / "out", executor, per_class=4, backend_options={"images_per_minute": 600})
     starts = sorted(openai_env.call_times)
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
-    # One limiter for the cluster: calls 0.1 s apart in total, not per worker.
-    assert len(starts) == 12 and starts[-1] - starts[0] >= 1.0 and sum(gap < 0.05 for gap in gaps) <= 1
+    # One limiter for the cluster: slots 0.1 s apart in total (11 gaps: 1.1 s). A limiter per
+    # worker would let the two workers call in pairs: about six near-zero gaps and a span of
+    # about 0.5 s. The arrival times carry the scheduling jitter of a loaded machine (tens of
+    # milliseconds), hence the margins.
+    assert len(starts) == 12
+    assert starts[-1] - starts[0] >= 0.85, gaps
+    assert sum(gap < 0.03 for gap in gaps) <= 2, gaps
 
 
 def _group_ends(group: int, within: float) -> bool:

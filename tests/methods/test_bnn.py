@@ -112,6 +112,7 @@ def test_init_from_deterministic_starts_from_the_pretrained_network(patterns) ->
         ({"bayesian_layers": 9}, "bayesian_layers"),
         ({"kl_annealing_epochs": -1}, "kl_annealing_epochs"),
         ({"bias_posterior_init_std": 0.0}, "bias_posterior_init_std"),
+        ({"test_time_dropout": True, "dropout": 0.0}, "test_time_dropout"),
     ],
 )
 def test_bad_options_are_config_errors(options: dict[str, Any], message: str, patterns) -> None:
@@ -152,3 +153,18 @@ def test_the_default_bnn_is_more_uncertain_about_its_weights_off_the_data(patter
     # The default is the deterministic network (the backbone's dropout included) with a
     # Bayesian output layer; dropout is off at prediction, so the spread is the posterior's.
     assert [m.p for m in default.model_.modules() if isinstance(m, nn.Dropout)] == [0.3, 0.3]
+
+
+def test_test_time_dropout_also_samples_the_features(patterns) -> None:
+    """With ``test_time_dropout`` the dropout layers before the Bayesian output layer draw a
+    new mask on every pass: the samples spread more than the posterior's alone and the mean
+    prediction stays close."""
+    train, test = patterns
+    plain = make_method("bnn", **FAST, num_samples=20, seed=0).fit(train)
+    sampled = make_method("bnn", **FAST, num_samples=20, seed=0, test_time_dropout=True).fit(train)
+    # Same training: the option only changes prediction.
+    for (name, a), b in zip(plain.model_.state_dict().items(), sampled.model_.state_dict().values()):
+        assert torch.equal(a, b), name
+    p_plain, p_sampled = plain.predict_proba(test), sampled.predict_proba(test)
+    assert _mutual_information(p_sampled).mean() > 1.5 * _mutual_information(p_plain).mean()
+    assert np.abs(p_sampled.mean(0) - p_plain.mean(0)).max() < 0.3

@@ -98,3 +98,21 @@ def test_files_are_written_and_never_silently_replaced(tmp_path, predictions):
     evaluate_prediction_files(predictions_path, out, n_bins=5, n_resamples=50, overwrite=True)
     assert json.loads((out / "metrics.json").read_text())["settings"]["n_bins"] == 5
     assert sorted(path.name for path in out.iterdir()) == ["metrics.json", "reliability.png"]
+
+
+def test_metric_bounds_cover_every_metric_evaluate_predictions_returns() -> None:
+    """Every metric lies inside its bounds, and the fractions are bounded by [0, 1]."""
+    from synthaug.metrics import metric_bounds
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=(5, 50))
+    metrics = evaluate_predictions(probs, rng.integers(0, 4, 50), ood_probs=rng.dirichlet(np.ones(4), size=(5, 20)))
+    for name, value in metrics.items():
+        low, high = metric_bounds(f"digits:{name}")
+        assert low <= value <= high, name
+        assert metric_bounds(name) == (low, high)
+    for name in ("accuracy", "ece", "aurc", "ood_auroc_mutual_information", "ood_fpr95_entropy"):
+        assert metric_bounds(name) == (0.0, 1.0)
+    assert metric_bounds("brier") == (0.0, 2.0)
+    assert metric_bounds("nll") == (0.0, float("inf"))
+    assert metric_bounds("something_else") == (float("-inf"), float("inf"))

@@ -48,11 +48,23 @@ class RateLimiter:
 
     def reserve(self) -> float:
         """Book the next free slot; seconds until it (0 when free now)."""
+        return max(0.0, self.reserve_at() - time.time())
+
+    def reserve_at(self) -> float:
+        """Book the next free slot; its wall-clock time (``time.time()`` seconds).
+
+        What a caller in another process needs: a delay would start counting only when the
+        answer arrives, so the time the answer spends in transit (tens of milliseconds on a
+        loaded Ray node) would be added to one wait and not the next, and two calls could
+        reach the API closer together than ``1 / rate``. The wall clock, unlike
+        ``time.monotonic``, is shared by the processes of a machine (and kept within
+        milliseconds across NTP-synchronised nodes).
+        """
         with self._lock:
-            now = time.monotonic()
+            now = time.time()
             slot = max(self._next, now)
             self._next = slot + self.interval
-            return slot - now
+            return slot
 
     def __getstate__(self) -> dict[str, Any]:  # a copy sent to a worker starts afresh
         return {"per_second": self.per_second}
@@ -70,7 +82,8 @@ class _RayReserver:
     def reserve(self) -> float:
         import ray
 
-        return float(ray.get(self.actor.reserve.remote()))
+        slot = float(ray.get(self.actor.reserve_at.remote()))
+        return max(0.0, slot - time.time())
 
 
 def shared_rate_limiter(per_second: float) -> Reserver:

@@ -15,7 +15,7 @@ from synthaug.metrics.calibration import (
     reliability_diagram,
 )
 from synthaug.metrics.classification import accuracy, brier_score, negative_log_likelihood
-from synthaug.metrics.evaluate import evaluate_prediction_files, evaluate_predictions
+from synthaug.metrics.evaluate import evaluate_prediction_files, evaluate_predictions, metric_bounds
 from synthaug.metrics.ood import fpr_at_95_tpr, ood_aupr, ood_auroc
 from synthaug.metrics.plots import ReliabilityDisplay
 from synthaug.metrics.predictions import Predictions, load_predictions, save_predictions
@@ -40,6 +40,7 @@ __all__ = [
     "fpr_at_95_tpr",
     "load_predictions",
     "maximum_calibration_error",
+    "metric_bounds",
     "mutual_information",
     "negative_log_likelihood",
     "ood_aupr",

@@ -53,6 +53,28 @@ CONVENTIONS = {
     "confidence_intervals": "percentile bootstrap over test examples, seeded",
 }
 
+# Metrics that are fractions of a set (or areas under a curve on [0, 1]).
+_UNIT_INTERVAL_METRICS = ("accuracy", "ece", "mce", "classwise_ece", "aurc")
+_UNIT_INTERVAL_PREFIXES = ("ood_auroc_", "ood_aupr_", "ood_fpr95_")
+
+
+def metric_bounds(name: str) -> tuple[float, float]:
+    """The range a metric of :func:`evaluate_predictions` can take, by name.
+
+    A name may carry a set prefix (``"digits:ood_auroc_entropy"``). Fractions and areas lie in
+    ``[0, 1]``; the Brier score in ``[0, 2]``; the NLL and the entropies are non-negative;
+    a name this module does not produce is unbounded.
+    """
+    base = name.rsplit(":", 1)[-1]
+    if base in _UNIT_INTERVAL_METRICS or base.startswith(_UNIT_INTERVAL_PREFIXES):
+        return 0.0, 1.0
+    if base == "brier":
+        return 0.0, 2.0
+    if base == "nll" or base.startswith("mean_"):
+        return 0.0, float("inf")
+    return float("-inf"), float("inf")
+
+
 # Metrics given a bootstrap interval in metrics.json. Each depends on the mean predictive
 # only, so they are bootstrapped on it (S = 1), which is S times cheaper and gives the same
 # numbers.

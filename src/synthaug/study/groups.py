@@ -106,7 +106,13 @@ def summarize_group(
         run_dir: The run folder (prediction paths are relative to it).
         resamples: Bootstrap resamples over test examples.
     """
-    from synthaug.metrics import expected_entropy, mutual_information, predictive_entropy, reliability_diagram
+    from synthaug.metrics import (
+        expected_entropy,
+        metric_bounds,
+        mutual_information,
+        predictive_entropy,
+        reliability_diagram,
+    )
 
     names = sorted({name for result in results for name in result.metrics})
     test = [_load(result, "test", run_dir) for result in results]
@@ -126,7 +132,10 @@ def summarize_group(
         key=results[0].key,
         seeds=[result.seed for result in results],
         train_seconds=float(np.sum([result.train_seconds for result in results])),
-        metrics={name: t_interval([result.metrics.get(name, math.nan) for result in results]) for name in names},
+        metrics={
+            name: t_interval([result.metrics.get(name, math.nan) for result in results], bounds=metric_bounds(name))
+            for name in names
+        },
         test_bootstrap=_test_bootstrap(results, labels, run_dir, resamples),
         reliability=ReliabilityBins(
             bin_edges=diagram.bin_edges.tolist(),

@@ -64,12 +64,18 @@ class Interval:
         return cls(float(data["mean"]), float(data["low"]), float(data["high"]), float(data["std"]), int(data["n"]))
 
 
-def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
+def t_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> Interval:
     """Mean and Student's t confidence interval of the mean.
 
     Args:
         values: One value per seed, shape ``(n,)``; nan values are dropped.
         confidence: Coverage of the interval.
+        bounds: The range the quantity can take (``(0, 1)`` for an accuracy or an AUROC): the
+            interval is clipped to it. With three seeds that disagree, ``mean ± t s / sqrt(n)``
+            runs past it (an AUROC of 0.46 [-0.21, 1.13]), which no reader can use; clipped,
+            it says the same — nothing is known — in the metric's own terms.
 
     Returns:
         The :class:`Interval`; ``low``/``high``/``std`` are nan when fewer than two values.
@@ -86,7 +92,10 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -
     from scipy import stats as scipy_stats  # here: scipy is slow to import (CLI start-up)
 
     half_width = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
-    return Interval(mean, mean - half_width, mean + half_width, std, n)
+    low, high = mean - half_width, mean + half_width
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Interval(mean, low, high, std, n)
 
 
 def paired_difference(
