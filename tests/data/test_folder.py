@@ -94,14 +94,31 @@ def test_metadata_jsonl_is_the_source_of_truth(tmp_path):
     dataset = load_dataset(root)
     assert dataset.classes == ["Bag", "T-shirt/top"]  # sorted unique labels, verbatim
     assert len(dataset) == 3  # bag/unlisted.png is not in the manifest
-    assert dataset.targets.tolist() == [1, 0, 1]
-    assert dataset.records[0] == {
+    # Images load sorted by file name, not in row order.
+    assert dataset.targets.tolist() == [0, 1, 1]
+    assert dataset.records[1] == {
         "file_name": "t-shirt-top/0.png",
         "label": "T-shirt/top",
         "prompt": "a photo of a t-shirt",
         "seed": 7,
     }
-    assert [r["seed"] for r in dataset.with_classes(["T-shirt/top", "Bag"]).records] == [7, 8, 9]
+    assert [r["seed"] for r in dataset.with_classes(["T-shirt/top", "Bag"]).records] == [8, 7, 9]
+
+
+def test_metadata_rows_in_any_order_load_the_same_dataset(tmp_path):
+    """Workers commit generated images in the order their shards finish; the dataset (and so
+    every shuffle and subsample drawn from it) must not depend on that order."""
+    files = {f"{label}/{i}.png": _png_bytes(10 * j + i) for j, label in enumerate(["bag", "coat"]) for i in range(4)}
+    rows = [{"file_name": name, "label": name.split("/")[0].title(), "seed": n} for n, name in enumerate(files)]
+    loaded = []
+    for order, permutation in enumerate([range(8), [5, 2, 7, 0, 3, 6, 1, 4]]):
+        root = _write_folder(tmp_path / str(order), files)
+        _write_metadata(root, [rows[i] for i in permutation])
+        loaded.append(load_dataset(root))
+    first, second = loaded
+    assert [r["file_name"] for r in first.records] == sorted(files)
+    assert first.records == second.records and first.targets.tolist() == second.targets.tolist()
+    np.testing.assert_array_equal(first.as_array(), second.as_array())
 
 
 def test_rgb_images_load_and_convert(tmp_path):

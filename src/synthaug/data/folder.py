@@ -10,8 +10,9 @@ Two layouts load, and nothing in the folder is ever written, moved or deleted:
   ``file_name`` (path relative to ``root``) and ``label`` (the class name); any other fields
   (prompt, seed, backend, ...) are kept in :attr:`ImageDataset.records`. When this file
   exists it is the source of truth: labels come from it, images not listed in it are
-  ignored, and the class list is the sorted set of its labels. synthaug writes generated
-  datasets this way (images in ``root/<class-slug>/``), so they also load with
+  ignored, images load sorted by ``file_name`` (not in row order, which records when each
+  image was committed), and the class list is the sorted set of its labels. synthaug writes
+  generated datasets this way (images in ``root/<class-slug>/``), so they also load with
   ``datasets.load_dataset("imagefolder", data_dir=root)``.
 
 Paths in ``metadata.jsonl`` may not leave ``root`` (no absolute paths, no ``..``); symbolic
@@ -125,7 +126,11 @@ def _entries_from_metadata(root: Path, problems: _Problems) -> list[tuple[Path, 
         entries.append((path, row))
     if not entries and not problems.skipped:
         raise DataError(f"{metadata}: has no rows; add one JSON object per image with 'file_name' and 'label'")
-    return entries
+    # Sorted by file name, as ImageFolder sorts its files: the order of the rows is the order
+    # in which images were committed, which on several workers is the order in which their
+    # shards happened to finish. A dataset's order decides its shuffles and subsamples, so
+    # the same images must load in the same order however they were generated.
+    return sorted(entries, key=lambda entry: entry[1]["file_name"])
 
 
 def _is_hidden(path: Path, below: Path) -> bool:
