@@ -18,7 +18,7 @@ from torch import nn
 
 from synthaug.errors import ConfigError
 from synthaug.methods.base import UncertaintyMethod, register_method
-from synthaug.methods.training import PreparedData, sample_log_proba, seeded, train_model
+from synthaug.methods.training import PreparedData, has_dropout, sample_log_proba, seeded, train_model
 from synthaug.models.bayesian import BAYESIAN_LAYER_TYPES, ESTIMATORS, Estimator, convert_to_bayesian, kl_divergence
 
 # Weight samples averaged when scoring the validation set for early stopping: one sample
@@ -373,7 +373,7 @@ class BayesByBackprop(UncertaintyMethod):
     def _init_state(self) -> None:
         self._check_options()
         self.model_ = self._bayesian(self.backbone_.build_trainable(len(self.classes_), dropout=self.dropout))
-        if self.test_time_dropout and not any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.model_.modules()):
+        if self.test_time_dropout and not has_dropout(self.model_):
             raise ConfigError("bnn: test_time_dropout needs dropout > 0 in the trainable module; set dropout or "
                               "leave it null (the backbone's)")
 

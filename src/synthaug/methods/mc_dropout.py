@@ -8,7 +8,7 @@ from torch import nn
 from synthaug.errors import ConfigError
 from synthaug.methods.base import register_method
 from synthaug.methods.deterministic import Deterministic
-from synthaug.methods.training import sample_log_proba
+from synthaug.methods.training import has_dropout, sample_log_proba
 
 
 @register_method("mc-dropout")
@@ -68,7 +68,7 @@ class MCDropout(Deterministic):
         if self.num_samples < 1:
             raise ConfigError(f"mc-dropout: num_samples must be >= 1, got {self.num_samples}")
         super()._init_state()
-        if not any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.model_.modules()):
+        if not has_dropout(self.model_):
             raise ConfigError("mc-dropout needs dropout > 0 in the backbone's trainable module")
 
     def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -266,6 +266,11 @@ def predict_logits(
     return torch.cat(chunks)
 
 
+def has_dropout(model: nn.Module) -> bool:
+    """Whether ``model`` holds a dropout layer with a non-zero rate (one MC dropout can sample)."""
+    return any(isinstance(module, nn.Dropout) and module.p > 0 for module in model.modules())
+
+
 def sample_log_proba(
     model: nn.Sequential,
     inputs: torch.Tensor,
