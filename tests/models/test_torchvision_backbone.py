@@ -87,8 +87,8 @@ def test_bad_weights_are_config_errors(tmp_path: Path) -> None:
 
 
 def test_weights_transforms_are_used_when_named() -> None:
-    transform = make_backbone("resnet18", weights="DEFAULT").transform()  # no download: transforms only
-    assert transform.crop_size == [224] and transform.resize_size == [256]
+    decoder = make_backbone("resnet18", weights="DEFAULT").pixel_decoder()  # no download: transforms only
+    assert decoder.crop == 224 and decoder.resize == 256
 
 
 def test_heads_and_unfrozen_model(small: ImageDataset) -> None:

@@ -121,6 +121,21 @@ def _convert(image: Image.Image, size: tuple[int, int] | None, mode: str) -> np.
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
+@dataclass(frozen=True)
+class ImageDecoder:
+    """One PIL image -> uint8 tensor ``(C, H, W)``, converted and resized exactly as
+    :meth:`ImageDataset.as_array` does (so streamed and in-memory pixels are equal).
+    A plain picklable object, so DataLoader workers can run it."""
+
+    size: tuple[int, int]  # (height, width)
+    mode: str  # "L", "RGB" or "RGBA"
+
+    def __call__(self, image: Image.Image) -> Any:
+        import torch
+
+        return torch.from_numpy(_convert(image, self.size, self.mode)).permute(2, 0, 1).contiguous()
+
+
 @dataclass(frozen=True, eq=False)
 class _ArraySource:
     """Images held in memory as one read-only uint8 array ``(M, H, W, C)``."""
@@ -417,6 +432,12 @@ class ImageDataset:
             self._sources[source_id].file(int(position))
             for source_id, position in zip(self._source_ids, self._positions)
         ]
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether every image is held in an in-memory array (none is read from a file)."""
+        used = np.unique(self._source_ids)
+        return all(isinstance(self._sources[i], _ArraySource) for i in used)
 
     def class_counts(self) -> dict[str, int]:
         """Number of images per class name, in class order."""

@@ -50,9 +50,12 @@ import safetensors.torch
 import torch
 
 import synthaug
+from synthaug.data.augment import parse_augment
+from synthaug.data.loader import PixelBatches
 from synthaug.errors import ConfigError, DataError
 from synthaug.methods.training import PreparedData, TrainingConfig, TrainingHistory, seeded
 from synthaug.models import Backbone, make_backbone
+from synthaug.models.base import CLASSIC_RECIPE
 from synthaug.progress import ProgressCallback
 from synthaug.registry import Registry
 from synthaug.runtime import pick_device
@@ -67,7 +70,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 
 # Hyper-parameters that belong to the machine or session, not to the model: never saved.
-RUNTIME_PARAMETERS = ("device", "progress")
+RUNTIME_PARAMETERS = ("device", "progress", "num_workers")
 
 M = TypeVar("M", bound="type[UncertaintyMethod]")
 Self = TypeVar("Self", bound="UncertaintyMethod")
@@ -108,12 +111,15 @@ class UncertaintyMethod(ABC):
             :meth:`~synthaug.methods.training.TrainingConfig.schedule`).
         min_steps: Least optimiser steps when ``epochs`` is ``None``.
         batch_size: Examples per gradient step.
-        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``; ``None``: the backbone's
+            (:meth:`~synthaug.models.Backbone.training_defaults`: ``"adam"`` from scratch or
+            for a head on features, ``"adamw"`` to fine-tune a pretrained network).
         learning_rate: Initial learning rate; ``None``: the backbone's
             :attr:`~synthaug.models.Backbone.default_learning_rate` (1e-3 for the ``cnn``,
             1e-2 for a head on frozen features, where 1e-3 leaves a linear head short of
             convergence after hundreds of steps).
-        weight_decay: L2 penalty (adam, sgd) or decoupled weight decay (adamw).
+        weight_decay: L2 penalty (adam, sgd) or decoupled weight decay (adamw); ``None``: the
+            backbone's (0, or 0.05 to fine-tune).
         momentum: SGD momentum (Nesterov).
         lr_schedule: ``"cosine"``, ``"step"`` or ``"constant"``.
         patience: Early-stopping patience in epochs on the validation NLL; ``None`` = never.
@@ -125,6 +131,33 @@ class UncertaintyMethod(ABC):
         weighted_sampling: Draw training examples with replacement in proportion to their
             sample weights instead of weighting their losses (each batch then mixes real and
             synthetic images in the weights' proportions; Trabucco et al. 2024).
+        augment: Classical augmentation of the training images: ``None``/``"none"``, a policy
+            name (``"flip-crop"``, ``"randaugment"``, ``"trivialaugment"``, ``"autoaugment"``,
+            ``"augmix"``, batch-level ``"mixup"``/``"cutmix"``), ``{name: ..., option: value}``
+            or a list of those (see :mod:`synthaug.data.augment`). Drawn afresh each epoch from
+            ``(seed, epoch, example)``. Off by default: which transforms keep a label is the
+            user's call (a flip is wrong for digits).
+        augment_views: For a frozen backbone (cached features): extract and cache this many
+            augmented views of each image, one drawn per epoch; augmenting a frozen backbone
+            needs it (0: none).
+        num_workers: DataLoader worker processes that decode and augment images when they are
+            streamed (files, large sets); ``None``: half of this process's share of the cores,
+            0 for small sets (:func:`synthaug.data.loader.default_num_workers`). Does not
+            change the numbers, so it is not saved with the model.
+        warmup_fraction: Share of the optimiser steps with a linear learning-rate warm-up
+            before the cosine decay; ``None``: the backbone's (0, or 0.05 to fine-tune).
+        backbone_lr_scale: Learning-rate factor of every layer but the output layer (a
+            pretrained body learns slower than the new head); ``None``: 1, or 0.1 to fine-tune.
+        gradient_clip_norm: Clip the gradient's L2 norm to this (0: off); ``None``: 0, or 1 to
+            fine-tune.
+        ema_decay: Train with an exponential moving average of the weights (Polyak averaging,
+            e.g. 0.999) and keep it (0: off); ``None``: the backbone's (off).
+        accumulation_steps: Batches whose gradients add up to one optimiser step (a large
+            effective batch on a small GPU).
+        mixed_precision: bf16 autocast on CUDA; ``None``: on to fine-tune, else off.
+        channels_last: Channels-last tensors on CUDA (faster convolutions with bf16); ``None``:
+            on to fine-tune, else off.
+        compile: Compile the training forward pass with ``torch.compile``.
         val_fraction: When ``fit`` gets no validation set, this stratified fraction of the
             training set (drawn with ``seed``) is held out for early stopping and calibration.
         seed: Seeds initialisation, batch order, dropout and the validation split.
@@ -151,9 +184,9 @@ class UncertaintyMethod(ABC):
         epochs: int | None = None,
         min_steps: int = 500,
         batch_size: int = 128,
-        optimizer: str = "adam",
+        optimizer: str | None = None,
         learning_rate: float | None = None,
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
         momentum: float = 0.9,
         lr_schedule: str = "cosine",
         patience: int | None = 5,
@@ -161,6 +194,17 @@ class UncertaintyMethod(ABC):
         loss: str = "cross_entropy",
         gce_q: float = 0.7,
         weighted_sampling: bool = False,
+        augment: Any = None,
+        augment_views: int = 0,
+        num_workers: int | None = None,
+        warmup_fraction: float | None = None,
+        backbone_lr_scale: float | None = None,
+        gradient_clip_norm: float | None = None,
+        ema_decay: float | None = None,
+        accumulation_steps: int = 1,
+        mixed_precision: bool | None = None,
+        channels_last: bool | None = None,
+        compile: bool = False,
         val_fraction: float = 0.1,
         seed: int = 0,
         device: str | None = None,
@@ -182,6 +226,17 @@ class UncertaintyMethod(ABC):
         self.loss = loss
         self.gce_q = gce_q
         self.weighted_sampling = weighted_sampling
+        self.augment = augment
+        self.augment_views = augment_views
+        self.num_workers = num_workers
+        self.warmup_fraction = warmup_fraction
+        self.backbone_lr_scale = backbone_lr_scale
+        self.gradient_clip_norm = gradient_clip_norm
+        self.ema_decay = ema_decay
+        self.accumulation_steps = accumulation_steps
+        self.mixed_precision = mixed_precision
+        self.channels_last = channels_last
+        self.compile = compile
         self.val_fraction = val_fraction
         self.seed = seed
         self.device = device
@@ -212,18 +267,21 @@ class UncertaintyMethod(ABC):
         return {name: getattr(self, name) for name in self.parameter_names()}
 
     def training_config(self) -> TrainingConfig:
-        """The :class:`TrainingConfig` made of this method's hyper-parameters (validated), with
-        the backbone's default learning rate when ``learning_rate`` is ``None``."""
+        """The :class:`TrainingConfig` made of this method's hyper-parameters (validated); those
+        left at ``None`` take the backbone's values (its default learning rate and
+        :meth:`~synthaug.models.Backbone.training_defaults`: the fine-tuning recipe for an
+        unfrozen pretrained network, the classic one otherwise)."""
+        backbone = self._backbone()
+        defaults = {**CLASSIC_RECIPE, **backbone.training_defaults()}
+        recipe = {name: defaults[name] if getattr(self, name) is None else getattr(self, name) for name in CLASSIC_RECIPE}
         learning_rate = self.learning_rate
         if learning_rate is None:
-            learning_rate = self._backbone().default_learning_rate
+            learning_rate = backbone.default_learning_rate
         return TrainingConfig(
             epochs=self.epochs,
             min_steps=self.min_steps,
             batch_size=self.batch_size,
-            optimizer=self.optimizer,
             learning_rate=learning_rate,
-            weight_decay=self.weight_decay,
             momentum=self.momentum,
             lr_schedule=self.lr_schedule,
             patience=self.patience,
@@ -231,7 +289,36 @@ class UncertaintyMethod(ABC):
             loss=self.loss,
             gce_q=self.gce_q,
             weighted_sampling=self.weighted_sampling,
+            augment=self.augment,
+            accumulation_steps=self.accumulation_steps,
+            compile=self.compile,
+            **recipe,
         )
+
+    def _check_augment(self) -> None:
+        """Refuse augmentation a frozen backbone cannot apply (one-line :class:`ConfigError`)."""
+        augmentation = parse_augment(self.augment)
+        if self.augment_views < 0:
+            raise ConfigError(f"augment_views must be >= 0, got {self.augment_views}")
+        if self._backbone().trains_on_pixels:
+            if self.augment_views:
+                raise ConfigError(
+                    f"augment_views={self.augment_views} caches views of frozen features, but backbone "
+                    f"{self.backbone!r} trains on pixels and augments them every epoch; drop augment_views"
+                )
+            return
+        if augmentation.batch_steps:
+            raise ConfigError(
+                f"augment: mixup/cutmix mix pixels, which a frozen backbone ({self.backbone!r}) never trains on; "
+                "fine-tune it (backbone_options: {freeze: false}) or drop them"
+            )
+        if augmentation.example_steps and self.augment_views < 1:
+            raise ConfigError(
+                f"augment on a frozen backbone ({self.backbone!r}) needs augment_views: K (K augmented views of "
+                "each image are cached and each epoch draws one); set augment_views, e.g. 4, or augment: none"
+            )
+        if augmentation.example_steps and not hasattr(self._backbone(), "prepare_views"):
+            raise ConfigError(f"backbone {self.backbone!r} cannot cache augmented views; set augment: none")
 
     def _backbone(self) -> Backbone:
         """The fitted backbone, or (before ``fit``) the one ``fit`` will build; cheap either way."""
@@ -270,7 +357,7 @@ class UncertaintyMethod(ABC):
         train, val = self._split(train, val)
         self.classes_ = list(train.classes)
         self.backbone_ = make_backbone(self.backbone, **(self.backbone_options or {}))
-        train_data = self._prepare(train, with_weights=True)
+        train_data = self._prepare(train, training=True)
         val_data = self._prepare(val)
         with seeded(self.seed):
             self._init_state()
@@ -320,7 +407,7 @@ class UncertaintyMethod(ABC):
             )
         self.classes_ = list(base.classes_)
         self.backbone_ = base.backbone_
-        train_data = self._prepare(train, with_weights=True)
+        train_data = self._prepare(train, training=True)
         val_data = self._prepare(val)
         with seeded(self.seed):
             self._init_state()  # validates this method's options; the base's modules replace its own
@@ -375,6 +462,7 @@ class UncertaintyMethod(ABC):
         from synthaug.data import train_val_split
 
         self.training_config()  # validates the optimisation hyper-parameters before any work
+        self._check_augment()
         if val is None:
             if not 0.0 < self.val_fraction < 1.0:
                 raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
@@ -385,21 +473,52 @@ class UncertaintyMethod(ABC):
             raise DataError(f"training set {train.name!r} has {len(train.classes)} class; need at least 2")
         return train, val
 
-    def _prepare(self, dataset: ImageDataset, *, with_weights: bool = False) -> PreparedData:
-        weights = getattr(dataset, "sample_weights", None) if with_weights else None
+    def _prepare(self, dataset: ImageDataset, *, training: bool = False) -> PreparedData:
+        """The set as the trainable module reads it; which path is taken, and why:
+
+        - a backbone trained from pixels (``cnn``, a fine-tuned network) that can decode one
+          image (:meth:`~synthaug.models.Backbone.pixel_decoder`): uint8 pixel batches, from
+          one in-memory tensor for a small array-backed set (Fashion-MNIST, digits: indexing
+          beats decoding) or streamed through DataLoader workers otherwise (files, large sets:
+          memory does not grow with N); normalised on the device; augmented per example when
+          ``training``;
+        - otherwise :meth:`~synthaug.models.Backbone.prepare`'s tensor (a frozen network's
+          cached features, small), plus ``augment_views`` cached augmented views when training.
+
+        Args:
+            dataset: The images.
+            training: The training set (augmented; carries the sample weights).
+        """
+        backbone = self.backbone_
+        targets = torch.from_numpy(np.array(dataset.targets, dtype=np.int64))
+        weights = getattr(dataset, "sample_weights", None) if training else None
         if weights is not None and np.all(np.asarray(weights) == 1.0):
             weights = None  # uniform weights: the plain mean loss, without the extra product
-        return PreparedData(
-            inputs=self.backbone_.prepare(dataset, progress=self.progress),
-            targets=torch.from_numpy(np.array(dataset.targets, dtype=np.int64)),
-            sample_weights=None if weights is None else torch.from_numpy(np.array(weights, dtype=np.float32)),
-        )
+        sample_weights = None if weights is None else torch.from_numpy(np.array(weights, dtype=np.float32))
+        augmentation = parse_augment(self.augment) if training else parse_augment(None)
+        decoder = backbone.pixel_decoder() if backbone.trains_on_pixels else None
+        if decoder is not None:
+            pixels = PixelBatches(
+                dataset,
+                decoder,
+                in_memory_array=backbone.pixel_array(),
+                augmenter=augmentation.example_augmenter(),
+                num_workers=self.num_workers,
+                pin_memory=self.torch_device().type == "cuda",
+            )
+            return PreparedData(None, targets, sample_weights, pixels=pixels, normalize=backbone.normalize_pixels)
+        inputs = backbone.prepare(dataset, progress=self.progress)
+        views = None
+        if augmentation.example_steps:
+            views = backbone.prepare_views(dataset, augmentation, self.augment_views, progress=self.progress)
+        return PreparedData(inputs, targets, sample_weights, views=views)
 
     def predict_proba(self, data: ImageDataset | torch.Tensor) -> np.ndarray:
         """Predictive probability samples.
 
         Stochastic methods draw their samples from a generator seeded with ``seed``, so
-        repeated calls give the same numbers.
+        repeated calls give the same numbers. Images stream through the same loader as in
+        training (:meth:`_prepare`), :data:`~synthaug.methods.training.PREDICT_BATCH` at a time.
 
         Args:
             data: Images, or inputs already prepared by ``self.backbone_`` ``(N, ...)``.
@@ -410,15 +529,20 @@ class UncertaintyMethod(ABC):
         """
         self._check_fitted()
         if isinstance(data, torch.Tensor):
-            inputs = data.float()
+            if not torch.isfinite(data).all():
+                raise DataError("prediction inputs contain NaN or infinite values; check the images")
+            prepared = PreparedData(data.float(), torch.zeros(len(data), dtype=torch.int64))
         else:
-            inputs = self.backbone_.prepare(data, progress=self.progress)
-        if not torch.isfinite(inputs).all():
-            raise DataError("prediction inputs contain NaN or infinite values; check the images")
+            prepared = self._prepare(data)
+            if prepared.inputs is not None and not torch.isfinite(prepared.inputs).all():
+                raise DataError("prediction inputs contain NaN or infinite values; check the images")
+        return self._predict_prepared(prepared).float().exp().cpu().numpy()
+
+    def _predict_prepared(self, data: PreparedData) -> torch.Tensor:
+        """``(S, N, C)`` log-probabilities of a prepared set, batch by batch (seeded, grad off)."""
         grad_off = torch.inference_mode() if self._inference_mode else torch.no_grad()
         with seeded(self.seed), grad_off:
-            log_proba = self._predict_log_proba(inputs)
-        return log_proba.float().exp().cpu().numpy()
+            return torch.cat([self._predict_log_proba(inputs) for inputs in data.in_order(self.torch_device())], dim=1)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):

@@ -18,7 +18,14 @@ from torch import nn
 
 from synthaug.errors import ConfigError
 from synthaug.methods.base import UncertaintyMethod, register_method
-from synthaug.methods.training import PreparedData, has_dropout, sample_log_proba, seeded, train_model
+from synthaug.methods.training import (
+    PreparedData,
+    TrainingConfig,
+    has_dropout,
+    sample_log_proba,
+    seeded,
+    train_model,
+)
 from synthaug.models.bayesian import BAYESIAN_LAYER_TYPES, ESTIMATORS, Estimator, convert_to_bayesian, kl_divergence
 
 # Weight samples averaged when scoring the validation set for early stopping: one sample
@@ -353,11 +360,15 @@ class BayesByBackprop(UncertaintyMethod):
             raise ConfigError(f"bnn: kl_annealing_epochs must be >= 0, got {self.kl_annealing_epochs}")
         if self.init_from_deterministic and self.pretrain_epochs < 1:
             raise ConfigError(f"bnn: pretrain_epochs must be >= 1, got {self.pretrain_epochs}")
-        if self.weight_decay != 0:
+        if self.weight_decay not in (None, 0):
             raise ConfigError(
                 f"bnn: weight_decay={self.weight_decay} would regularise the variational "
                 "parameters on top of the prior; set weight_decay=0 and tune prior_sigma instead"
             )
+
+    def training_config(self) -> TrainingConfig:
+        """The common configuration without weight decay: the prior is the weight decay."""
+        return dataclasses.replace(super().training_config(), weight_decay=0.0)
 
     def _bayesian(self, network: nn.Module) -> nn.Module:
         """``network`` with its chosen layers made Bayesian, means at its current weights."""

@@ -15,12 +15,11 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from synthaug.errors import ConfigError
 from synthaug.methods.base import UncertaintyMethod, register_method
 from synthaug.methods.deterministic import Deterministic
-from synthaug.methods.training import PreparedData
+from synthaug.methods.training import PreparedData, PreparedLoader
 
 HESSIAN_STRUCTURES = ("kron", "diag", "full")
 PRIOR_PRECISION_METHODS = ("marglik", "gridsearch")
@@ -170,8 +169,9 @@ class LastLayerLaplace(Deterministic):
                     **GRID,
                 )
 
-    def _loader(self, data: PreparedData) -> DataLoader:
-        return DataLoader(TensorDataset(data.inputs, data.targets), batch_size=self.batch_size)
+    def _loader(self, data: PreparedData) -> PreparedLoader:
+        # The same (streamed) inputs as training, un-augmented: the curvature is that of the data.
+        return data.loader(self.torch_device(), self.batch_size)
 
     def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:
         device = self.torch_device()

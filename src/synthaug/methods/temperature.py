@@ -149,8 +149,7 @@ class TemperatureScaling(UncertaintyMethod):
 
     def _calibrate(self, val: PreparedData) -> None:
         """Fit ``temperature_`` to the fitted base's validation predictions."""
-        with seeded(self.seed), torch.inference_mode():
-            val_log_proba = self.base_method_._predict_log_proba(val.inputs)
+        val_log_proba = self.base_method_._predict_prepared(val)
         self.temperature_ = fit_temperature(val_log_proba, val.targets, max_iter=self.max_iter)
 
     def _predict_log_proba(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -33,14 +33,17 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthaug.data.augment import example_keys, parse_augment
+from synthaug.data.loader import NO_AUGMENTATION, PixelBatches, sequential_batches
 from synthaug.errors import ConfigError, TrainingError
 from synthaug.progress import ProgressCallback, report
 from synthaug.runtime import pick_device
@@ -49,25 +52,91 @@ ExtraLoss = Callable[[nn.Module, int], torch.Tensor]
 """``extra_loss(model, n_train)``: a scalar added to each mini-batch's mean loss."""
 
 ValidationLogProba = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-"""``validation_log_proba(model, inputs (N, ...)) -> (N, C)`` predictive log-probabilities."""
+"""``validation_log_proba(model, inputs (B, ...)) -> (B, C)`` predictive log-probabilities of one batch."""
+
+
+PREDICT_BATCH = 512
+"""Examples per forward pass when validating and predicting."""
 
 
 @dataclass
 class PreparedData:
-    """Model inputs, labels and optional per-example weights, all CPU tensors.
+    """One set's model inputs (in memory or streamed), labels and optional per-example weights.
+
+    The inputs come one of three ways (see :meth:`UncertaintyMethod._prepare
+    <synthaug.methods.base.UncertaintyMethod._prepare>` for which is taken when):
+
+    - ``inputs``: float32 ``(N, ...)`` already prepared by a backbone (features of a frozen
+      network, or any tensor a caller passes);
+    - ``pixels``: uint8 pixel batches (:class:`~synthaug.data.loader.PixelBatches`, from one
+      in-memory tensor or streamed by DataLoader workers, augmented per epoch), which
+      ``normalize`` turns into model inputs on the device;
+    - ``views``: ``(K, N, ...)`` features of K augmented views of each image (a frozen
+      backbone with ``augment_views``); each training epoch draws one view per example from
+      ``(seed, epoch, index)``, evaluation reads ``inputs`` (the un-augmented features).
 
     Attributes:
-        inputs: float32 ``(N, ...)`` prepared by a backbone (pixels or features).
-        targets: int64 ``(N,)`` class indices.
+        inputs: float32 ``(N, ...)`` model inputs, or ``None`` when ``pixels`` is given.
+        targets: int64 ``(N,)`` class indices (CPU).
         sample_weights: float32 ``(N,)`` non-negative loss weights, or ``None`` (all equal).
+        pixels: Pixel batches of the set, or ``None``.
+        normalize: uint8 ``(B, C, H, W)`` on the device -> float32 model inputs (with ``pixels``).
+        views: ``(K, N, ...)`` augmented feature views, or ``None``.
     """
 
-    inputs: torch.Tensor
+    inputs: torch.Tensor | None
     targets: torch.Tensor
     sample_weights: torch.Tensor | None = None
+    pixels: PixelBatches | None = None
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
+    views: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
+
+    def batches(
+        self, batches: Sequence[torch.Tensor], device: torch.device | str, epoch: int = NO_AUGMENTATION, seed: int = 0
+    ) -> Iterator[torch.Tensor]:
+        """Model inputs on ``device`` for each index tensor of ``batches``.
+
+        ``epoch >= 0`` draws that epoch's augmentation (training), a function of ``(seed,
+        epoch, index)``; :data:`NO_AUGMENTATION` gives the plain inputs (validation, prediction).
+        """
+        if self.pixels is not None:
+            for pixels in self.pixels.batches(batches, epoch, seed):
+                yield self.normalize(pixels.to(device, non_blocking=True))
+        elif self.views is not None and epoch != NO_AUGMENTATION:
+            for index in batches:
+                view = example_keys(seed, epoch, index.numpy()) % np.uint64(len(self.views))
+                yield self.views[torch.from_numpy(view.astype(np.int64)), index].to(device, non_blocking=True)
+        else:
+            for index in batches:
+                yield self.inputs[index].to(device, non_blocking=True)
+
+    def in_order(self, device: torch.device | str, batch_size: int = PREDICT_BATCH) -> Iterator[torch.Tensor]:
+        """The un-augmented model inputs on ``device``, in dataset order, ``batch_size`` at a time."""
+        return self.batches(sequential_batches(len(self), batch_size), device)
+
+    def loader(self, device: torch.device | str, batch_size: int) -> PreparedLoader:
+        """An iterable of ``(inputs, targets)`` batches in order, as laplace-torch's ``fit`` reads."""
+        return PreparedLoader(self, device, batch_size)
+
+
+class PreparedLoader:
+    """``(inputs, targets)`` batches of a :class:`PreparedData` in order, with ``.dataset``
+    sized like the set: what laplace-torch's ``fit(train_loader)`` and gridsearch read."""
+
+    def __init__(self, data: PreparedData, device: torch.device | str, batch_size: int) -> None:
+        self.data, self.device, self.batch_size = data, device, batch_size
+        self.dataset = range(len(data))  # only its length is read
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = sequential_batches(len(self.data), self.batch_size)
+        for index, inputs in zip(order, self.data.batches(order, self.device)):
+            yield inputs, self.data.targets[index].to(self.device)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.data) / self.batch_size)
 
 
 DEFAULT_EPOCHS = 15
@@ -105,6 +174,18 @@ class TrainingConfig:
     # weighting their losses: the same objective in expectation, but every batch then mixes the
     # sets in the weights' proportions (DA-Fusion's per-batch synthetic probability).
     weighted_sampling: bool = False
+    # Classical augmentation (synthaug.data.augment): only the batch-level part (mixup, cutmix)
+    # acts here; the per-example part is applied where the pixels are read (PreparedData).
+    augment: Any = None
+    # The fine-tuning recipe (Kornblith et al. 2019; torchvision's reference recipe):
+    warmup_fraction: float = 0.0  # share of the optimiser steps with a linear warm-up (cosine only)
+    backbone_lr_scale: float = 1.0  # learning-rate factor of all but the output layer (a pretrained body)
+    gradient_clip_norm: float = 0.0  # clip the gradient's global L2 norm to this; 0: no clipping
+    ema_decay: float = 0.0  # keep an exponential moving average of the weights and use it; 0: off
+    accumulation_steps: int = 1  # micro-batches per optimiser step (effective batch = this x batch_size)
+    mixed_precision: bool = False  # bf16 autocast (CUDA only; ignored elsewhere)
+    channels_last: bool = False  # channels-last memory format for 4-D inputs (CUDA only)
+    compile: bool = False  # run the training forward pass through torch.compile
 
     def __post_init__(self) -> None:
         checks = {
@@ -119,12 +200,22 @@ class TrainingConfig:
             "label_smoothing": 0.0 <= self.label_smoothing < 1.0,
             "loss": self.loss in ("cross_entropy", "generalized_cross_entropy"),
             "gce_q": 0.0 < self.gce_q <= 1.0,
+            "warmup_fraction": 0.0 <= self.warmup_fraction < 1.0,
+            "backbone_lr_scale": self.backbone_lr_scale >= 0,
+            "gradient_clip_norm": self.gradient_clip_norm >= 0,
+            "ema_decay": 0.0 <= self.ema_decay < 1.0,
+            "accumulation_steps": self.accumulation_steps >= 1,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"invalid training setting {name}={getattr(self, name)!r}")
         if self.loss == "generalized_cross_entropy" and self.label_smoothing > 0:
             raise ConfigError("label_smoothing applies to loss='cross_entropy' only; set one of them")
+        if parse_augment(self.augment).batch_steps and self.loss == "generalized_cross_entropy":
+            raise ConfigError(
+                "augment: mixup/cutmix make soft targets, which loss='generalized_cross_entropy' does not "
+                "take; use loss='cross_entropy' or drop mixup/cutmix"
+            )
 
     def schedule(self, n_train: int) -> TrainingSchedule:
         """Epochs, steps per epoch and patience for a training set of ``n_train`` examples.
@@ -151,6 +242,9 @@ class TrainingHistory:
     best_epoch: int | None = None  # 1-based epoch whose weights were kept (None: the last)
     stopped_early: bool = False
     seconds: float = 0.0  # wall time of the whole loop
+    # The validation NLL was still improving at the last epoch (best epoch = last, not stopped
+    # early): more training would likely have helped, and a study flags the unit.
+    under_trained: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,14 +287,26 @@ def generalized_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, q: fl
 
 
 def per_example_loss(logits: torch.Tensor, targets: torch.Tensor, config: TrainingConfig) -> torch.Tensor:
-    """The configured training loss of each example, ``(N, C)`` logits -> ``(N,)``."""
+    """The configured training loss of each example, ``(N, C)`` logits -> ``(N,)``.
+
+    ``targets`` are class indices ``(N,)`` or probabilities ``(N, C)`` (MixUp / CutMix); the
+    cross-entropy takes both (label smoothing included).
+    """
     if config.loss == "generalized_cross_entropy":
         return generalized_cross_entropy(logits, targets, config.gce_q)
     return F.cross_entropy(logits, targets, reduction="none", label_smoothing=config.label_smoothing)
 
 
 def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    """The optimiser; with ``backbone_lr_scale != 1`` two parameter groups: the output layer
+    (``model[-1]``, new) at the learning rate and the rest (a pretrained body) at the scaled one."""
+    parameters: list[Any] = [p for p in model.parameters() if p.requires_grad]
+    if config.backbone_lr_scale != 1.0 and isinstance(model, nn.Sequential) and len(model) > 1:
+        head = {id(p) for p in model[-1].parameters()}
+        parameters = [
+            {"params": [p for p in parameters if id(p) not in head], "lr": config.learning_rate * config.backbone_lr_scale},
+            {"params": [p for p in parameters if id(p) in head]},
+        ]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             parameters,
@@ -214,9 +320,23 @@ def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Opt
 
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, steps: int):
-    """A per-step schedule over ``steps`` optimiser steps, or ``None`` for a constant rate."""
+    """A per-step schedule over ``steps`` optimiser steps, or ``None`` for a constant rate.
+
+    Cosine with ``warmup_fraction > 0`` rises linearly from ~0 for that share of the steps,
+    then decays (Goyal et al. 2017; Loshchilov & Hutter 2017).
+    """
     if config.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        warmup = round(config.warmup_fraction * steps)
+        if warmup == 0:
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return torch.optim.lr_scheduler.SequentialLR(
+            optimizer,
+            [
+                torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / (warmup + 1), total_iters=warmup),
+                torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps - warmup, 1)),
+            ],
+            milestones=[warmup],
+        )
     if config.lr_schedule == "step":
         milestones = [int(steps * 0.5), int(steps * 0.75)]
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
@@ -319,9 +439,22 @@ def default_validation_log_proba(model: nn.Module, inputs: torch.Tensor) -> torc
 
 
 def _check_finite(data: PreparedData, what: str) -> None:
-    if not torch.isfinite(data.inputs).all():
-        bad = int((~torch.isfinite(data.inputs.reshape(len(data.inputs), -1))).any(1).sum())
-        raise TrainingError(f"{bad} {what} input(s) contain NaN or infinite values; check the images")
+    """Refuse NaN/infinite inputs held in memory (pixels are uint8 and always finite)."""
+    for name, tensor in (("inputs", data.inputs), ("views", data.views)):
+        if tensor is not None and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor.reshape(-1, *tensor.shape[-1:]))).any(1).sum())
+            raise TrainingError(f"{bad} {what} input {name} row(s) contain NaN or infinite values; check the images")
+
+
+def validation_log_proba_of(
+    model: nn.Module, data: PreparedData, validation_log_proba: ValidationLogProba, device: torch.device
+) -> torch.Tensor:
+    """``(N, C)`` validation log-probabilities, :data:`PREDICT_BATCH` examples at a time (CPU)."""
+    return torch.cat([validation_log_proba(model, inputs).float().cpu() for inputs in data.in_order(device)])
+
+
+def _epoch_batches(order: torch.Tensor, config: TrainingConfig, steps_per_epoch: int) -> list[torch.Tensor]:
+    return list(order.split(config.batch_size)[:steps_per_epoch])
 
 
 def train_model(
@@ -339,16 +472,23 @@ def train_model(
 ) -> TrainingHistory:
     """Train ``model`` in place by mini-batch gradient descent.
 
+    Each epoch reads the training batches through ``train`` (in memory or streamed, with that
+    epoch's per-example augmentation), mixes them (MixUp / CutMix, soft targets) when
+    ``config.augment`` asks, and takes one optimiser step per ``accumulation_steps`` batches
+    (bf16 autocast and channels-last on CUDA when asked, gradient clipping, an EMA of the
+    weights that then serves for validation and as the result).
+
     Args:
         model: Maps ``(B, ...)`` inputs to ``(B, C)`` logits; moved to ``device``.
         train: Training inputs, targets and optional per-example weights.
         val: Validation data for early stopping and best-weights restore (on the validation
             NLL); ``None`` trains for all epochs and keeps the last weights.
         config: Optimisation settings.
-        seed: Seeds batch order and dropout.
+        seed: Seeds batch order, dropout and MixUp / CutMix (the per-example augmentation is
+            seeded by ``train``).
         device: ``None`` picks CUDA when present.
         extra_loss: Added to every mini-batch loss, called as ``extra_loss(model, len(train))``.
-        validation_log_proba: Computes the ``(N, C)`` validation log-probabilities.
+        validation_log_proba: Computes ``(B, C)`` validation log-probabilities of a batch.
         progress: Called with one event per finished epoch (stage ``description``).
         description: The progress stage, and what a training error names.
 
@@ -363,6 +503,9 @@ def train_model(
         _check_finite(val, "validation")
     device = pick_device(device)
     model.to(device)
+    on_cuda = device.type == "cuda"
+    if config.channels_last and on_cuda:
+        model.to(memory_format=torch.channels_last)
     n_train = len(train)
     weights = None
     if train.sample_weights is not None:
@@ -373,8 +516,18 @@ def train_model(
 
     schedule = config.schedule(n_train)
     optimizer = _make_optimizer(model, config)
-    scheduler = _make_scheduler(optimizer, config, schedule.epochs * schedule.steps_per_epoch)
+    optimizer_steps = schedule.epochs * math.ceil(schedule.steps_per_epoch / config.accumulation_steps)
+    scheduler = _make_scheduler(optimizer, config, optimizer_steps)
     shuffle = torch.Generator().manual_seed(seed)
+    augmentation = parse_augment(config.augment)
+    mixer = augmentation.batch_mixer(_num_outputs(model)) if augmentation.batch_steps else None
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    forward = torch.compile(model) if config.compile else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision and on_cuda)
 
     history = TrainingHistory()
     best_nll, best_state, epochs_since_best = math.inf, None, 0
@@ -388,11 +541,20 @@ def train_model(
                 order = torch.multinomial(weights, n_train, replacement=True, generator=shuffle)
             else:
                 order = torch.randperm(n_train, generator=shuffle)
+            batches = _epoch_batches(order, config, schedule.steps_per_epoch)
             loss_sum, seen = 0.0, 0
-            for step, index in enumerate(order.split(config.batch_size)[: schedule.steps_per_epoch]):
-                inputs = train.inputs[index].to(device, non_blocking=True)
+            # Epochs are numbered from 0 for the augmentation keys (example_keys).
+            for step, (index, inputs) in enumerate(zip(batches, train.batches(batches, device, epoch - 1, seed))):
                 targets = train.targets[index].to(device, non_blocking=True)
-                losses = per_example_loss(model(inputs), targets, config)
+                if not torch.isfinite(inputs).all():
+                    raise TrainingError(f"{description}: a training batch contains NaN or infinite values; check the images")
+                if mixer is not None:
+                    inputs, targets = mixer(inputs, targets)
+                if config.channels_last and on_cuda and inputs.ndim == 4:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                with autocast:
+                    logits = forward(inputs)
+                losses = per_example_loss(logits.float(), targets, config)
                 if weights is not None and not config.weighted_sampling:
                     losses = losses * weights[index].to(device)
                 loss = losses.mean()
@@ -404,18 +566,24 @@ def train_model(
                         f"{step + 1}; lower the learning rate (now {config.learning_rate:g}) "
                         "or check the data"
                     )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
+                (loss / config.accumulation_steps).backward()
+                if (step + 1) % config.accumulation_steps == 0 or step + 1 == len(batches):
+                    if config.gradient_clip_norm > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    if scheduler is not None:
+                        scheduler.step()
+                    if ema is not None:
+                        ema.update_parameters(model)
                 loss_sum += loss.item() * len(index)
                 seen += len(index)
 
+            evaluated = model if ema is None else ema.module
             record = {"epoch": epoch, "train_loss": loss_sum / seen,
-                      "learning_rate": optimizer.param_groups[0]["lr"]}
+                      "learning_rate": optimizer.param_groups[-1]["lr"]}
             if val is not None:
-                log_proba = validation_log_proba(model, val.inputs).cpu()
+                log_proba = validation_log_proba_of(evaluated, val, validation_log_proba, device)
                 record["val_nll"] = F.nll_loss(log_proba, val.targets).item()
                 record["val_accuracy"] = (log_proba.argmax(1) == val.targets).float().mean().item()
             record["seconds"] = time.perf_counter() - epoch_started
@@ -427,7 +595,7 @@ def train_model(
                 continue
             if record["val_nll"] < best_nll:
                 best_nll, epochs_since_best, history.best_epoch = record["val_nll"], 0, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
             else:
                 epochs_since_best += 1
                 if schedule.patience is not None and epochs_since_best >= schedule.patience:
@@ -437,5 +605,20 @@ def train_model(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif ema is not None:
+        model.load_state_dict(ema.module.state_dict())
+    if config.channels_last and on_cuda:
+        model.to(memory_format=torch.contiguous_format)
+    history.under_trained = (
+        val is not None and not history.stopped_early and history.best_epoch == len(history.epochs)
+    )
     history.seconds = time.perf_counter() - started
     return history
+
+
+def _num_outputs(model: nn.Module) -> int:
+    """C, the logits of ``model``: ``out_features`` of its last linear layer (the backbone convention)."""
+    linear = [m for m in model.modules() if hasattr(m, "out_features")]
+    if not linear:
+        raise ConfigError("the trainable module has no output layer with out_features; see synthaug.models.base")
+    return int(linear[-1].out_features)

@@ -20,6 +20,15 @@ Conventions every trainable module follows, so that methods can rely on them:
 - Its parameters are initialised from torch's global random state, so callers seed it
   (see :func:`synthaug.methods.training.seeded`).
 
+Backbones whose module is trained from pixels (the ``cnn``, an unfrozen pretrained network)
+also say how to read one image (:meth:`Backbone.pixel_decoder`, uint8 pixels at the input
+size) and how to turn a batch of those into inputs (:meth:`Backbone.normalize_pixels`, run on
+the device). Methods then stream image files through DataLoader workers and augment them per
+example, instead of calling :meth:`Backbone.prepare` on the whole set (see
+:mod:`synthaug.data.loader`). Frozen backbones use the same pair to extract features.
+These methods have defaults, so a backbone that implements only the three abstract ones
+still works (in memory, through ``prepare``).
+
 Backbones are found by name through :func:`synthaug.models.make_backbone`; this module holds
 only the interface, so the implementations import it and it imports none of them.
 """
@@ -27,14 +36,30 @@ only the interface, so the implementations import it and it imports none of them
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from synthaug.data import ImageDataset
     from synthaug.progress import ProgressCallback
+
+
+CLASSIC_RECIPE: dict[str, Any] = {
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "warmup_fraction": 0.0,
+    "backbone_lr_scale": 1.0,
+    "gradient_clip_norm": 0.0,
+    "ema_decay": 0.0,
+    "mixed_precision": False,
+    "channels_last": False,
+}
+"""Optimisation defaults for a network trained from scratch or a head on fixed features."""
 
 
 class Backbone(ABC):
@@ -50,6 +75,35 @@ class Backbone(ABC):
 
     #: Learning rate a method trains this backbone's module with unless told otherwise.
     default_learning_rate: float = 1e-3
+
+    #: Whether the trainable module takes pixels (then :meth:`pixel_decoder` and
+    #: :meth:`normalize_pixels` are implemented) rather than the output of :meth:`prepare`.
+    trains_on_pixels: bool = False
+
+    def training_defaults(self) -> dict[str, Any]:
+        """Values of the optimisation hyper-parameters a method leaves at ``None``.
+
+        Training from scratch or a head on features: Adam without weight decay, warm-up,
+        clipping or EMA, in float32 (what synthaug always did). A backbone that is fine-tuned
+        returns its own recipe (see :class:`~synthaug.models.torchvision_backbone.TorchvisionBackbone`).
+        """
+        return dict(CLASSIC_RECIPE)
+
+    def pixel_decoder(self) -> Callable[[Image.Image], torch.Tensor] | None:
+        """A picklable callable: one PIL image -> uint8 pixels ``(C, H, W)`` at the input size.
+
+        ``None`` (the default) when the backbone reads images only through :meth:`prepare`.
+        """
+        return None
+
+    def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, C, H, W)`` (any device) -> float32 inputs of the network."""
+        raise NotImplementedError(f"{type(self).__name__} does not read pixels itself")
+
+    def pixel_array(self) -> tuple[tuple[int, int], str] | None:
+        """``((height, width), mode)`` when :meth:`ImageDataset.as_array` gives exactly the
+        decoder's pixels, so a small in-memory set can skip decoding (else ``None``)."""
+        return None
 
     @abstractmethod
     def prepare(self, dataset: ImageDataset, *, progress: ProgressCallback | None = None) -> torch.Tensor:

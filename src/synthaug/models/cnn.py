@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthaug.data.dataset import ImageDecoder
 from synthaug.errors import ConfigError
 from synthaug.models.base import Backbone
 
@@ -49,6 +50,7 @@ class CNNBackbone(Backbone):
     """
 
     name = "cnn"
+    trains_on_pixels = True
 
     def __init__(
         self,
@@ -86,12 +88,21 @@ class CNNBackbone(Backbone):
         Returns:
             float32 tensor ``(N, C, image_size, image_size)``, ``C`` = 1 (grayscale) or 3.
         """
-        size = (self.image_size, self.image_size)
-        pixels = dataset.as_array(size=size, mode="L" if self.grayscale else "RGB")
-        if pixels.ndim == 3:  # (N, H, W) from a grayscale array
-            pixels = pixels[..., None]
-        scaled = torch.from_numpy(pixels.astype(np.float32)).permute(0, 3, 1, 2)
-        return ((scaled / 255.0 - self.mean) / self.std).contiguous()
+        size, mode = self.pixel_array()
+        pixels = dataset.as_array(size=size, mode=mode)
+        return self.normalize_pixels(torch.from_numpy(np.array(pixels)).permute(0, 3, 1, 2)).contiguous()
+
+    def pixel_decoder(self) -> ImageDecoder:
+        """PIL image -> uint8 ``(C, image_size, image_size)``, as :meth:`ImageDataset.as_array` decodes it."""
+        size, mode = self.pixel_array()
+        return ImageDecoder(size, mode)
+
+    def pixel_array(self) -> tuple[tuple[int, int], str]:
+        return (self.image_size, self.image_size), "L" if self.grayscale else "RGB"
+
+    def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Scale to ``[0, 1]``, subtract ``mean``, divide by ``std`` (float32)."""
+        return (pixels.float() / 255.0 - self.mean) / self.std
 
     def build_trainable(self, num_classes: int, dropout: float | None = None) -> nn.Sequential:
         """Build the CNN: ``(N, C, H, W)`` pixels -> ``(N, num_classes)`` logits."""

@@ -34,7 +34,48 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Bump when the stored feature layout changes, so stale cache entries are never read.
-FEATURE_CACHE_FORMAT = 1
+# 2: images decoded by the streaming pipeline (resize and crop on the PIL image, then uint8).
+FEATURE_CACHE_FORMAT = 2
+
+FINE_TUNING_RECIPE: dict[str, Any] = {
+    "optimizer": "adamw",
+    "weight_decay": 0.05,
+    "warmup_fraction": 0.05,
+    "backbone_lr_scale": 0.1,
+    "gradient_clip_norm": 1.0,
+    "ema_decay": 0.0,
+    "mixed_precision": True,
+    "channels_last": True,
+}
+"""Defaults of an unfrozen (fine-tuned) network, after torchvision's and timm's recipes for a
+pretrained ResNet-50 on a few thousand images: AdamW with decoupled weight decay 0.05, 5 %
+linear warm-up then cosine decay, the pretrained body at a tenth of the new head's learning
+rate (Kornblith et al. 2019; Howard & Ruder 2018's discriminative rates), gradient clipping
+at norm 1, and on CUDA bf16 autocast with channels-last tensors. EMA is left off: over the
+few hundred steps of a small set it lags the weights more than it smooths them."""
+
+
+class PixelDecoder:
+    """PIL image -> uint8 ``(3, crop, crop)``: RGB, shorter side resized, centre-cropped.
+
+    Picklable (DataLoader workers run it). Resizing happens on the PIL image, as
+    torchvision's ``ImageClassification`` preset does.
+    """
+
+    def __init__(self, resize: int, crop: int, interpolation: str = "bilinear") -> None:
+        self.resize, self.crop, self.interpolation = resize, crop, interpolation
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import v2
+
+        image = image.convert("RGB") if image.mode != "RGB" else image
+        image = v2.functional.resize(image, self.resize, interpolation=InterpolationMode(self.interpolation), antialias=True)
+        image = v2.functional.center_crop(image, self.crop)
+        return v2.functional.pil_to_tensor(image)
+
+    def __repr__(self) -> str:
+        return f"PixelDecoder(resize={self.resize}, crop={self.crop}, interpolation={self.interpolation!r})"
 
 
 @functools.cache
@@ -68,6 +109,19 @@ def _replace_output_layer(model: nn.Module) -> int:
     return in_features
 
 
+class Preprocess:
+    """One image -> normalised float ``(3, H, W)``: a decoder, then a batch normalisation."""
+
+    def __init__(self, decode: PixelDecoder, normalize: Any, statistics: str) -> None:
+        self.decode, self.normalize, self.statistics = decode, normalize, statistics
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        return self.normalize(self.decode(image)[None])[0]
+
+    def __repr__(self) -> str:
+        return f"{self.decode!r} -> float / 255 -> Normalize(mean, std = {self.statistics})"
+
+
 class TorchvisionBackbone(Backbone):
     """A torchvision classification model (by name) with its classifier replaced.
 
@@ -93,6 +147,8 @@ class TorchvisionBackbone(Backbone):
         init_seed: Seed of the random initialisation when ``weights`` and ``weights_path``
             are both ``None`` (so the "random features" are reproducible).
         batch_size: Images per forward pass when extracting features.
+        num_workers: DataLoader worker processes decoding images for feature extraction;
+            ``None``: :func:`synthaug.data.loader.default_num_workers`.
         device: Device for feature extraction; ``None`` picks CUDA when present.
     """
 
@@ -108,6 +164,7 @@ class TorchvisionBackbone(Backbone):
         dropout: float = 0.2,
         init_seed: int = 0,
         batch_size: int = 64,
+        num_workers: int | None = None,
         device: str | None = None,
     ) -> None:
         if model not in torchvision_model_names():
@@ -123,6 +180,7 @@ class TorchvisionBackbone(Backbone):
         self.dropout = float(dropout)
         self.init_seed = int(init_seed)
         self.batch_size = int(batch_size)
+        self.num_workers = num_workers
         self.device = device
         self._extractor: tuple[nn.Module, int] | None = None
         self._identity: str | None = None
@@ -138,13 +196,22 @@ class TorchvisionBackbone(Backbone):
         """
         return 1e-2 if self.freeze else 1e-3
 
+    @property
+    def trains_on_pixels(self) -> bool:  # type: ignore[override]
+        """An unfrozen network is trained from pixels; a frozen one's head from features."""
+        return not self.freeze
+
+    def training_defaults(self) -> dict[str, Any]:
+        """:data:`FINE_TUNING_RECIPE` when unfrozen, the classic recipe for a head on features."""
+        return dict(FINE_TUNING_RECIPE) if not self.freeze else super().training_defaults()
+
     @staticmethod
     def model_names() -> frozenset[str]:
         """The model names this backbone accepts (:func:`torchvision_model_names`)."""
         return torchvision_model_names()
 
     def get_config(self) -> dict[str, Any]:
-        # ``device`` is left out: it belongs to the machine, not to the model.
+        # ``device`` and ``num_workers`` are left out: they belong to the machine, not to the model.
         return {
             "name": self.name,
             "weights": self.weights,
@@ -209,67 +276,116 @@ class TorchvisionBackbone(Backbone):
             raise ConfigError(f"weights_path {path} holds a {type(state).__name__}, not a state dict")
         return state
 
-    def transform(self) -> nn.Module:
-        """The per-image preprocessing (PIL image -> float tensor ``(3, H, W)``)."""
+    def _sizes(self) -> tuple[int, int, str, tuple[float, ...], tuple[float, ...]]:
+        """``(resize, crop, interpolation, mean, std)`` of the weights' preset, or the defaults."""
         weights = self._weights_enum()
         if weights is not None and self.image_size is None:
-            return weights.transforms()
-        from torchvision.transforms import v2
-
+            preset = weights.transforms()
+            return (int(preset.resize_size[0]), int(preset.crop_size[0]), preset.interpolation.value,
+                    tuple(preset.mean), tuple(preset.std))
         size = self.image_size or 224
-        return v2.Compose(
-            [
-                v2.ToImage(),
-                v2.Resize(size, antialias=True),
-                v2.CenterCrop(size),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-            ]
-        )
+        return size, size, "bilinear", IMAGENET_MEAN, IMAGENET_STD
+
+    def pixel_decoder(self) -> PixelDecoder:
+        """One image -> uint8 ``(3, crop, crop)`` (the weights' resize and centre crop)."""
+        resize, crop, interpolation, _, _ = self._sizes()
+        return PixelDecoder(resize, crop, interpolation)
+
+    def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, 3, H, W)`` -> scaled to ``[0, 1]`` and normalised with the weights' mean/std."""
+        _, _, _, mean, std = self._sizes()
+        mean_t = torch.tensor(mean, device=pixels.device).view(1, -1, 1, 1)
+        std_t = torch.tensor(std, device=pixels.device).view(1, -1, 1, 1)
+        return (pixels.float() / 255.0 - mean_t) / std_t
+
+    def transform(self) -> Preprocess:
+        """The per-image preprocessing (PIL image -> float tensor ``(3, H, W)``): decoder + normalisation."""
+        return Preprocess(self.pixel_decoder(), self.normalize_pixels, repr(self._sizes()[3:]))
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def _pixels(self, dataset: ImageDataset, indices: range) -> torch.Tensor:
-        transform = self.transform()
-        return torch.stack([transform(dataset[i][0].convert("RGB")) for i in indices])
+    def _stream(self, dataset: ImageDataset, augmenter: Any = None) -> Any:
+        from synthaug.data.loader import PixelBatches
+
+        return PixelBatches(
+            dataset, self.pixel_decoder(), augmenter=augmenter,
+            num_workers=self.num_workers, pin_memory=pick_device(self.device).type == "cuda",
+        )
 
     def prepare(self, dataset: ImageDataset, *, progress: ProgressCallback | None = None) -> torch.Tensor:
         """Frozen: penultimate features ``(N, D)`` (cached); else pixels ``(N, 3, H, W)``.
 
-        Unfrozen pixels are held in memory as float32 (``N * 3 * H * W * 4`` bytes).
+        Unfrozen pixels are held in memory as float32 (``N * 3 * H * W * 4`` bytes): methods
+        never call this for an unfrozen network (they stream, see :mod:`synthaug.data.loader`);
+        it is here for callers that want the whole tensor.
         """
         if not self.freeze:
-            return self._pixels(dataset, range(len(dataset)))
+            from synthaug.data.loader import sequential_batches
+
+            stream = self._stream(dataset)
+            return torch.cat([self.normalize_pixels(b) for b in stream.batches(sequential_batches(len(dataset), self.batch_size))])
         path = self.feature_cache_path(dataset)
         if path.is_file():
             return safetensors.torch.load_file(path)["features"]
         features = self._extract_features(dataset, progress=progress)
+        self._write_cache(path, {"features": features}, dataset)
+        return features
+
+    def prepare_views(
+        self, dataset: ImageDataset, augmentation: Any, views: int, *, progress: ProgressCallback | None = None
+    ) -> torch.Tensor:
+        """Features of ``views`` augmented views of each image, ``(views, N, D)``, cached.
+
+        View ``k`` is epoch ``k`` of the per-example augmentation with seed 0, so the cache
+        entry depends only on the model, the images, the policy and ``views`` (content
+        addressed like the features) and every method and seed reuses it; a training epoch
+        then draws one view per image (:class:`~synthaug.methods.training.PreparedData`).
+        """
+        path = self.feature_cache_path(dataset, views=(augmentation.spec(), int(views)))
+        if path.is_file():
+            return safetensors.torch.load_file(path)["views"]
+        augmenter = augmentation.example_augmenter()
+        stacked = torch.stack(
+            [self._extract_features(dataset, progress=progress, augmenter=augmenter, epoch=k) for k in range(views)]
+        )
+        self._write_cache(path, {"views": stacked}, dataset)
+        return stacked
+
+    def _write_cache(self, path: Path, tensors: dict[str, torch.Tensor], dataset: ImageDataset) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         metadata = {"model": self.name, "weights": self._weights_identity(),
                     "dataset": dataset.fingerprint(), "transform": repr(self.transform())}
         # Atomic, so a crashed run never leaves a half-written entry; not fsynced: a cache.
-        atomic_write_bytes(path, safetensors.torch.save({"features": features}, metadata=metadata), durable=False)
-        return features
+        atomic_write_bytes(path, safetensors.torch.save(tensors, metadata=metadata), durable=False)
 
-    def feature_cache_path(self, dataset: ImageDataset) -> Path:
-        """Content address of ``dataset``'s features: sha256 of everything they depend on."""
+    def feature_cache_path(self, dataset: ImageDataset, views: tuple[str, int] | None = None) -> Path:
+        """Content address of ``dataset``'s features: sha256 of everything they depend on.
+
+        ``views = (augmentation spec, count)`` addresses the augmented views instead.
+        """
         from synthaug.data.cache import cache_root
 
-        key = json.dumps(
-            {
-                "format": FEATURE_CACHE_FORMAT,
-                "model": self.name,
-                "weights": self._weights_identity(),
-                "dataset": dataset.fingerprint(),
-                "transform": repr(self.transform()),
-            },
-            sort_keys=True,
-        )
+        contents = {
+            "format": FEATURE_CACHE_FORMAT,
+            "model": self.name,
+            "weights": self._weights_identity(),
+            "dataset": dataset.fingerprint(),
+            "transform": repr(self.transform()),
+        }
+        if views is not None:
+            contents["views"] = list(views)
+        key = json.dumps(contents, sort_keys=True)
         digest = sha256_bytes(key.encode())
         return Path(cache_root()) / "features" / f"{digest}.safetensors"
 
     @torch.no_grad()
-    def _extract_features(self, dataset: ImageDataset, *, progress: ProgressCallback | None) -> torch.Tensor:
+    def _extract_features(
+        self, dataset: ImageDataset, *, progress: ProgressCallback | None, augmenter: Any = None, epoch: int = -1
+    ) -> torch.Tensor:
+        """Features ``(N, D)`` through the streaming loader: workers decode (and augment, for
+        view ``epoch``), the network runs batch by batch, and only the features are kept."""
+        from synthaug.data.loader import sequential_batches
+
         if len(dataset) == 0:
             raise DataError(f"dataset {dataset.name!r} is empty; nothing to extract features from")
         if self._extractor is None:
@@ -280,11 +396,12 @@ class TorchvisionBackbone(Backbone):
         chunks = []
         stage, item = "features", f"{self.name} on {dataset.name}"
         report(progress, stage, 0, len(dataset), unit="images", item=item)
-        for start in range(0, len(dataset), self.batch_size):
-            indices = range(start, min(start + self.batch_size, len(dataset)))
-            batch = self._pixels(dataset, indices).to(device)
-            chunks.append(network(batch).float().cpu())
-            report(progress, stage, indices.stop, len(dataset), unit="images", item=item)
+        done = 0
+        stream = self._stream(dataset, augmenter)
+        for pixels in stream.batches(sequential_batches(len(dataset), self.batch_size), epoch):
+            chunks.append(network(self.normalize_pixels(pixels.to(device, non_blocking=True))).float().cpu())
+            done += len(pixels)
+            report(progress, stage, done, len(dataset), unit="images", item=item)
         report(progress, stage, len(dataset), len(dataset), unit="images", item=item, finished=True)
         return torch.cat(chunks).contiguous()
 
