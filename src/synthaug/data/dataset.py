@@ -133,7 +133,8 @@ class ImageDecoder:
     def __call__(self, image: Image.Image) -> Any:
         import torch
 
-        return torch.from_numpy(_convert(image, self.size, self.mode)).permute(2, 0, 1).contiguous()
+        pixels = np.array(_convert(image, self.size, self.mode))  # writable: torch refuses read-only arrays
+        return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
 
 @dataclass(frozen=True, eq=False)
