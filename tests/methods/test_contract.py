@@ -82,3 +82,20 @@ def test_init_only_stores_hyperparameters(key: str) -> None:
     assert params["seed"] == 7 and params["backbone_options"] == TINY_CNN
     assert make_method(key, **params).get_params() == params
     assert not [name for name in vars(method) if name.endswith("_")], "learned state before fit"
+
+
+POLICIES = ["none", "flip-crop", "randaugment", "trivialaugment", "autoaugment", "augmix", "mixup", "cutmix"]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("key", METHODS.keys())
+def test_every_method_trains_with_every_augmentation_policy(key: str, policy: str, patterns, tmp_path) -> None:
+    train, test = patterns
+    method = make(key, seed=0, epochs=1, augment=policy, backbone_options={**TINY_CNN, "grayscale": False})
+    method.fit(train.subset(range(60)))
+    probs = method.predict_proba(test)
+    assert probs.shape[1:] == (len(test), 3) and np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    assert all(len(history.epochs) == 1 for history in method.training_histories())
+    method.save(tmp_path / "model")
+    assert load_method(tmp_path / "model").get_params()["augment"] == policy

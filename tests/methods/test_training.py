@@ -177,3 +177,59 @@ def test_every_method_passes_the_generalized_cross_entropy_q_to_training() -> No
     assert method.get_params()["gce_q"] == 0.3
     with pytest.raises(ConfigError, match="gce_q"):
         make_method("deterministic", loss="generalized_cross_entropy", gce_q=1.5).training_config()
+
+
+def test_under_trained_flags_a_validation_loss_still_improving_at_the_last_epoch() -> None:
+    with seeded(0):
+        model = mlp()
+    short = train_model(model, blobs(), blobs(seed=1), TrainingConfig(epochs=2, batch_size=32, learning_rate=1e-3), seed=0)
+    assert short.best_epoch == 2 and short.under_trained
+    with seeded(0):
+        model = mlp()
+    # A rate that overshoots: the best epoch comes early and training stops before the end.
+    long = train_model(model, blobs(), blobs(seed=1), TrainingConfig(epochs=60, batch_size=32, learning_rate=0.05,
+                                                                        patience=2), seed=0)
+    assert long.stopped_early and not long.under_trained
+    assert not train_model(mlp(), blobs(), None, FAST, seed=0).under_trained  # nothing to judge by
+
+
+def test_warmup_then_cosine_and_a_slower_body() -> None:
+    config = TrainingConfig(epochs=4, batch_size=50, learning_rate=0.01, warmup_fraction=0.25, backbone_lr_scale=0.1)
+    with seeded(0):
+        model = mlp()
+    history = train_model(model, blobs(), None, config, seed=0)
+    rates = [record["learning_rate"] for record in history.epochs]  # the head's rate after each epoch
+    assert rates[0] == pytest.approx(0.01)  # warm-up over the first 4 of 16 steps
+    assert rates[1] > rates[2] > rates[3] >= 0  # then cosine decay
+    from synthaug.methods.training import _make_optimizer
+
+    groups = _make_optimizer(mlp(), config).param_groups
+    assert [group["lr"] for group in groups] == pytest.approx([0.001, 0.01])
+    assert [len(group["params"]) for group in groups] == [2, 2]  # body (first Linear), head (last Linear)
+
+
+def test_accumulation_clipping_and_ema_train_and_differ_from_plain() -> None:
+    def run(**settings) -> torch.Tensor:
+        with seeded(0):
+            model = mlp()
+        config = TrainingConfig(epochs=3, batch_size=20, learning_rate=0.01, **settings)
+        history = train_model(model, blobs(), blobs(seed=1), config, seed=0)
+        assert history.epochs[-1]["val_accuracy"] > 0.9
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    plain = run()
+    for settings in ({"accumulation_steps": 2}, {"gradient_clip_norm": 0.1}, {"ema_decay": 0.9}):
+        assert not torch.equal(run(**settings), plain), settings
+        torch.testing.assert_close(run(**settings), run(**settings), rtol=0, atol=0)
+
+
+def test_soft_targets_train_and_gce_refuses_them() -> None:
+    def as_images(data: PreparedData) -> PreparedData:  # MixUp mixes (B, C, H, W) batches
+        return PreparedData(data.inputs.view(-1, 2, 1, 1), data.targets)
+
+    model = nn.Sequential(nn.Flatten(), *mlp())
+    config = TrainingConfig(epochs=4, batch_size=32, learning_rate=0.01, augment="mixup", label_smoothing=0.1)
+    mixed = train_model(model, as_images(blobs()), as_images(blobs(seed=1)), config, seed=0)
+    assert mixed.epochs[-1]["val_accuracy"] > 0.9
+    with pytest.raises(ConfigError, match="soft targets"):
+        TrainingConfig(loss="generalized_cross_entropy", augment=["flip-crop", "cutmix"])

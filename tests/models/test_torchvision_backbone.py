@@ -12,6 +12,7 @@ import torchvision
 from torch import nn
 
 from synthaug.data import ImageDataset
+from synthaug.data.augment import parse_augment
 from synthaug.errors import ConfigError
 from synthaug.methods import make_method
 from synthaug.models import make_backbone
@@ -117,3 +118,63 @@ def test_a_method_trains_a_head_on_frozen_features(tmp_path: Path, make_pattern_
     from synthaug.methods import load_method
 
     np.testing.assert_allclose(load_method(tmp_path / "model").predict_proba(test), probs, atol=1e-6)
+
+
+def test_frozen_augmented_views_are_cached_and_reused(make_pattern_dataset, cache_in_tmp: Path) -> None:
+    train = make_pattern_dataset(n_per_class=8, size=32)
+    options = dict(backbone="resnet18", backbone_options={"image_size": 32}, epochs=2, augment="flip-crop",
+                   augment_views=2)
+    make_method("deterministic", seed=0, **options).fit(train)
+    entries = {path: path.stat().st_mtime_ns for path in (cache_in_tmp / "features").glob("*.safetensors")}
+    assert len(entries) == 3  # features of the training and validation parts, views of the training part
+    # Another method on the same images reads the same views: no new entry, none rewritten.
+    make_method("mc-dropout", seed=0, num_samples=2, **options).fit(train)
+    assert {path: path.stat().st_mtime_ns for path in (cache_in_tmp / "features").glob("*.safetensors")} == entries
+    backbone = make_backbone("resnet18", image_size=32)
+    views = backbone.prepare_views(train, parse_augment("flip-crop"), 2)
+    assert views.shape == (2, 24, 512) and not torch.equal(views[0], views[1])
+    assert not torch.equal(views[0], backbone.prepare(train))
+
+
+def test_augmenting_a_frozen_backbone_needs_views(make_pattern_dataset) -> None:
+    train = make_pattern_dataset(n_per_class=4, size=32)
+    with pytest.raises(ConfigError, match="needs augment_views"):
+        make_method("deterministic", backbone="resnet18", augment="trivialaugment").fit(train)
+    with pytest.raises(ConfigError, match="mixup/cutmix mix pixels"):
+        make_method("deterministic", backbone="resnet18", augment="mixup", augment_views=2).fit(train)
+    with pytest.raises(ConfigError, match="drop augment_views"):
+        make_method("deterministic", augment_views=2).fit(train)
+
+
+@pytest.fixture(scope="module")
+def resnet18_weights(tmp_path_factory) -> Path:
+    """A local resnet18 state dict (what a user's pretrained file would be), saved by the test."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.safetensors"
+    safetensors.torch.save_file({k: v.contiguous() for k, v in torchvision.models.resnet18().state_dict().items()}, path)
+    return path
+
+
+FINE_TUNE_OPTIONS = {"ensemble": {"num_members": 2}, "mc-dropout": {"num_samples": 3}, "bnn": {"num_samples": 3},
+                     "laplace": {"num_samples": 3}}
+
+
+@pytest.mark.parametrize("key", ["deterministic", "temperature", "mc-dropout", "ensemble", "bnn", "laplace"])
+def test_every_method_fine_tunes_a_local_resnet18(key: str, resnet18_weights: Path, tiny_image_folder: Path) -> None:
+    from synthaug.data import load_image_folder
+
+    train = load_image_folder(tiny_image_folder).subset(np.arange(0, 90, 3))  # 30 PNG files, 3 classes
+    method = make_method(
+        key, backbone="resnet18", backbone_options={"weights_path": str(resnet18_weights), "image_size": 32,
+                                                    "freeze": False},
+        epochs=1, batch_size=8, augment=["flip-crop", "mixup"], ema_decay=0.5, accumulation_steps=2,
+        **FINE_TUNE_OPTIONS.get(key, {}),
+    )
+    config = method.training_config()  # the fine-tuning recipe, resolved from the backbone
+    assert (config.optimizer, config.weight_decay if key != "bnn" else 0.05) == ("adamw", 0.05)
+    assert (config.backbone_lr_scale, config.warmup_fraction, config.gradient_clip_norm) == (0.1, 0.05, 1.0)
+    method.fit(train)
+    probs = method.predict_proba(train)
+    assert probs.shape[1:] == (30, 3) and np.isfinite(probs).all()
+    network = method.base_method_.model_ if key == "temperature" else method.model_
+    assert sum(p.numel() for p in network.parameters()) > 11_000_000  # the whole network trained
