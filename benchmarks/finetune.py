@@ -170,8 +170,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the printed figures here")
     parser.add_argument("--child", nargs=3, metavar=("TASK", "PIPELINE", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global WARMUP
-    WARMUP = args.warmup
+    globals()["WARMUP"] = args.warmup
     if args.child:
         task, pipeline, root = args.child
         print(json.dumps(child(task, pipeline, Path(root), args.steps, args.workers)))
