@@ -56,11 +56,13 @@ def test_streaming_a_method_with_two_workers_gives_the_numbers_of_zero(tiny_imag
     train = strict_folder(tiny_image_folder)  # as_array raises: nothing may hold every image
     options = dict(backbone_options={"channels": [8, 16], "hidden": 32}, epochs=2, batch_size=16,
                    augment=["flip-crop", "trivialaugment"], seed=0)
+    threads = torch.get_num_threads()
     probs = [
         make_method("mc-dropout", num_samples=3, num_workers=workers, **options).fit(train).predict_proba(train)
         for workers in (0, 2)
     ]
     np.testing.assert_array_equal(probs[0], probs[1])
+    assert torch.get_num_threads() == threads  # lowered only while workers decode
     assert probs[0].shape == (3, 90, 3)
 
 

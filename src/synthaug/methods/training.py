@@ -132,7 +132,7 @@ class PreparedLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = sequential_batches(len(self.data), self.batch_size)
-        for index, inputs in zip(order, self.data.batches(order, self.device)):
+        for inputs, index in zip(self.data.batches(order, self.device), order):
             yield inputs, self.data.targets[index].to(self.device)
 
     def __len__(self) -> int:
@@ -544,7 +544,8 @@ def train_model(
             batches = _epoch_batches(order, config, schedule.steps_per_epoch)
             loss_sum, seen = 0.0, 0
             # Epochs are numbered from 0 for the augmentation keys (example_keys).
-            for step, (index, inputs) in enumerate(zip(batches, train.batches(batches, device, epoch - 1, seed))):
+            # The stream first: zip then runs it to its end, which releases the loader each epoch.
+            for step, (inputs, index) in enumerate(zip(train.batches(batches, device, epoch - 1, seed), batches)):
                 targets = train.targets[index].to(device, non_blocking=True)
                 if not torch.isfinite(inputs).all():
                     raise TrainingError(f"{description}: a training batch contains NaN or infinite values; check the images")
