@@ -17,6 +17,7 @@ Either way the batches are uint8 pixels; the backbone normalises them on the dev
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from synthaug.data.augment import ExampleAugmenter, example_keys
+from synthaug.errors import ConfigError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -50,11 +52,12 @@ def default_num_workers(num_items: int) -> int:
     The share is this process's torch threads (an executor running several units gives each
     ``cores // units``), capped by :func:`synthaug.execution.available_cores`; half of it goes
     to decoding workers, and :func:`thread_budget` lowers the training process's threads to
-    the other half, so units x (threads + workers) never exceeds the cores. Tiny sets use 0.
+    the other half, so units x (threads + workers) never exceeds the cores. Tiny sets use 0,
+    and so does a daemonic process (a worker of the local executor), which may not have children.
     """
     from synthaug.execution import available_cores
 
-    if num_items < TINY_SET:
+    if num_items < TINY_SET or multiprocessing.current_process().daemon:
         return 0
     share = min(torch.get_num_threads(), available_cores())
     return share // 2
@@ -150,6 +153,13 @@ class PixelBatches:
         if self.pixels is None:
             # The streamed path: workers decode and augment; nothing holds the whole set.
             self.num_workers = default_num_workers(len(images)) if num_workers is None else int(num_workers)
+            if self.num_workers < 0:
+                raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+            if self.num_workers and multiprocessing.current_process().daemon:
+                raise ConfigError(
+                    f"num_workers={self.num_workers}: this process is a daemonic worker (the local executor's) "
+                    "and cannot start loader workers; set num_workers: 0 (or null) or run units on Ray"
+                )
             self._sampler = _EpochBatches()
             self._loader = DataLoader(
                 DecodedImages(images, decode, augmenter),

@@ -1,9 +1,15 @@
 """The one training loop every uncertainty method uses.
 
-Mini-batch gradient descent on prepared input tensors (see :mod:`synthaug.models.base`):
+Mini-batch gradient descent on prepared inputs (see :mod:`synthaug.models.base`) — a tensor
+in memory, or pixel batches streamed by DataLoader workers and augmented per example
+(:class:`PreparedData`, :mod:`synthaug.data.loader`, :mod:`synthaug.data.augment`), mixed by
+MixUp / CutMix into soft targets when asked — with
 cross-entropy (optionally label-smoothed) or the generalized cross-entropy, Adam/AdamW or SGD
 with weight decay, an optional cosine or step learning-rate schedule, early stopping on the
-validation NLL with the best weights restored, progress events per epoch (see
+validation NLL with the best weights restored (and a flag when the best epoch was the last:
+:attr:`TrainingHistory.under_trained`), the fine-tuning recipe's pieces (linear warm-up,
+a slower pretrained body, gradient clipping and accumulation, an EMA of the weights, bf16
+autocast and channels-last on CUDA, ``torch.compile``), progress events per epoch (see
 :mod:`synthaug.progress`), and a clear :class:`~synthaug.errors.TrainingError` as soon as the
 loss is NaN or infinite.
 
