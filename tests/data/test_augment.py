@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug.data.augment import EXAMPLE_POLICIES, FlipCrop, example_keys, parse_augment
+from synthaug.data.augment import (
+    EXAMPLE_POLICIES,
+    FlipCrop,
+    example_keys,
+    parse_augment,
+)
 from synthaug.errors import ConfigError
 
 

@@ -122,8 +122,8 @@ def test_a_method_trains_a_head_on_frozen_features(tmp_path: Path, make_pattern_
 
 def test_frozen_augmented_views_are_cached_and_reused(make_pattern_dataset, cache_in_tmp: Path) -> None:
     train = make_pattern_dataset(n_per_class=8, size=32)
-    options = dict(backbone="resnet18", backbone_options={"image_size": 32}, epochs=2, augment="flip-crop",
-                   augment_views=2)
+    options = {"backbone": "resnet18", "backbone_options": {"image_size": 32}, "epochs": 2, "augment": "flip-crop",
+                   "augment_views": 2}
     make_method("deterministic", seed=0, **options).fit(train)
     entries = {path: path.stat().st_mtime_ns for path in (cache_in_tmp / "features").glob("*.safetensors")}
     assert len(entries) == 3  # features of the training and validation parts, views of the training part

@@ -17,6 +17,7 @@ Either way the batches are uint8 pixels; the backbone normalises them on the dev
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -63,19 +64,16 @@ def default_num_workers(num_items: int) -> int:
     return share // 2
 
 
-class thread_budget:  # noqa: N801 (a context manager, named like contextlib's)
+@contextlib.contextmanager
+def thread_budget(workers: int) -> Iterator[None]:
     """Lower this process's torch threads by ``workers`` while loader workers run, then restore."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-
-    def __enter__(self) -> None:
-        self.saved = torch.get_num_threads()
-        if self.workers:
-            torch.set_num_threads(max(1, self.saved - self.workers))
-
-    def __exit__(self, *exc_info: object) -> None:
-        torch.set_num_threads(self.saved)
+    saved = torch.get_num_threads()
+    if workers:
+        torch.set_num_threads(max(1, saved - workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 class DecodedImages(Dataset):

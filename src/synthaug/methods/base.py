@@ -53,7 +53,12 @@ import synthaug
 from synthaug.data.augment import parse_augment
 from synthaug.data.loader import PixelBatches
 from synthaug.errors import ConfigError, DataError
-from synthaug.methods.training import PreparedData, TrainingConfig, TrainingHistory, seeded
+from synthaug.methods.training import (
+    PreparedData,
+    TrainingConfig,
+    TrainingHistory,
+    seeded,
+)
 from synthaug.models import Backbone, make_backbone
 from synthaug.models.base import CLASSIC_RECIPE
 from synthaug.progress import ProgressCallback

@@ -26,7 +26,13 @@ from synthaug.methods.training import (
     seeded,
     train_model,
 )
-from synthaug.models.bayesian import BAYESIAN_LAYER_TYPES, ESTIMATORS, Estimator, convert_to_bayesian, kl_divergence
+from synthaug.models.bayesian import (
+    BAYESIAN_LAYER_TYPES,
+    ESTIMATORS,
+    Estimator,
+    convert_to_bayesian,
+    kl_divergence,
+)
 
 # Weight samples averaged when scoring the validation set for early stopping: one sample
 # makes the validation NLL noisy (and biased upwards); ten cost one extra pass over a

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from synthaug.errors import ConfigError, TrainingError
 from synthaug.methods.base import UncertaintyMethod, make_method, register_method
-from synthaug.methods.training import PreparedData, TrainingHistory, seeded
+from synthaug.methods.training import PreparedData, TrainingHistory
 
 # Log-probabilities below this are treated as this value, so that a sample that puts an
 # exact zero on a class (log = -inf) keeps finite gradients with respect to the temperature.

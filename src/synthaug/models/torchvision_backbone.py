@@ -66,8 +66,7 @@ class PixelDecoder:
         self.resize, self.crop, self.interpolation = resize, crop, interpolation
 
     def __call__(self, image: Any) -> torch.Tensor:
-        from torchvision.transforms import InterpolationMode
-        from torchvision.transforms import v2
+        from torchvision.transforms import InterpolationMode, v2
 
         image = image.convert("RGB") if image.mode != "RGB" else image
         image = v2.functional.resize(image, self.resize, interpolation=InterpolationMode(self.interpolation), antialias=True)
