@@ -62,7 +62,7 @@ def test_streaming_a_method_with_two_workers_gives_the_numbers_of_zero(tiny_imag
         for workers in (0, 2)
     ]
     np.testing.assert_array_equal(probs[0], probs[1])
-    assert torch.get_num_threads() == threads  # lowered only while workers decode
+    assert torch.get_num_threads() == threads  # the training process keeps its threads
     assert probs[0].shape == (3, 90, 3)
 
 

@@ -17,7 +17,6 @@ Either way the batches are uint8 pixels; the backbone normalises them on the dev
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -52,9 +51,11 @@ def default_num_workers(num_items: int) -> int:
 
     The share is this process's torch threads (an executor running several units gives each
     ``cores // units``), capped by :func:`synthaug.execution.available_cores`; half of it goes
-    to decoding workers, and :func:`thread_budget` lowers the training process's threads to
-    the other half, so units x (threads + workers) never exceeds the cores. Tiny sets use 0,
-    and so does a daemonic process (a worker of the local executor), which may not have children.
+    to decoding workers, so units x loader workers stay within half the cores. The training
+    process keeps its threads: decoding workers mostly wait once their prefetch queue is full,
+    and taking threads from a compute-bound step cost more than it saved (a plain DataLoader
+    loop does the same). Tiny sets use 0, and so does a daemonic process (a worker of the
+    local executor), which may not have children.
     """
     from synthaug.execution import available_cores
 
@@ -62,18 +63,6 @@ def default_num_workers(num_items: int) -> int:
         return 0
     share = min(torch.get_num_threads(), available_cores())
     return share // 2
-
-
-@contextlib.contextmanager
-def thread_budget(workers: int) -> Iterator[None]:
-    """Lower this process's torch threads by ``workers`` while loader workers run, then restore."""
-    saved = torch.get_num_threads()
-    if workers:
-        torch.set_num_threads(max(1, saved - workers))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 class DecodedImages(Dataset):
@@ -198,8 +187,7 @@ class PixelBatches:
                 yield pixels
             return
         self._sampler.set(batches, epoch, seed)
-        with thread_budget(self.num_workers):
-            yield from self._loader
+        yield from self._loader
 
 
 def sequential_batches(count: int, batch_size: int) -> list[torch.Tensor]:
