@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,14 @@ def _timm() -> Any:
     except ImportError as error:
         raise ConfigError('timm backbones need the timm package: pip install "synthaug[timm]"') from error
     return timm
+
+
+def _without_classifier(network: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` without the weights of ``network``'s classifier (timm's ``pretrained_cfg``
+    names it: ``fc``, ``head``, ``head.fc``, ...), which a ``num_classes=0`` network lacks."""
+    classifiers = network.pretrained_cfg.get("classifier") or ()
+    prefixes = tuple(f"{name}." for name in ([classifiers] if isinstance(classifiers, str) else classifiers))
+    return {key: value for key, value in state.items() if not key.startswith(prefixes)}
 
 
 class TimmBackbone(TorchvisionBackbone):
@@ -160,12 +168,8 @@ class TimmBackbone(TorchvisionBackbone):
                 ) from error
         if self.weights_path is not None:
             path = Path(self.weights_path)
-            state = self._read_state_dict(path)
-            classifiers = network.pretrained_cfg.get("classifier") or ()
-            prefixes = tuple(f"{name}." for name in ([classifiers] if isinstance(classifiers, str) else classifiers))
-            state = {key: value for key, value in state.items() if not key.startswith(prefixes)}
-            load_state_dict_checked(network, state, path=str(path), architecture=self.name,
-                                    candidates=self._family_builders)
+            load_state_dict_checked(network, self._read_state_dict(path), path=str(path), architecture=self.name,
+                                    candidates=self._family_builders, adapt=_without_classifier)
         return network, network.head_hidden_size
 
     def _family_builders(self) -> dict[str, Callable[[], nn.Module]]:

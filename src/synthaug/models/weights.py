@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
+from typing import TypeAlias
 
 import torch
 from torch import nn
@@ -28,6 +29,14 @@ from synthaug.errors import ConfigError
 MAX_CANDIDATES = 8
 
 ShapeSignature = dict[str, tuple[int, ...]]
+
+StateAdapter: TypeAlias = Callable[[nn.Module, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
+"""What a backbone does to a file's state dict before loading it into a given network (e.g.
+drop the classifier weights the headless network has no place for)."""
+
+
+def _unchanged(network: nn.Module, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    return state
 
 
 def shape_signature(state: Mapping[str, torch.Tensor]) -> ShapeSignature:
@@ -63,20 +72,22 @@ def _difference(expected: ShapeSignature, found: ShapeSignature) -> str:
 
 
 def fitting_architecture(
-    state: Mapping[str, torch.Tensor], candidates: Mapping[str, Callable[[], nn.Module]]
+    state: Mapping[str, torch.Tensor],
+    candidates: Mapping[str, Callable[[], nn.Module]],
+    adapt: StateAdapter = _unchanged,
 ) -> str | None:
     """The first candidate whose state dict has exactly the keys and shapes of ``state``.
 
     Args:
         state: The state dict read from the file.
-        candidates: Architecture name -> function building that (headless) network; each is
-            called under ``torch.device("meta")``, so no parameter memory is allocated.
+        candidates: Architecture name -> function building that network; each is called
+            under ``torch.device("meta")``, so no parameter memory is allocated.
+        adapt: Applied to ``state`` for each candidate before comparing.
     """
-    wanted = shape_signature(state)
     for name, build in candidates.items():
         with torch.device("meta"):
             network = build()
-        if shape_signature(network.state_dict()) == wanted:
+        if shape_signature(network.state_dict()) == shape_signature(adapt(network, state)):
             return name
     return None
 
@@ -88,6 +99,7 @@ def load_state_dict_checked(
     path: str,
     architecture: str,
     candidates: Callable[[], Mapping[str, Callable[[], nn.Module]]],
+    adapt: StateAdapter = _unchanged,
 ) -> None:
     """Load ``state`` into ``network`` strictly, or raise one line naming what fits instead.
 
@@ -98,17 +110,18 @@ def load_state_dict_checked(
         architecture: The name the user asked for, for the message (``timm:resnet14t``).
         candidates: Called only on a mismatch: architecture name -> network builder of the
             family members worth trying (see :func:`family_members`).
+        adapt: Applied to ``state`` before loading it into ``network`` or any candidate.
 
     Raises:
         ConfigError: The keys or shapes differ; names the file, the architecture, the first
             difference and, when one of the candidates matches exactly, that one.
     """
     expected = shape_signature(network.state_dict())
-    found = shape_signature(state)
+    found = shape_signature(adapt(network, state))
     if expected == found:
-        network.load_state_dict(state)
+        network.load_state_dict(adapt(network, state))
         return
-    fits = fitting_architecture(state, candidates())
+    fits = fitting_architecture(state, candidates(), adapt)
     advice = (
         f"it fits {fits}: ask for that model or give {architecture} weights"
         if fits is not None
