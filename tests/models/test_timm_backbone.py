@@ -158,3 +158,15 @@ def test_names_options_and_the_offline_hub_are_one_line_errors(tmp_path: Path) -
         make_backbone("timm:test_resnet", pretrained=True, weights_path=tmp_path / "w.pt")
     with pytest.raises(ConfigError, match=r"timm:resnet10t: cannot load the pretrained weights .*give weights_path"):
         make_backbone("timm:resnet10t", pretrained=True).build_trainable(3)
+
+
+@pytest.mark.parametrize("example", ["resnetv2-152-original.yaml", "resnetv2-152-finetune.yaml"])
+def test_the_resnetv2_examples_name_an_open_224_px_model(example: str) -> None:
+    from synthaug.study.config import load_config
+
+    config = load_config(Path(__file__).parents[2] / "examples" / example)
+    (spec,) = config.backbones
+    backbone = make_backbone(spec.name, **spec.params)  # builds nothing, downloads nothing
+    assert backbone.data_config()["input_size"] == (3, 224, 224)
+    assert backbone._weights_identity() == "timm-hub:timm/resnetv2_152x2_bit.goog_teacher_in21k_ft_in1k"
+    assert backbone.freeze is (example == "resnetv2-152-original.yaml")
