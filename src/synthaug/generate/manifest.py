@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,6 +39,11 @@ TEMP_PREFIX = ".synthaug-"
 TEMP_SUFFIX = ".tmp"
 # Files of ours that may sit in a folder that holds no images yet.
 OWN_FILES = frozenset({MANIFEST_NAME, CONFIG_NAME, REJECTED_NAME, LOCK_NAME})
+
+
+def utc_now() -> str:
+    """The ``created`` time stamp of a row or run record: UTC, to the second, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def temp_path(path: Path) -> Path:
