@@ -16,8 +16,7 @@ from synthaug.audit.summary import CLASS_COLUMNS
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError, DataError
 
-from audit_testing import FAST_CONFIG
-
+from helpers.audit_testing import FAST_CONFIG
 
 
 def test_scores_file_has_one_row_per_image_with_every_field(noisy_audit) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from synthaug.audit import audit_dataset, drop_reasons, filter_dataset, parse_dr
 from synthaug.data import load_dataset
 from synthaug.errors import ConfigError
 
-from audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images, tree_digest
+from helpers.audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images, tree_digest
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -15,7 +15,7 @@ from synthaug.data import ImageDataset, load_dataset
 from synthaug.errors import ConfigError, DataError
 from synthaug.methods import METHODS, make_method
 
-from audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images
+from helpers.audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images
 
 # A CNN small enough that every method fits the 16x16 pattern images in about a second.
 TINY = {"backbone_options": {"image_size": 16, "channels": [8, 16], "hidden": 32}, "epochs": 8, "batch_size": 32,

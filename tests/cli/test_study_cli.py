@@ -3,7 +3,6 @@ terminal it prints one plain progress line per finished unit."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import yaml
@@ -12,8 +11,7 @@ from typer.testing import CliRunner
 import synthaug.cli.main  # noqa: F401 - registers every command
 from synthaug.cli._app import app
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "study"))
-from tiny_study import tiny_config_data, write_tiny_folders  # noqa: E402
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 
 def test_default_run_folder_matches_the_library() -> None:

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-import workloads
 
 from synthaug.errors import ConfigError, ExecutionError
 from synthaug.execution import Resources, make_executor
 from synthaug.execution.local import LocalExecutor
+
+from helpers import workloads
 
 
 def test_one_worker_runs_in_this_process():

@@ -14,12 +14,12 @@ import threading
 import time
 from pathlib import Path
 
-from fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
-
 from synthaug.execution import make_executor
 from synthaug.execution.local import LocalExecutor
 from synthaug.generate import generate_dataset
 from synthaug.generate.prompts import PromptSpec
+
+from helpers.fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
 
 CLASSES = ["T-shirt/top", "Trouser", "Ankle boot"]
 
@@ -112,7 +112,7 @@ def test_a_killed_worker_costs_only_its_calls_in_flight(openai_env, tmp_path):
 
 _DRIVER = """
 import sys
-from fake_openai_server import FAST_RETRIES
+from helpers.fake_openai_server import FAST_RETRIES
 from synthaug.execution.local import LocalExecutor
 from synthaug.generate import generate_dataset
 if __name__ == "__main__":

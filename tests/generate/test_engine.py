@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
 
 from synthaug.data import load_dataset
 from synthaug.errors import ConfigError, GenerationError
@@ -20,6 +19,8 @@ from synthaug.generate import generate_dataset
 from synthaug.generate.backends import GeneratorBackend, make_backend
 from synthaug.generate.manifest import directory_lock
 from synthaug.generate.prompts import PromptSpec
+
+from helpers.fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
 
 CLASSES = ["T-shirt/top", "Trouser", "Ankle boot"]
 SIZE = {"size": "256x256"}

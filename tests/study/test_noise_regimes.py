@@ -16,12 +16,12 @@ from synthaug.errors import ConfigError
 from synthaug.report import build_report
 from synthaug.study import parse_config, run_study
 from synthaug.study.cache import StudyCache
-from synthaug.study.results import read_rows
 from synthaug.study.data import load_study_data, training_set
 from synthaug.study.records import UnitResult
+from synthaug.study.results import read_rows
 from synthaug.study.units import Unit
 
-from tiny_study import StopStudy, tiny_config_data, write_tiny_folders
+from helpers.tiny_study import StopStudy, tiny_config_data, write_tiny_folders
 
 TINY_CNN = {"image_size": 8, "channels": [4], "hidden": 8}
 FILTERED = "synthetic (filtered 20 %)"

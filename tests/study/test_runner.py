@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
-from tiny_study import tiny_config_data, write_tiny_folders
 
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config, run_study
 from synthaug.study.results import append_row, read_rows
 from synthaug.study.units import plan_units
+
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 # real: deterministic at 3 and 8 + temperature at 8; synthetic: the same; mixed: deterministic at 3.
 GROUPS = 7

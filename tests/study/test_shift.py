@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_study import tiny_config_data, write_tiny_folders
 
 from synthaug.errors import ConfigError
 from synthaug.report.shift import epistemic_verdict
 from synthaug.study import parse_config
 from synthaug.study.shift import ShiftedSet, parse_shift_metric_key
 from synthaug.study.stats import Interval
+
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 
 @pytest.fixture(scope="module")

@@ -139,7 +139,11 @@ def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float, u
 
 
 def _identity(
-    dataset: Any, unet_config: UNetConfig, schedule_config: ScheduleConfig, training: GeneratorTrainingConfig, image_size: int
+    dataset: Any,
+    unet_config: UNetConfig,
+    schedule_config: ScheduleConfig,
+    training: GeneratorTrainingConfig,
+    image_size: int,
 ) -> dict[str, Any]:
     """Everything that must match for a checkpoint to be continued (not ``steps``)."""
     settings = asdict(training)
