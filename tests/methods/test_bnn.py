@@ -135,7 +135,7 @@ def test_the_default_bnn_is_more_uncertain_about_its_weights_off_the_data(patter
     """The default (last-layer posterior with a Bayesian bias) gives mutual information that
     ranks off-distribution images above test images. The old default (every layer, bias as
     narrow as the weights) gives almost none, and *less* off the data: its noise is
-    multiplicative, so it shrinks with the features of dim images (issue 14)."""
+    multiplicative, so it shrinks with the features of dim images (docs/methods.md)."""
     train, test = patterns
     rng = np.random.default_rng(0)
     # Off-distribution: dim, structureless images (small features, as digits are for a
