@@ -62,3 +62,16 @@ def fashion_mnist_available() -> Path:
     if not all((folder / name).is_file() for files in fashion_mnist.FILES.values() for name in files):
         pytest.skip(f"Fashion-MNIST not installed in {folder} (apt install dataset-fashion-mnist)")
     return folder
+
+
+# Session fixtures that cost tens of seconds to build (a whole tiny study, with shifted test
+# sets or noisy regimes; a two-node Ray cluster): every test that uses one is in the slow
+# tier, so `pytest -m "not slow"` never builds them.
+SLOW_FIXTURES = frozenset({"tiny_study", "shifted_study", "noise_study", "ray_cluster"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that use a :data:`SLOW_FIXTURES` fixture ``slow``."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

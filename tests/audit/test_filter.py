@@ -103,6 +103,7 @@ def test_drop_top_per_class_takes_the_same_share_of_every_class(noisy_audit) -> 
             parse_drop_top(bad)
 
 
+@pytest.mark.slow
 def test_audit_and_filter_a_generated_folder_keep_provenance_and_leave_it_untouched(tmp_path) -> None:
     # A generated-style folder: <class-slug>/<id>.png + metadata.jsonl with provenance fields.
     images, labels = make_pattern_images(20, seed=3)

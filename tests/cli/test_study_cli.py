@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ def test_default_run_folder_matches_the_library() -> None:
     assert DEFAULT_RUN_DIR == demo.DEFAULT_RUN_DIR
 
 
+@pytest.mark.slow
 def test_study_without_a_terminal_prints_a_line_per_unit_then_writes_the_report(tmp_path: Path) -> None:
     data = tiny_config_data(write_tiny_folders(tmp_path / "data"))
     data.update(regimes=[{"name": "real", "data": "real", "sizes": [3]}], methods=["deterministic"], ood=[])

@@ -44,6 +44,7 @@ def assert_same_metrics(run_dir: Path, expected: dict[str, dict[str, float]]) ->
             )
 
 
+@pytest.mark.slow
 def test_two_local_workers_give_the_same_metrics_even_when_one_is_killed(tiny, in_process):
     """A worker killed mid-study costs only its unit, which runs again on a fresh worker."""
     base, data = tiny
@@ -68,6 +69,7 @@ def test_ray_gives_the_same_metrics(tiny, in_process, ray_cluster):
     assert_same_metrics(base / "ray", in_process)
 
 
+@pytest.mark.slow
 def test_targeted_units_sharing_a_generation_folder_run_on_workers(tmp_path):
     """Targeted units generate into one folder per regime source, which its lock lets one process
     write at a time: on workers they run one after another and the study completes. (Whether two

@@ -266,6 +266,7 @@ generate_dataset(sys.argv[1], ["Trouser", "Bag"], 6, backend="openai", model="da
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_finishes_exactly(openai_server, tmp_path):
     out = tmp_path / "out"
     openai_server.latency = 0.15
@@ -301,6 +302,7 @@ generate_dataset(sys.argv[1], ["Trouser", "Bag"], 6, backend="openai", model="da
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_and_a_rerun_repairs_the_torn_manifest(openai_server, tmp_path):
     out = tmp_path / "out"
     # Every file is capped at 4000 bytes: the manifest fills up after a few rows, mid-line.

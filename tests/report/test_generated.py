@@ -7,6 +7,7 @@ import pytest
 from helpers.tiny_targeted import tiny_targeted_study
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_inspection_and_the_targeted_rounds(tmp_path_factory: pytest.TempPathFactory) -> None:
     from synthaug.report import build_report
     from synthaug.report.generated import generator_quality, targeted_generation

@@ -42,6 +42,7 @@ def shifted_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"result": result, "report": report}
 
 
+@pytest.mark.slow
 def test_every_unit_has_metrics_on_every_shifted_set(shifted_study):
     for unit in shifted_study["result"].results:
         for corruption in ("contrast", "gaussian_noise"):

@@ -60,6 +60,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         parse_config(plain)
 
 
+@pytest.mark.slow
 def test_a_tiny_targeted_study_spends_its_budget_by_rounds(tmp_path_factory: pytest.TempPathFactory) -> None:
     from synthaug.data import load_dataset
 
