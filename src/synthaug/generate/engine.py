@@ -230,8 +230,6 @@ def generate_dataset(
     }
 
 
-
-
 @contextmanager
 def _open_backend(
     backend: str | GeneratorBackend, model: str | None, options: Mapping[str, Any] | None
@@ -253,8 +251,6 @@ def _validate_params(generator: GeneratorBackend, params: dict[str, Any], spec: 
             raise ConfigError("give either a guidance scale or a guidance scale range, not both")
         for guidance_scale in spec.guidance_scale_range:
             generator.validate({**params, "guidance_scale": guidance_scale})
-
-
 
 
 def _run(

@@ -55,7 +55,6 @@ class RunState:
     stopped_by_max_cost: bool = False
 
 
-
 class Planner:
     """Turns image slots into requests; the single place prompts and seeds are derived."""
 
@@ -193,8 +192,6 @@ def dry_run_plan(
         "affordable": affordable,
         "estimated_seconds": generator.estimate_seconds(len(pending)),
     }
-
-
 
 
 class RunProgress:
