@@ -37,13 +37,17 @@ def image_table(images: np.ndarray, labels: np.ndarray, **extra_columns: list) -
     """A Dataset with an ``Image`` column of PNGs, a ``ClassLabel`` and any extra columns."""
     features = {"picture": datasets.Image(), "kind": datasets.ClassLabel(names=CLASSES)}
     features.update({name: datasets.Value("string") for name in extra_columns})
-    data = {"picture": [{"bytes": png(image), "path": None} for image in images], "kind": labels.tolist(), **extra_columns}
+    pictures = [{"bytes": png(image), "path": None} for image in images]
+    data = {"picture": pictures, "kind": labels.tolist(), **extra_columns}
     return datasets.Dataset.from_dict(data, features=datasets.Features(features))
 
 
 @pytest.fixture
 def pattern_splits(make_pattern_dataset) -> dict[str, ImageDataset]:
-    return {"train": make_pattern_dataset(n_per_class=6, size=16), "test": make_pattern_dataset(n_per_class=4, seed=1, size=16)}
+    return {
+        "train": make_pattern_dataset(n_per_class=6, size=16),
+        "test": make_pattern_dataset(n_per_class=4, seed=1, size=16),
+    }
 
 
 @pytest.fixture
@@ -86,7 +90,8 @@ def test_images_are_decoded_only_when_asked_for(tmp_path: Path, pattern_splits: 
     split = pattern_splits["train"]
     table = image_table(split.as_array()[..., 0], split.targets)
     broken = table.cast_column("picture", datasets.Image(decode=False)).map(
-        lambda row, index: {"picture": {"bytes": b"not a png" if index == 3 else row["picture"]["bytes"], "path": None}},
+        lambda row, index: {"picture": {"bytes": b"not a png" if index == 3 else row["picture"]["bytes"],
+                                        "path": None}},
         with_indices=True,
     ).cast_column("picture", datasets.Image())
     broken.save_to_disk(str(tmp_path / "broken"))
@@ -135,7 +140,8 @@ def test_columns_are_found_from_the_features_or_named(tmp_path: Path, pattern_sp
         "coarse", datasets.ClassLabel(names=["pattern"])
     )
     two_labels.save_to_disk(str(tmp_path / "two-labels"))
-    with pytest.raises(DataError, match=r"several ClassLabel columns \(kind, coarse\); choose one with \?label_column=kind"):
+    several = r"several ClassLabel columns \(kind, coarse\); choose one with \?label_column=kind"
+    with pytest.raises(DataError, match=several):
         load_dataset(f"hf:{tmp_path / 'two-labels'}")
     coarse = load_dataset(f"hf:{tmp_path / 'two-labels'}?label_column=coarse")
     assert coarse.classes == ["pattern"] and coarse.name.endswith("?label_column=coarse")
@@ -150,7 +156,8 @@ def test_columns_are_found_from_the_features_or_named(tmp_path: Path, pattern_sp
 
     no_image = datasets.Dataset.from_dict({"file": [f"{index}.png" for index in range(len(names))], "name": names})
     no_image.save_to_disk(str(tmp_path / "no-image"))
-    with pytest.raises(DataError, match=r"no Image column among file \(Value\), name \(Value\); name one with \?image_column"):
+    no_image_column = r"no Image column among file \(Value\), name \(Value\); name one with \?image_column"
+    with pytest.raises(DataError, match=no_image_column):
         load_dataset(f"hf:{tmp_path / 'no-image'}?label_column=name")
     with pytest.raises(DataError, match=r"image_column='file' is Value\('string'\), not an Image; cast it"):
         load_dataset(f"hf:{tmp_path / 'no-image'}?label_column=name&image_column=file")
@@ -171,6 +178,7 @@ def test_spec_parsing() -> None:
     assert parse_hf_spec("hf:./folder").kind == "disk"
 
 
+@pytest.mark.slow
 def test_a_study_trains_on_an_hf_dataset(saved_folder: Path, tmp_path: Path) -> None:
     from synthaug.study import parse_config, run_study
 

@@ -70,7 +70,8 @@ def test_frozen_features_come_from_the_local_weights_and_are_cached(
     (entry,) = (offline_cache_in_tmp / "features").glob("*.safetensors")
     assert entry == backbone.feature_cache_path(small)
     safetensors.torch.save_file({"features": torch.ones(24, 96)}, entry)
-    assert torch.equal(make_backbone("timm:test_resnet", weights_path=path, image_size=32).prepare(small), torch.ones(24, 96))
+    again = make_backbone("timm:test_resnet", weights_path=path, image_size=32)
+    assert torch.equal(again.prepare(small), torch.ones(24, 96))
     # Other weights, another size, random weights: other addresses.
     other = tmp_path / f"other{suffix}"
     save_weights(other, seed=12)
@@ -101,6 +102,7 @@ def test_preprocessing_follows_the_model_data_config() -> None:
     torch.testing.assert_close(small[:, 12, 12], (torch.tensor([51, 102, 204]) / 255 - 0.5) / 0.5)
 
 
+@pytest.mark.slow
 def test_a_method_trains_a_head_on_frozen_timm_features(tmp_path: Path, make_pattern_dataset) -> None:
     path = tmp_path / "w.safetensors"
     save_weights(path)
@@ -128,7 +130,8 @@ def test_unfrozen_training_updates_the_whole_network(tmp_path: Path, small: Imag
                          backbone_options={"weights_path": str(path), "image_size": 32, "freeze": False}).fit(small)
     trained = method.model_[0].state_dict()
     start = backbone.build_trainable(3)[0].state_dict()
-    changed = [key for key, value in start.items() if value.is_floating_point() and not torch.equal(value, trained[key])]
+    changed = [key for key, value in start.items()
+               if value.is_floating_point() and not torch.equal(value, trained[key])]
     assert "conv1.0.weight" in changed and len(changed) > len(start) // 2  # the body trained, not just the head
     assert method.predict_proba(small).shape == (1, 24, 3)
 

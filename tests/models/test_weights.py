@@ -12,7 +12,8 @@ from synthaug.models.weights import family_members, load_state_dict_checked
 
 def torchvision_candidates(architecture: str) -> dict:
     names = torchvision.models.list_models(module=torchvision.models)
-    return {name: (lambda name=name: torchvision.models.get_model(name)) for name in family_members(architecture, names)}
+    members = family_members(architecture, names)
+    return {name: (lambda name=name: torchvision.models.get_model(name)) for name in members}
 
 
 def test_family_members_are_the_nearest_names_of_the_same_family() -> None:

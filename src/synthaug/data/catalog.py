@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from synthaug.data import digits, fashion_mnist, hf, shift
 from synthaug.data.dataset import ImageDataset
 from synthaug.data.folder import load_image_folder

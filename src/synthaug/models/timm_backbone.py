@@ -33,6 +33,7 @@ from synthaug.models import TIMM_PREFIX as PREFIX
 from synthaug.models.torchvision_backbone import TorchvisionBackbone
 from synthaug.models.weights import family_members, load_state_dict_checked
 
+
 def _timm() -> Any:
     """Import timm (an optional dependency), or say how to install it."""
     try:

@@ -51,8 +51,10 @@ def family_members(architecture: str, names: Iterable[str], limit: int = MAX_CAN
     ``resnet152``, ``resnetv`` for ``resnetv2_50x1_bit``, ``vit`` for ``vit_tiny_patch16_224``);
     nearness is :mod:`difflib`'s similarity ratio, so depth and width variants come first.
     """
-    family = re.match(r"[a-z]*", architecture.lower()).group(0)
-    members = [name for name in set(names) if name != architecture and re.match(r"[a-z]*", name.lower()).group(0) == family]
+    def family(name: str) -> str:
+        return re.match(r"[a-z]*", name.lower()).group(0)
+
+    members = [name for name in set(names) if name != architecture and family(name) == family(architecture)]
     return sorted(members, key=lambda name: (-difflib.SequenceMatcher(None, architecture, name).ratio(), name))[:limit]
 
 
