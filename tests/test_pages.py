@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from synthaug.generate import generate_dataset
 from synthaug.pages import dataset_title, environment, stylesheet
 
@@ -17,6 +19,7 @@ def test_a_page_extends_the_base_and_inlines_the_stylesheet() -> None:
     assert "<title>&lt;b&gt;x&lt;/b&gt;</title>" in page and "<h1>&lt;b&gt;x&lt;/b&gt;</h1>" in page
 
 
+@pytest.mark.slow  # loads the shipped ddpm generator
 def test_titles_name_the_data_not_a_cache_folder(tmp_path: Path) -> None:
     assert dataset_title("fashion-mnist:train[50000:50800]") == "fashion-mnist:train[50000:50800]"
     plain = tmp_path / "my-images"

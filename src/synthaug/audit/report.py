@@ -3,14 +3,13 @@
 ``audit.html`` is one self-contained file (images inline as base64 PNGs, no scripts, no
 network) with the per-class table (readable headers, a legend), the worst images of each class,
 the test-set leaks and the duplicates, in the look every synthaug page shares
-(:mod:`synthaug.pages`, template ``audit/templates/audit.html.j2``). Every value from the data (class names, file names, provenance) goes
-through jinja2's autoescaping, since labels of a generated set come from user prompts.
+(:mod:`synthaug.pages`, template ``audit/templates/audit.html.j2``). Every value from the data
+(class names, file names, provenance) goes through jinja2's autoescaping, since labels of a
+generated set come from user prompts.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from PIL import Image, ImageOps
 
 from synthaug import pages
 from synthaug.data import ImageDataset
-from synthaug.fileio import atomic_write_text
+from synthaug.fileio import atomic_write_text, png_base64
 
 THUMBNAIL_SIDE = 84
 """Side in pixels images are shown at (28x28 images are scaled up 3x, pixelated)."""
@@ -54,9 +53,7 @@ def _show(value: Any) -> str:
 
 def image_data_uri(image: Image.Image) -> str:
     """A PNG ``data:`` URI of ``image`` (for inline ``<img src>``)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + png_base64(image)
 
 
 def _thumbnail(dataset: ImageDataset, index: int) -> str:

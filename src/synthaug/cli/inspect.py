@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,10 +28,10 @@ def inspect_cli(
                                        "real-baseline and reference samples behind every measure.")] = 10,
     thumbnails: Annotated[int, typer.Option("--thumbnails", min=0, help="Nearest and farthest images shown per "
                                             "class.")] = 8,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs of the reference model; default: "
+    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs of the reference model; default: "
                                                   "the method's own.")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the reference model and the samples.")] = 0,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
 ) -> None:
