@@ -36,7 +36,9 @@ def test_fewer_images_than_dimensions_agrees_with_the_eigendecomposition_path() 
     cross = np.sqrt(np.clip(np.linalg.eigvalsh(root @ s2 @ root), 0, None)).sum()
     mean = real.mean(axis=0) - fake.mean(axis=0)
     expected = mean @ mean + np.trace(s1) + np.trace(s2) - 2 * cross
-    assert frechet_distance(real, fake) == pytest.approx(expected, rel=1e-8)
+    # The eigen path takes square roots of ~1e-14 rounding eigenvalues of the singular product
+    # (each adds ~1e-7); the SVD path has none, hence the looser tolerance.
+    assert frechet_distance(real, fake) == pytest.approx(expected, rel=1e-6)
 
 
 def test_one_dimension_closed_form() -> None:

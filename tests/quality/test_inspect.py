@@ -39,20 +39,16 @@ def test_a_failed_class_shows_in_its_measures(make_pattern_dataset: Callable[...
     def value(group, name: str) -> float:
         return group.measures[name].generated.mean
 
-    # In pixel space noise is far from every real image: the failed class keeps few of the real
-    # images covered and crowds none of them.
-    assert value(good, "coverage") > 0.8 and value(failed, "coverage") < 0.2
-    assert value(failed, "density") < value(good, "density") / 2
-    assert value(failed, "precision") < value(good, "precision")
-    assert value(failed, "frechet_distance") > value(good, "frechet_distance")
-    assert value(failed, "kid") > value(good, "kid")
+    # In pixel space noise is far from every real image: the failed class covers few of them.
+    assert value(good, "coverage") > 0.8 and value(failed, "coverage") < 0.5
+    assert value(failed, "frechet_distance") > 3 * value(good, "frechet_distance")
     # Each beside the real-vs-real value at the same size (20 a class: half of the 40 real ones);
-    # the failed class's gaps are findings in words, the good class has none on coverage.
+    # the failed class's gaps are findings in words, the good class has none.
     assert failed.sample_size == good.sample_size == 20 and summary.overall.sample_size == 60
     assert abs(value(good, "coverage") - good.measures["coverage"].real.mean) < 0.15
     assert any(finding.startswith("coverage") and "miss part of the real variety" in finding
                for finding in failed.findings)
-    assert not any(finding.startswith("coverage") for finding in good.findings)
+    assert good.findings == []
     assert summary.overall.generated == 60 and summary.overall.real == 120
     assert len(good.nearest) == 3 and good.nearest[0].distance <= good.farthest[0].distance
     assert summary.overall.farthest[0].label == "diagonal"  # noise is farthest from everything real

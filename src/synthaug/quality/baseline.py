@@ -17,8 +17,8 @@ for each of ``draws`` seeded draws:
 
 Each :class:`Measure` holds the mean over draws and the 2.5-97.5 percentile range of the draws
 for the generated sample, the real baseline and their difference (paired: both met the same
-reference sample). A difference whose range excludes 0 is a finding, worded by
-:func:`describe_gap`.
+reference sample). A generated value outside the range of the real baseline is a finding,
+worded by :func:`describe_gap`.
 
 References:
     Naeem, Oh, Uh, Choi & Yoo, "Reliable Fidelity and Diversity Metrics for Generative
@@ -96,8 +96,15 @@ class Measure:
 
     @property
     def beyond_real(self) -> bool:
-        """Whether the difference's range over draws excludes 0: a gap that resampling does not explain."""
-        return self.difference.low > 0 or self.difference.high < 0
+        """Whether the generated value lies outside the range real samples of its size reach.
+
+        The baseline sample is redrawn at every draw, so its range is the spread of this measure
+        for a real sample of this size (its own sampling error included); the generated set is
+        one such sample, so its value outside that range is a gap that sampling does not explain.
+        (The paired ``difference`` range would not do: when every generated image is used at every
+        draw, it leaves out the generated sample's own sampling error.)
+        """
+        return self.generated.mean < self.real.low or self.generated.mean > self.real.high
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON values."""
@@ -193,7 +200,7 @@ def format_value(name: str, value: float) -> str:
 
 
 def describe_gap(name: str, measure: Measure) -> str | None:
-    """A sentence for a gap that resampling does not explain, else ``None``.
+    """A sentence for a gap that sampling does not explain (:attr:`Measure.beyond_real`), else ``None``.
 
     >>> describe_gap("coverage", measure)  # doctest: +SKIP
     'coverage 0.28 vs 0.37 for real images: the generated images miss part of the real variety'
