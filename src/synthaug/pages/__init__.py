@@ -40,8 +40,8 @@ def environment(package: str) -> jinja2.Environment:
 
 
 def stylesheet() -> str:
-    """The CSS every page inlines."""
-    return files("synthaug.pages").joinpath("templates/style.css").read_text(encoding="utf-8")
+    """The CSS every page inlines, as it appears there (Jinja drops a template's final newline)."""
+    return files("synthaug.pages").joinpath("templates/style.css").read_text(encoding="utf-8").rstrip("\n")
 
 
 def _short(name: str) -> str:
