@@ -87,8 +87,8 @@ def test_missing_model_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_filter_by_clip_alone_drops_what_clip_marks(tiny_clip: Path, tiny_image_folder: Path,
                                                     tmp_path: Path) -> None:
-    from synthaug.cli._app import app
     from synthaug.cli import filter as _filter_command  # noqa: F401  (registers `filter`)
+    from synthaug.cli._app import app
 
     data = load_dataset(str(tiny_image_folder))
     scores = ClipScorer(tiny_clip, device="cpu").score(data)
@@ -130,4 +130,4 @@ def test_inspect_in_clip_space(tiny_clip: Path, make_pattern_dataset: Callable[.
     summary = inspect_generated(make_pattern_dataset(8, seed=1), make_pattern_dataset(10, seed=0), tmp_path,
                                 features=f"clip:{tiny_clip}", device="cpu", nearest_k=3)
     assert summary.feature_space == f"clip:{tiny_clip}" and "CLIP image embeddings" in summary.feature_description
-    assert summary.overall.prdc is not None and summary.overall.generated == 24
+    assert "coverage" in summary.overall.measures and summary.overall.generated == 24

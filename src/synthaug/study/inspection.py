@@ -57,7 +57,8 @@ def inspect_sources(
     for name, synthetic in data.synthetic.items():
         out = Path(run_dir) / INSPECT_DIR / folders[name]
         identity = {"source": name, "protocol": INSPECT_PROTOCOL, "synthetic": synthetic.fingerprint(),
-                    "reference": data.pool.fingerprint(), "features": features, "settings": settings.to_dict(), "synthaug_version": synthaug.__version__}
+                    "reference": data.pool.fingerprint(), "features": features, "settings": settings.to_dict(),
+                    "synthaug_version": synthaug.__version__}
         saved = out / IDENTITY_FILE
         if not (saved.is_file() and json.loads(saved.read_text()) == identity and (out / "summary.json").is_file()):
             try:
