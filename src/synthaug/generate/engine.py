@@ -54,6 +54,7 @@ from synthaug.generate.manifest import (
     CONFIG_NAME,
     LOCK_NAME,
     MANIFEST_NAME,
+    PROMPTS_NAME,
     REJECTED_NAME,
     TEMP_PREFIX,
     JsonlAppender,
@@ -333,7 +334,9 @@ def _read_config(root: Path) -> dict[str, Any] | None:
     if root.exists():
         if not root.is_dir():
             raise ConfigError(f"--out {root} is a file; give a folder")
-        foreign = [p.name for p in root.iterdir() if p.name != LOCK_NAME and not p.name.startswith(TEMP_PREFIX)]
+        # The lock, temporary files and the prompt list written before the first image.
+        foreign = [p.name for p in root.iterdir()
+                   if p.name not in (LOCK_NAME, PROMPTS_NAME) and not p.name.startswith(TEMP_PREFIX)]
         if foreign:
             raise ConfigError(
                 f"{root} already holds files that synthaug generate did not write "

@@ -34,10 +34,11 @@ MANIFEST_NAME = "metadata.jsonl"
 CONFIG_NAME = "generation.json"
 REJECTED_NAME = "rejected.jsonl"
 LOCK_NAME = ".synthaug.lock"
+PROMPTS_NAME = "prompts.json"  # the prompt list a text model wrote (synthaug.generate.expand)
 TEMP_PREFIX = ".synthaug-"
 TEMP_SUFFIX = ".tmp"
 # Files of ours that may sit in a folder that holds no images yet.
-OWN_FILES = frozenset({MANIFEST_NAME, CONFIG_NAME, REJECTED_NAME, LOCK_NAME})
+OWN_FILES = frozenset({MANIFEST_NAME, CONFIG_NAME, REJECTED_NAME, LOCK_NAME, PROMPTS_NAME})
 
 
 def temp_path(path: Path) -> Path:
