@@ -37,3 +37,25 @@ def save_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def save_tiny_blip(folder: Path, seed: int = 0) -> Path:
+    """A 1-layer BLIP captioner of width 16 on 32x32 images, with a BERT word-piece tokenizer."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    tokenizer = transformers.BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
+    config = transformers.BlipConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 48, "encoder_hidden_size": 16,
+                     "bos_token_id": 2, "sep_token_id": 3, "pad_token_id": 0},
+        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 16, "intermediate_size": 32,
+                       "num_hidden_layers": 1, "num_attention_heads": 2},
+        projection_dim=8,
+    )
+    torch.manual_seed(seed)
+    model = transformers.BlipForConditionalGeneration(config)
+    with torch.no_grad():  # a random decoder would mostly pick special tokens, decoded as nothing
+        model.text_decoder.cls.predictions.bias[:5] = -10.0
+    model.save_pretrained(folder)
+    image_processor = transformers.BlipImageProcessor(size={"height": 32, "width": 32})
+    transformers.BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
