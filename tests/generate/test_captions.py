@@ -41,6 +41,9 @@ def test_captions_are_the_models_own_cached_by_content(tiny_blip, tmp_path, make
     tokens = model.generate(pixel_values=pixels, do_sample=False, max_new_tokens=30, min_new_tokens=3)
     assert first.captions[4] == " ".join(processor.batch_decode(tokens, skip_special_tokens=True)[0].split())
 
+    from synthaug.audit.duplicates import pixel_digests
+
+    assert list(first.sha256) == pixel_digests(data)  # the same content key as the duplicate check
     again = caption_images(data, tiny_blip, cache_dir=tmp_path, device="cpu")
     assert again.captioned == 0 and again.captions == first.captions
 
