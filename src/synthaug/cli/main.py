@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "audit",
     "filter",
     "inspect",
+    "retrieve",
 ]
 
 for _name in COMMAND_MODULES:

@@ -397,6 +397,63 @@ def expand_prompts(
     return ExpandedPrompts(inputs, instruction, ordered, requests)
 
 
+@dataclass(frozen=True)
+class ExpansionPlan:
+    """What :func:`expand_prompts` would ask, for ``--dry-run`` and a study's plan.
+
+    Attributes:
+        saved: Classes whose prompts are already in ``prompts.json``.
+        to_ask: Classes the text model would be asked about.
+        max_calls: Text-model calls at most (``MAX_ROUNDS`` per class, one more to describe it).
+        max_cost_usd: The most those calls can cost (0 for a local model).
+    """
+
+    saved: tuple[str, ...]
+    to_ask: tuple[str, ...]
+    max_calls: int
+    max_cost_usd: float
+
+
+def plan_expansion(
+    classes: Mapping[str, str | None], config: PromptExpansion, out_dir: str | os.PathLike[str] | None = None
+) -> ExpansionPlan:
+    """How many calls, at most, and what they can cost at most, without calling anything.
+
+    Raises:
+        ConfigError: The saved list was made with other inputs, or the chat model has no price.
+    """
+    saved = _read_saved(Path(out_dir) / PROMPTS_NAME, config.inputs(), classes) if out_dir is not None else {}
+    to_ask = tuple(label for label in classes if label not in saved)
+    per_class = MAX_ROUNDS + (1 if config.describe else 0)
+    cost = 0.0
+    if config.backend == "openai":
+        prices = _chat_prices(config.model_name, config.usd_per_million_tokens)
+        instruction = config.instruction_text()
+        worst_tokens = len(instruction) / 4 + 16 + 8 * len(classes)
+        per_call = worst_tokens * prices["input"] + (config.per_class * (2 * config.max_words + 4) + 16) * prices["output"]
+        cost = per_call * per_class * len(to_ask)
+    return ExpansionPlan(tuple(saved), to_ask, per_class * len(to_ask), cost)
+
+
+def _chat_prices(model: str, usd_per_million_tokens: tuple[float, float] | None) -> dict[str, float]:
+    """USD per input/output token: the override, else the table.
+
+    Raises:
+        ConfigError: Neither knows the model (a guessed price would make ``max_cost`` meaningless).
+    """
+    from synthaug.generate import pricing
+
+    if usd_per_million_tokens is not None:
+        return {"input": usd_per_million_tokens[0] / 1e6, "output": usd_per_million_tokens[1] / 1e6}
+    prices = pricing.chat_prices(model)
+    if prices is None:
+        raise ConfigError(
+            f"no price is known for chat model {model!r} (price table of {pricing.PRICES_AS_OF}); give "
+            "usd_per_million_tokens (--expand-price INPUT,OUTPUT) so the cost can be tracked"
+        )
+    return prices
+
+
 def _expand_class(
     model: TextModel, config: PromptExpansion, instruction: str, label: str,
     classes: Mapping[str, str | None], spent: float,
@@ -522,18 +579,7 @@ class OpenAIChatModel:
     ) -> None:
         import openai
 
-        from synthaug.generate import pricing
-
-        if usd_per_million_tokens is not None:
-            self.prices = {"input": usd_per_million_tokens[0] / 1e6, "output": usd_per_million_tokens[1] / 1e6}
-        else:
-            prices = pricing.chat_prices(model)
-            if prices is None:
-                raise ConfigError(
-                    f"no price is known for chat model {model!r} (price table of {pricing.PRICES_AS_OF}); give "
-                    "usd_per_million_tokens (--expand-price INPUT,OUTPUT) so the cost can be tracked"
-                )
-            self.prices = prices
+        self.prices = _chat_prices(model, usd_per_million_tokens)
         if not os.environ.get("OPENAI_API_KEY"):
             raise ConfigError("OPENAI_API_KEY is not set; export your OpenAI API key to expand prompts with openai")
         self.model = model
