@@ -161,23 +161,27 @@ def pool_embeddings(
     """
     digests = pixel_digests(pool)
     cache_file = Path(cache_dir) / f"clip-embeddings-{_model_key(scorer.model_name)}.npz"
-    cached: dict[str, np.ndarray] = {}
+    stored_digests: list[str] = []
+    stored_vectors = np.zeros((0, 0), dtype=np.float32)
     if cache_file.is_file():
         with np.load(cache_file) as stored:
-            cached = dict(zip(stored["sha256"].tolist(), stored["vectors"], strict=True))
-    first_of: dict[str, int] = {}
+            stored_digests, stored_vectors = stored["sha256"].tolist(), stored["vectors"]
+    row_of = {digest: row for row, digest in enumerate(stored_digests)}
+    first_of: dict[str, int] = {}  # each uncached content once, at its first image
     for index, digest in enumerate(digests):
-        if digest not in cached:
+        if digest not in row_of:
             first_of.setdefault(digest, index)
     if first_of:
-        todo = pool.subset(np.fromiter(first_of.values(), dtype=np.int64))
-        vectors = scorer.image_embeddings(todo, progress)
-        cached.update(zip(first_of, vectors, strict=True))
+        new_vectors = scorer.image_embeddings(pool.subset(np.fromiter(first_of.values(), dtype=np.int64)), progress)
+        stored_vectors = np.concatenate([stored_vectors.reshape(-1, new_vectors.shape[1]), new_vectors]).astype(
+            np.float32)  # fmt: skip
+        for digest in first_of:
+            row_of[digest] = len(row_of)
         buffer = io.BytesIO()
-        np.savez(buffer, sha256=np.array(list(cached)), vectors=np.stack(list(cached.values())).astype(np.float32))
+        np.savez(buffer, sha256=np.array(list(row_of)), vectors=stored_vectors)
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cache_file, buffer.getvalue())
-    vectors = np.stack([cached[digest] for digest in digests]) if digests else np.zeros((0, 0), np.float32)
+    vectors = stored_vectors[np.fromiter((row_of[digest] for digest in digests), dtype=np.int64, count=len(digests))]
     return PoolEmbeddings(vectors.astype(np.float32), tuple(digests), len(first_of))
 
 
