@@ -17,8 +17,13 @@ WORDS = ("a photo of the cat dog crane bird machine on in at with red blue green
          "table beach snow night morning light dark close up view wooden field river sky").split()
 
 
+# Line breaks of several lengths: a random model samples near-uniformly, so ~8 % of its tokens
+# end a line, and its answers split into prompts of about a dozen words.
+NEWLINES = tuple("\n" * k for k in range(1, 9))
+
+
 def _word_tokenizer(special: list[str]) -> Tokenizer:
-    vocab = {token: i for i, token in enumerate([*special, *WORDS, *"abcdefghijklmnopqrstuvwxyz0123456789.,\n"])}
+    vocab = {token: i for i, token in enumerate([*special, *WORDS, *NEWLINES, *"abcdefghijklmnopqrstuvwxyz0123456789.,"])}
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=special[0]))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit()])
     tokenizer.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces

@@ -667,6 +667,10 @@ class TransformersTextModel:
         import torch
 
         tokenizer = self._pipeline.tokenizer
+        # A small model cannot write past its context; a short answer is asked again for the rest.
+        context = getattr(self._pipeline.model.config, "max_position_embeddings", None)
+        if context is not None:
+            max_tokens = max(1, min(max_tokens, context - len(tokenizer(instruction)["input_ids"])))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             output = self._pipeline(
