@@ -38,8 +38,8 @@ from synthaug.generate.prompts import BUILTIN_BACKGROUNDS, BUILTIN_STYLES, Promp
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "quality"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "generate"))
-from test_clip import save_tiny_clip  # noqa: E402
-from tiny_text_models import save_tiny_blip, save_tiny_gpt2  # noqa: E402
+from test_clip import save_tiny_clip
+from tiny_text_models import save_tiny_blip, save_tiny_gpt2
 
 
 def mean_pairwise_distance(vectors: np.ndarray) -> float:

@@ -48,7 +48,12 @@ from synthaug.audit.clip import CLASS_TEMPLATE, ClipScorer
 from synthaug.audit.duplicates import DEFAULT_MIN_SIMILARITY, find_copies, pixel_digests
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError
-from synthaug.fileio import atomic_write_bytes, atomic_write_text, rewrite_jsonl, sha256_bytes
+from synthaug.fileio import (
+    atomic_write_bytes,
+    atomic_write_text,
+    rewrite_jsonl,
+    sha256_bytes,
+)
 from synthaug.generate.prompts import described
 from synthaug.generate.slug import class_folders
 from synthaug.progress import ProgressCallback, report

@@ -14,7 +14,7 @@ from synthaug.generate.prompts import PromptSpec
 
 transformers = pytest.importorskip("transformers")
 
-from synthaug.generate.captions import caption_images, caption_prompt_spec  # noqa: E402
+from synthaug.generate.captions import caption_images, caption_prompt_spec
 
 
 @pytest.fixture(scope="module")

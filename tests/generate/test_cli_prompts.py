@@ -92,7 +92,7 @@ def test_caption_prompts_from_the_command_line(openai_server, tmp_path, tiny_ima
     monkeypatch.setenv("SYNTHAUG_CACHE_DIR", str(tmp_path / "cache"))
     blip = save_tiny_blip(tmp_path / "blip")
     out = tmp_path / "out"
-    label = sorted(p.name for p in tiny_image_folder.iterdir())[0]
+    label = min(p.name for p in tiny_image_folder.iterdir())
     result = CliRunner().invoke(app, ["generate", "--out", str(out), "--classes", label, "--per-class", "2", *OPENAI,
                                       "--captions-model", str(blip), "--captions-of", str(tiny_image_folder)])
     assert result.exit_code == 0, result.output

@@ -16,10 +16,10 @@ from synthaug.retrieve import rank_pool
 
 pytest.importorskip("transformers")
 sys.path.insert(0, str(Path(__file__).parents[1] / "quality"))
-from test_clip import save_tiny_clip  # noqa: E402
+from test_clip import save_tiny_clip
 
-from synthaug.audit.clip import ClipScorer  # noqa: E402
-from synthaug.retrieve import retrieve_dataset  # noqa: E402
+from synthaug.audit.clip import ClipScorer
+from synthaug.retrieve import retrieve_dataset
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import torch
 import transformers
-from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-WORDS = ("a photo of the cat dog crane bird machine on in at with red blue green small large old new park street "
-         "table beach snow night morning light dark close up view wooden field river sky").split()
+WORDS = ["a", "photo", "of", "the", "cat", "dog", "crane", "bird", "machine", "on", "in", "at", "with", "red", "blue", "green", "small", "large", "old", "new", "park", "street", "table", "beach", "snow", "night", "morning", "light", "dark", "close", "up", "view", "wooden", "field", "river", "sky"]
 
 
 # Line breaks of several lengths: a random model samples near-uniformly, so ~8 % of its tokens

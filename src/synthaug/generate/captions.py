@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -209,13 +209,8 @@ def caption_prompt_spec(
             "kind": "caption", "model": captions.model, "image_sha256": captions.sha256[position],
             "image": str(file) if file is not None else f"{dataset.name}[{position}]",
         })  # fmt: skip
-    return PromptSpec(
-        templates=base.templates,
+    return replace(
+        base,
         class_prompts={**base.class_prompts, **{label: tuple(p) for label, p in prompts.items()}},
-        descriptions=base.descriptions,
-        backgrounds=base.backgrounds,
-        styles=base.styles,
-        guidance_scale_range=base.guidance_scale_range,
-        class_descriptions=base.class_descriptions,
         origins={**base.origins, **{label: tuple(p.values()) for label, p in prompts.items()}},
     )

@@ -51,8 +51,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -264,13 +264,9 @@ class ExpandedPrompts:
         """``base`` (default: a plain spec) with these prompts as the per-class prompt lists,
         each with its origin, and the descriptions used."""
         base = base or PromptSpec()
-        return PromptSpec(
-            templates=base.templates,
+        return replace(
+            base,
             class_prompts={**base.class_prompts, **{label: e.prompts for label, e in self.classes.items()}},
-            descriptions=base.descriptions,
-            backgrounds=base.backgrounds,
-            styles=base.styles,
-            guidance_scale_range=base.guidance_scale_range,
             class_descriptions={**base.class_descriptions, **{
                 label: e.description for label, e in self.classes.items() if e.description}},
             origins={**base.origins, **{
@@ -683,7 +679,3 @@ class TransformersTextModel:
     def close(self) -> None:
         self._pipeline = None
 
-
-def class_list(labels: Sequence[str], descriptions: Mapping[str, str]) -> dict[str, str | None]:
-    """``label -> description`` for :func:`expand_prompts`, ``None`` where none is given."""
-    return {label: descriptions.get(label) for label in labels}
