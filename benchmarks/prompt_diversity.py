@@ -36,10 +36,8 @@ from synthaug.generate.engine import derive_seed
 from synthaug.generate.expand import PromptExpansion, expand_prompts
 from synthaug.generate.prompts import BUILTIN_BACKGROUNDS, BUILTIN_STYLES, PromptSpec
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "quality"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "generate"))
-from test_clip import save_tiny_clip
-from tiny_text_models import save_tiny_blip, save_tiny_gpt2
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from helpers.tiny_hf_models import save_tiny_blip, save_tiny_clip, save_tiny_gpt2  # noqa: E402
 
 
 def mean_pairwise_distance(vectors: np.ndarray) -> float:
@@ -59,7 +57,8 @@ def diversity(prompts: dict[str, list[str]], scorer: ClipScorer) -> dict[str, fl
         "prompts": len(every),
         "distinct": len(set(every)),
         "distinct_words": len({word for prompt in every for word in prompt.lower().replace(",", " ").split()}),
-        "tfidf_distance": float(np.mean([mean_pairwise_distance(tfidf.transform(p).toarray()) for p in prompts.values()])),
+        "tfidf_distance": float(np.mean([mean_pairwise_distance(tfidf.transform(p).toarray())
+                                         for p in prompts.values()])),
         "clip_distance": float(np.mean([mean_pairwise_distance(scorer.text_embeddings(p)) for p in prompts.values()])),
     }
 

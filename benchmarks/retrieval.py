@@ -32,8 +32,8 @@ from synthaug.audit.duplicates import pixel_digests
 from synthaug.data import load_dataset
 from synthaug.retrieve import _model_key, pool_embeddings, rank_pool
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "quality"))
-from test_clip import save_tiny_clip
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from helpers.tiny_hf_models import save_tiny_clip  # noqa: E402
 
 
 def median_seconds(function, repeats: int) -> float:

@@ -14,12 +14,12 @@ from synthaug.generate.prompts import PromptSpec
 
 transformers = pytest.importorskip("transformers")
 
-from synthaug.generate.captions import caption_images, caption_prompt_spec
+from synthaug.generate.captions import caption_images, caption_prompt_spec  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_text_models import save_tiny_blip
+    from helpers.tiny_hf_models import save_tiny_blip
 
     return save_tiny_blip(tmp_path_factory.mktemp("blip") / "tiny-blip")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,7 @@ def test_a_backend_without_negative_prompts_refuses_one(openai_server, tmp_path)
 
 def test_caption_prompts_from_the_command_line(openai_server, tmp_path, tiny_image_folder, monkeypatch):
     pytest.importorskip("transformers")
-    from tiny_text_models import save_tiny_blip
+    from helpers.tiny_hf_models import save_tiny_blip
 
     monkeypatch.setenv("SYNTHAUG_CACHE_DIR", str(tmp_path / "cache"))
     blip = save_tiny_blip(tmp_path / "blip")
@@ -104,8 +103,7 @@ def test_caption_prompts_from_the_command_line(openai_server, tmp_path, tiny_ima
 
 def test_retrieve_from_the_command_line(tmp_path, tiny_image_folder):
     pytest.importorskip("transformers")
-    sys.path.insert(0, str(Path(__file__).parents[1] / "quality"))
-    from test_clip import save_tiny_clip
+    from helpers.tiny_hf_models import save_tiny_clip
 
     clip = save_tiny_clip(tmp_path / "clip")
     out = tmp_path / "retrieved"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from fake_openai_server import REFUSAL_MARKER
 
 from synthaug.errors import ConfigError, GenerationError
 from synthaug.generate import pricing
@@ -19,6 +18,8 @@ from synthaug.generate.expand import (
     parse_reply,
 )
 from synthaug.generate.manifest import read_jsonl
+
+from helpers.fake_openai_server import REFUSAL_MARKER
 
 FAST = {"retry_initial_delay": 0.01, "retry_max_delay": 0.05}
 
@@ -127,7 +128,8 @@ def test_max_cost_stops_before_a_call_that_could_exceed_it(openai_server, tmp_pa
 
 
 def test_describe_asks_the_model_once_per_class_and_uses_its_answer(openai_server, tmp_path):
-    openai_server.chat_reply = lambda m: "a machine that lifts loads" if "mean" in m else "crane at a port\ncrane on a ship"
+    openai_server.chat_reply = lambda m: ("a machine that lifts loads" if "mean" in m
+                                          else "crane at a port\ncrane on a ship")
     result = _expand({"crane": None, "cat": "the animal"}, tmp_path, per_class=2, describe=True)
     purposes = [call["purpose"] for call in result.classes["crane"].calls]
     assert purposes == ["describe", "prompts"] and result.classes["crane"].description == "a machine that lifts loads"
@@ -163,9 +165,9 @@ def test_settings_are_checked_before_anything_is_asked(tmp_path):
 
 def test_a_local_text_model_expands_reproducibly(tmp_path):
     transformers = pytest.importorskip("transformers")  # noqa: F841
-    from tiny_text_models import save_tiny_gpt2
-
     from synthaug.generate.expand import TransformersTextModel
+
+    from helpers.tiny_hf_models import save_tiny_gpt2
 
     folder = save_tiny_gpt2(tmp_path / "gpt2")
     model = TransformersTextModel(str(folder), device="cpu")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,11 +14,10 @@ from synthaug.errors import ConfigError
 from synthaug.retrieve import rank_pool
 
 pytest.importorskip("transformers")
-sys.path.insert(0, str(Path(__file__).parents[1] / "quality"))
-from test_clip import save_tiny_clip
+from synthaug.audit.clip import ClipScorer  # noqa: E402
+from synthaug.retrieve import retrieve_dataset  # noqa: E402
 
-from synthaug.audit.clip import ClipScorer
-from synthaug.retrieve import retrieve_dataset
+from helpers.tiny_hf_models import save_tiny_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,8 @@ def generate_cli(
         bool, typer.Option("--expand-describe", help="Ask the text model what each undescribed class means.")
     ] = False,
     expand_price: Annotated[
-        str | None, typer.Option("--expand-price", help="INPUT,OUTPUT USD per million tokens of an unlisted chat model.")
+        str | None,
+        typer.Option("--expand-price", help="INPUT,OUTPUT USD per million tokens of an unlisted chat model."),
     ] = None,
     captions_model: Annotated[
         str | None,

@@ -152,7 +152,8 @@ class PromptExpansion:
         """
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ConfigError(f"expand: unknown key(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
+            known = ", ".join(cls.__dataclass_fields__)
+            raise ConfigError(f"expand: unknown key(s) {', '.join(unknown)}; known: {known}")
         values = dict(data)
         if values.get("usd_per_million_tokens") is not None:
             values["usd_per_million_tokens"] = tuple(values["usd_per_million_tokens"])
@@ -426,7 +427,8 @@ def plan_expansion(
         prices = _chat_prices(config.model_name, config.usd_per_million_tokens)
         instruction = config.instruction_text()
         worst_tokens = len(instruction) / 4 + 16 + 8 * len(classes)
-        per_call = worst_tokens * prices["input"] + (config.per_class * (2 * config.max_words + 4) + 16) * prices["output"]
+        answer_tokens = config.per_class * (2 * config.max_words + 4) + 16
+        per_call = worst_tokens * prices["input"] + answer_tokens * prices["output"]
         cost = per_call * per_class * len(to_ask)
     return ExpansionPlan(tuple(saved), to_ask, per_class * len(to_ask), cost)
 

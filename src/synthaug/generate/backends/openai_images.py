@@ -502,7 +502,8 @@ class OpenAIImagesBackend(GeneratorBackend):
 
 
 def is_transient(error: openai.APIStatusError) -> bool:
-    """Worth retrying (shared with the chat client of :mod:`synthaug.generate.expand`): rate limits (not an exhausted quota), lock/request timeouts and server errors."""
+    """Worth retrying: rate limits (not an exhausted quota), lock/request timeouts and server
+    errors (shared with the chat client of :mod:`synthaug.generate.expand`)."""
     if error.status_code == 429:
         return error.code != "insufficient_quota" and error.type != "insufficient_quota"
     return error.status_code in (408, 409) or error.status_code >= 500
