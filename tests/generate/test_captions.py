@@ -29,6 +29,7 @@ def _dataset(make_pattern_dataset: Callable[..., ImageDataset]) -> ImageDataset:
     return data.subset(np.r_[np.arange(len(data)), 0])  # the first image twice: one caption for both
 
 
+@pytest.mark.slow  # builds and loads tiny transformers/diffusers models (seconds on 2 cores)
 def test_captions_are_the_models_own_cached_by_content(tiny_blip, tmp_path, make_pattern_dataset):
     data = _dataset(make_pattern_dataset)
     first = caption_images(data, tiny_blip, cache_dir=tmp_path, batch_size=4, device="cpu")
@@ -48,6 +49,7 @@ def test_captions_are_the_models_own_cached_by_content(tiny_blip, tmp_path, make
     assert again.captioned == 0 and again.captions == first.captions
 
 
+@pytest.mark.slow  # builds and loads tiny transformers/diffusers models (seconds on 2 cores)
 def test_caption_prompts_join_the_class_name_and_record_the_image(tiny_blip, tmp_path, make_pattern_dataset):
     data = _dataset(make_pattern_dataset)
     captions = caption_images(data, tiny_blip, cache_dir=tmp_path, device="cpu")

@@ -68,6 +68,7 @@ def test_descriptions_are_in_every_template_prompt(openai_server, tmp_path):
     assert isinstance(bad.exception, ConfigError) and "LABEL=DESCRIPTION" in str(bad.exception)
 
 
+@pytest.mark.slow  # builds and loads tiny transformers/diffusers models (seconds on 2 cores)
 def test_the_default_negative_prompt_reaches_the_pipeline_and_the_manifest(tiny_diffusers_pipeline, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["generate", "--out", str(out), "--classes", "a cat", "--per-class", "1",
@@ -84,6 +85,7 @@ def test_a_backend_without_negative_prompts_refuses_one(openai_server, tmp_path)
     assert openai_server.calls == []
 
 
+@pytest.mark.slow  # builds and loads tiny transformers/diffusers models (seconds on 2 cores)
 def test_caption_prompts_from_the_command_line(openai_server, tmp_path, tiny_image_folder, monkeypatch):
     pytest.importorskip("transformers")
     from helpers.tiny_hf_models import save_tiny_blip
@@ -101,6 +103,7 @@ def test_caption_prompts_from_the_command_line(openai_server, tmp_path, tiny_ima
     assert origin["kind"] == "caption" and origin["image"].startswith(str(tiny_image_folder / label))
 
 
+@pytest.mark.slow  # builds and loads tiny transformers/diffusers models (seconds on 2 cores)
 def test_retrieve_from_the_command_line(tmp_path, tiny_image_folder):
     pytest.importorskip("transformers")
     from helpers.tiny_hf_models import save_tiny_clip

@@ -163,6 +163,7 @@ def test_settings_are_checked_before_anything_is_asked(tmp_path):
         OpenAIChatModel("my-own-model")
 
 
+@pytest.mark.slow  # builds and loads tiny transformers/diffusers models (seconds on 2 cores)
 def test_a_local_text_model_expands_reproducibly(tmp_path):
     transformers = pytest.importorskip("transformers")  # noqa: F841
     from synthaug.generate.expand import TransformersTextModel
