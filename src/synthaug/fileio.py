@@ -12,13 +12,18 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from synthaug.errors import SynthaugError
+
 __all__ = [
+    "LOCK_NAME",
     "append_jsonl",
     "atomic_write_bytes",
+    "directory_lock",
     "atomic_write_text",
     "fsync_directory",
     "from_json_value",
@@ -30,6 +35,10 @@ __all__ = [
     "to_json_value",
     "write_atomically",
 ]
+
+
+#: The lock file a writer of a folder holds (a generated dataset, a study's run folder).
+LOCK_NAME = ".synthaug.lock"
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:
@@ -195,3 +204,46 @@ def append_jsonl(path: str | os.PathLike[str], row: Mapping[str, Any], *, sort_k
 def rewrite_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]], *, sort_keys: bool = False) -> None:
     """Atomically replace ``path`` with ``rows``, one per line."""
     atomic_write_text(path, "".join(json_line(row, sort_keys=sort_keys) for row in rows))
+
+
+@contextmanager
+def directory_lock(root: str | os.PathLike[str], error: type[SynthaugError] = SynthaugError) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``root`` (its ``.synthaug.lock`` file) for a block.
+
+    The lock is the operating system's (``flock``; ``msvcrt.locking`` on Windows), held by the
+    open file: the system releases it when the process dies, so a killed run (even SIGKILL)
+    never leaves a stale lock behind, and there is no pid file to check for liveness.
+
+    Args:
+        root: The folder (must exist).
+        error: The class of the error raised when another process holds the lock (the
+            caller's: a generation run raises ``GenerationError``, a study ``ConfigError``).
+
+    Raises:
+        SynthaugError: (of class ``error``) Another process holds the lock.
+    """
+    root = Path(root)
+    handle = open(root / LOCK_NAME, "a+b")  # noqa: SIM115 (closed below)
+    try:
+        try:
+            _lock(handle)
+        except OSError as raised:
+            raise error(
+                f"another synthaug process is writing to {root}; wait for it to finish or stop it"
+            ) from raised
+        yield
+    finally:
+        handle.close()  # closing the descriptor releases the lock
+
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock(handle: Any) -> None:
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -18,7 +18,7 @@ from synthaug.data import load_dataset
 from synthaug.errors import ConfigError, GenerationError
 from synthaug.generate import generate_dataset
 from synthaug.generate.backends import GeneratorBackend, make_backend
-from synthaug.generate.manifest import directory_lock
+from synthaug.fileio import directory_lock
 from synthaug.generate.prompts import PromptSpec
 
 CLASSES = ["T-shirt/top", "Trouser", "Ankle boot"]

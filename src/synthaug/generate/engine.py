@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import synthaug
 from synthaug.errors import ConfigError, GenerationError
 from synthaug.execution import Executor, Reserver, Resources, worker_state
+from synthaug.fileio import directory_lock
 from synthaug.generate.backends import (
     GeneratedImage,
     GeneratorBackend,
@@ -58,7 +59,6 @@ from synthaug.generate.manifest import (
     TEMP_PREFIX,
     JsonlAppender,
     atomic_write_bytes,
-    directory_lock,
     fsync_directory,
     read_jsonl,
     remove_temp_files,
@@ -233,7 +233,7 @@ def generate_dataset(
             return _dry_run_plan(root, generator, plan, state, max_cost)
 
         root.mkdir(parents=True, exist_ok=True)
-        with directory_lock(root):
+        with directory_lock(root, GenerationError):
             remove_temp_files(root)
             scan = scan_manifest(root)
             if scan.needs_rewrite:

@@ -35,7 +35,7 @@ import yaml
 import synthaug
 from synthaug.errors import ConfigError
 from synthaug.execution import Executor, Resources, drop_worker_state, make_executor, worker_state
-from synthaug.fileio import atomic_write_text, to_json_value
+from synthaug.fileio import atomic_write_text, directory_lock, to_json_value
 from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
 from synthaug.study.cache import StudyCache, content_key
@@ -439,11 +439,26 @@ def run_study(
         :func:`synthaug.report.build_report` (``synthaug study`` does both).
 
     Raises:
-        ConfigError: Bad data paths, class mismatches, sizes beyond the data, or a run folder
-            bound to a different config.
+        ConfigError: Bad data paths, class mismatches, sizes beyond the data, a run folder
+            bound to a different config, or one that another process is writing.
     """
-    started = time.perf_counter()
     run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # One writer per run folder: a second study would run every unit again and log it twice.
+    # The lock is the operating system's, so a killed run leaves none behind.
+    with directory_lock(run_dir, ConfigError):
+        return _run_study_locked(config, run_dir, progress, on_unit_done, executor)
+
+
+def _run_study_locked(
+    config: StudyConfig,
+    run_dir: Path,
+    progress: ProgressCallback | None,
+    on_unit_done: UnitCallback | None,
+    executor: Executor | None,
+) -> StudyResult:
+    """:func:`run_study`'s work, with the run folder's lock held."""
+    started = time.perf_counter()
     bind_run_dir(config, run_dir)
     cache = StudyCache(config.cache_dir or run_dir / "cache")
     units = plan_units(config)
