@@ -157,6 +157,25 @@ def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     )
 
 
+def test_cli_lists_every_config_problem_on_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    regime = {"name": "r", "data": "real", "sizes": [1], "colour": 1}
+    path.write_text(yaml.safe_dump({"regimes": [regime], "seeds": [0, "one"], "thraeds": 2, "ood": "x"}))
+    completed = subprocess.run(
+        [sys.executable, "-m", "synthaug.cli", "study", str(path), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    start = lines.index(f"error: {path}: 5 problems:")  # third-party import warnings may precede it
+    assert [line.split(":")[0].strip() for line in lines[start + 1 :]] == [
+        "real", "regimes[0].colour", "seeds[1]", "ood", "thraeds"
+    ]  # fmt: skip
+
+
 def test_a_log_line_cut_short_is_dropped(tmp_path: Path) -> None:
     log = tmp_path / "results.jsonl"
     append_row(log, {"unit_id": "a", "value": float("nan")})
