@@ -1,9 +1,11 @@
 """A content-addressed store for what a study computes: trained models and predictions.
 
 Every entry's key is the sha256 of a JSON description of everything that produced it (data
-fingerprints, method and backbone configuration, seed, synthaug version), so a rerun — after
-an interruption, or by another study pointed at the same folder — reuses an entry exactly when
-it would compute the same thing. Entries are written under a temporary name and renamed into
+fingerprints, the method's and backbone's resolved configuration with every default filled in,
+training config, seed, torch threads), so a rerun — after an interruption, by another study
+pointed at the same folder, or by a later release that changed no default — reuses an entry
+exactly when it would compute the same thing. The synthaug version is recorded in each entry
+(``key.json``, the saved method's config), not keyed on. Entries are written under a temporary name and renamed into
 place, so an interrupted write never leaves an entry that looks complete.
 
 Layout::

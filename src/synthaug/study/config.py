@@ -467,9 +467,11 @@ class StudyConfig(_Strict):
     bootstrap_resamples: int = Field(default=1000, ge=100)
     # torch device (`cpu`, `cuda`, ...); default: the best available.
     device: str | None = None
-    # CPU threads torch may use while the study runs; default: torch's own (one per core).
-    # Small networks parallelise poorly, so 1 can be as fast, and much faster on a busy machine.
-    threads: int | None = Field(default=None, ge=1)
+    # torch CPU threads of every unit (on any engine) and of the driver's own work. Fixed rather
+    # than cores / workers because the float reduction order follows the thread count: a fixed
+    # count gives the same numbers with 1 or 2 workers or on Ray. 1: small networks parallelise
+    # poorly, so 1 is about as fast per unit and leaves the cores to parallel units.
+    threads: int = Field(default=1, ge=1)
     # Where trained models, predictions and generated images are cached by content hash;
     # default `RUN_DIR/cache`. Point several studies at one folder to share work.
     cache_dir: str | None = None
