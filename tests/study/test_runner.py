@@ -285,3 +285,35 @@ def test_a_temperature_unit_calibrates_the_deterministic_units_network(tiny_stud
         assert tensors.keys() - {"temperature"} == {f"base.{name}" for name in base}
         for name, value in base.items():
             assert tensors[f"base.{name}"].equal(value), name
+
+
+def test_a_release_reuses_the_cache_unless_it_changes_a_default(tmp_path: Path, monkeypatch) -> None:
+    """Models are keyed on resolved parameters, not the version: a new version with the same
+    defaults trains nothing; a changed default retrains only the units it touches, and resuming
+    a run folder whose rows were computed under the old default is refused."""
+    import synthaug
+    from synthaug.methods.temperature import TemperatureScaling
+
+    data = tiny_config_data(write_tiny_folders(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))
+    data.update(regimes=[{"name": "real", "data": "real", "sizes": [8]}], synthetic=[], inspect="off", ood=[],
+                methods=["deterministic", "temperature"], seeds=[0])  # fmt: skip
+    first = run_study(parse_config(data), tmp_path / "first")
+    assert [r.trained for r in first.results] == [True, True]
+    key_files = [Path(r.model_dir) / "key.json" for r in first.results]
+    recorded = json.loads(key_files[0].read_text())
+    assert recorded["synthaug_version"] == synthaug.__version__  # recorded for provenance, not keyed on
+    written = [path.stat().st_mtime_ns for path in key_files]
+
+    monkeypatch.setattr(synthaug, "__version__", "99.0.0")  # a release that changes no default
+    second = run_study(parse_config(data), tmp_path / "second")
+    assert [r.trained for r in second.results] == [False, False]
+    assert [r.model_key for r in second.results] == [r.model_key for r in first.results]
+    assert [path.stat().st_mtime_ns for path in key_files] == written
+
+    monkeypatch.setitem(TemperatureScaling.__init__.__kwdefaults__, "max_iter", 50)  # one that changes one
+    third = run_study(parse_config(data), tmp_path / "third")
+    assert {r.key.method: r.trained for r in third.results} == {"deterministic": False, "temperature": True}
+    assert third.results[1].params_key != first.results[1].params_key
+    with pytest.raises(ConfigError, match=r"temperature/seed=0 was computed with other resolved parameters.*new --out"):
+        run_study(parse_config(data), tmp_path / "first")
+    assert len(read_rows(tmp_path / "first" / "results.jsonl")) == 2
