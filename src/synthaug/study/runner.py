@@ -161,6 +161,8 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
     Writes only to the cache (content-addressed, so two workers running the same unit agree);
     recording the result in the log is the caller's job.
     """
+    import torch
+
     from synthaug.methods import load_method
     from synthaug.metrics import load_predictions
 
@@ -231,7 +233,7 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
         metrics=metrics,
         targeted=None if targeted_run is None else _relative(targeted_run, run_dir),
         params_key=params_key(config, unit),
-        threads=config.threads,
+        threads=torch.get_num_threads(),  # what the unit ran with (the config's `threads`)
     )
 
 
