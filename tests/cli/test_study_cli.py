@@ -10,14 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 import synthaug.cli.main  # noqa: F401 - registers every command
 from synthaug.cli._app import app
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "study"))
-from tiny_study import tiny_config_data, write_tiny_folders  # noqa: E402
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 
 def test_default_run_folder_matches_the_library() -> None:
@@ -27,6 +27,7 @@ def test_default_run_folder_matches_the_library() -> None:
     assert DEFAULT_RUN_DIR == demo.DEFAULT_RUN_DIR
 
 
+@pytest.mark.slow
 def test_study_without_a_terminal_prints_a_line_per_unit_then_writes_the_report(tmp_path: Path) -> None:
     data = tiny_config_data(write_tiny_folders(tmp_path / "data"))
     data.update(regimes=[{"name": "real", "data": "real", "sizes": [3]}], methods=["deterministic"], ood=[])
@@ -51,6 +52,7 @@ def _study_command(config: Path, run_dir: Path) -> list[str]:
             "--workers", "1", "--no-progress", "--no-report"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_second_study_on_one_folder_refuses_and_a_killed_one_leaves_no_lock(tmp_path: Path) -> None:
     """Two real ``synthaug study`` processes on one --out: the second refuses in one line while
     the first holds the folder; after the first is killed (SIGKILL) a rerun finishes the study

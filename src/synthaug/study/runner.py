@@ -57,7 +57,6 @@ from synthaug.study.units import (
 )
 
 if TYPE_CHECKING:  # the data package pulls in torch; the runner imports it when it runs
-    from synthaug.data import ImageDataset
     from synthaug.methods import UncertaintyMethod
 
 __all__ = ["StudyResult", "UnitCallback", "bind_run_dir", "evaluate_unit", "run_study", "run_unit", "unit_group"]
