@@ -16,10 +16,10 @@ from synthaug.audit.summary import CLASS_COLUMNS
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError, DataError
 
-from audit_testing import FAST_CONFIG
+from helpers.audit_testing import FAST_CONFIG
 
 
-
+@pytest.mark.slow
 def test_scores_file_has_one_row_per_image_with_every_field(noisy_audit) -> None:
     lines = (noisy_audit.result.out_dir / "scores.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
@@ -74,6 +74,19 @@ def test_html_page_is_self_contained_and_shows_the_worst_images(noisy_audit) -> 
     assert f"#1 {noisy_audit.result.rows[0]['file_name']}" in html
 
 
+def test_html_page_shares_the_report_look_with_readable_columns(noisy_audit) -> None:
+    from synthaug.pages import stylesheet
+
+    html = (noisy_audit.result.out_dir / "audit.html").read_text()
+    assert stylesheet() in html and '<meta name="generator" content="synthaug">' in html
+    table = html[html.index("<h2>Per class</h2>"):html.index("<h2>Leakage")]
+    # The wide table scrolls inside the page; headers are words, explained in a one-line legend.
+    assert '<div class="scroll">' in table and '<p class="legend">' in table
+    assert "<th>wrong labels (est.)</th>" in table and "<th>CV accuracy</th>" in table
+    assert "<dfn>agrees with real</dfn>" in table
+    assert not any(name in table for name in ("estimated_noise_rate", "cv_accuracy", "reference_agreement"))
+
+
 def test_html_escapes_names_from_the_data(noisy_audit, tmp_path) -> None:
     hostile = ["<script>alert(1)</script>", "b&b", "c"]
     data = ImageDataset.from_arrays(noisy_audit.data.as_array(), noisy_audit.data.targets, hostile, name="<i>x</i>")
@@ -87,6 +100,7 @@ def test_html_escapes_names_from_the_data(noisy_audit, tmp_path) -> None:
     assert "<i>x</i>" not in html and "b&amp;b" in html
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_saved_predictions_with_the_same_numbers(noisy_audit, tmp_path) -> None:
     out = tmp_path / "audit"
     shutil.copytree(noisy_audit.result.out_dir, out)
