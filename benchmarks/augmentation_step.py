@@ -39,8 +39,12 @@ def make_step(policy: str, images, seed: int = 0):
     data = PreparedData(
         None,
         torch.from_numpy(images.targets.copy()),
-        pixels=PixelBatches(images, backbone.pixel_decoder(), in_memory_array=backbone.pixel_array(),
-                            augmenter=augmentation.example_augmenter()),
+        pixels=PixelBatches(
+            images,
+            backbone.pixel_decoder(),
+            in_memory_array=backbone.pixel_array(),
+            augmenter=augmentation.example_augmenter(),
+        ),
         normalize=backbone.normalize_pixels,
     )
     torch.manual_seed(seed)
@@ -92,8 +96,10 @@ def main() -> None:
             started = time.perf_counter()
             step()
             times[policy].append(time.perf_counter() - started)
-    print(f"cnn training step, batch {BATCH_SIZE}, 28x28, {torch.get_num_threads()} threads, "
-          f"{args.rounds} interleaved rounds (median)")
+    print(
+        f"cnn training step, batch {BATCH_SIZE}, 28x28, {torch.get_num_threads()} threads, "
+        f"{args.rounds} interleaved rounds (median)"
+    )
     baseline = statistics.median(times["none"])
     for policy in POLICIES:
         median = statistics.median(times[policy])

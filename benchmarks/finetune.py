@@ -104,15 +104,22 @@ def child(task: str, pipeline: str, root: Path, steps: int, workers: int) -> dic
 
             rate = timed(stream.batches(order), steps, extract)
         else:
-            method = make_method("deterministic", backbone=model_name, backbone_options=options, batch_size=batch_size,
-                                 num_workers=workers)
+            method = make_method(
+                "deterministic",
+                backbone=model_name,
+                backbone_options=options,
+                batch_size=batch_size,
+                num_workers=workers,
+            )
             method.backbone_ = make_backbone(model_name, **options)
             method.classes_ = list(dataset.classes)
             data = method._prepare(dataset, training=True)
             model = method.backbone_.build_trainable(CLASSES)
             model.train()
             optimizer = _make_optimizer(model, method.training_config())
-            order = list(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:count].split(batch_size))
+            order = list(
+                torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:count].split(batch_size)
+            )
             targets = iter([data.targets[index] for index in order])
 
             def train_step(inputs):
@@ -126,14 +133,22 @@ def child(task: str, pipeline: str, root: Path, steps: int, workers: int) -> dic
         import torchvision
         from torchvision import transforms
 
-        transform = transforms.Compose([
-            transforms.Resize(SIDE), transforms.CenterCrop(SIDE), transforms.ToTensor(),
-            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-        ])
+        transform = transforms.Compose(
+            [
+                transforms.Resize(SIDE),
+                transforms.CenterCrop(SIDE),
+                transforms.ToTensor(),
+                transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            ]
+        )
         dataset = torchvision.datasets.ImageFolder(root, transform=transform)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=task == "finetune", num_workers=workers,
-            persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
+            dataset,
+            batch_size=batch_size,
+            shuffle=task == "finetune",
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers else None,
         )
         if task == "features":
             network = torchvision.models.resnet50()
@@ -157,8 +172,15 @@ def child(task: str, pipeline: str, root: Path, steps: int, workers: int) -> dic
                 optimizer.zero_grad(set_to_none=True)
 
             rate = timed(loader, steps, train_step)
-    return {"task": task, "pipeline": pipeline, "images": len(dataset), "images_per_s": rate,
-            "peak_rss_mb": peak_rss_mb(), "workers": workers, "threads": torch.get_num_threads()}
+    return {
+        "task": task,
+        "pipeline": pipeline,
+        "images": len(dataset),
+        "images_per_s": rate,
+        "peak_rss_mb": peak_rss_mb(),
+        "workers": workers,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -185,15 +207,29 @@ def main() -> None:
         for task in args.tasks.split(","):
             for size in SIZES:
                 for pipeline in ("plain", "synthaug"):
-                    command = [sys.executable, __file__, "--child", task, pipeline, str(roots[size]),
-                               "--steps", str(args.steps), "--warmup", str(args.warmup), "--workers", str(workers)]
+                    command = [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        task,
+                        pipeline,
+                        str(roots[size]),
+                        "--steps",
+                        str(args.steps),
+                        "--warmup",
+                        str(args.warmup),
+                        "--workers",
+                        str(workers),
+                    ]
                     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
                     results.append(json.loads(output.strip().splitlines()[-1]))
                     print(json.dumps(results[-1]), flush=True)
     by = {(r["task"], r["pipeline"], r["images"]): r for r in results}
-    lines.append(f"finetune benchmark: {args.steps} timed batches per run after {args.warmup} untimed, "
-                 f"{workers} loader worker(s), "
-                 f"{results[0]['threads']} torch threads, 160-px RGB JPEGs")
+    lines.append(
+        f"finetune benchmark: {args.steps} timed batches per run after {args.warmup} untimed, "
+        f"{workers} loader worker(s), "
+        f"{results[0]['threads']} torch threads, 160-px RGB JPEGs"
+    )
     for task in args.tasks.split(","):
         what = "fine-tune resnet18 (batch 32)" if task == "finetune" else "features of frozen resnet50 (batch 64)"
         lines.append(f"{what}:")

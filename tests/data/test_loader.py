@@ -54,8 +54,13 @@ def test_in_memory_and_streamed_with_any_worker_count_give_the_same_pixels(tiny_
 
 def test_streaming_a_method_with_two_workers_gives_the_numbers_of_zero(tiny_image_folder: Path) -> None:
     train = strict_folder(tiny_image_folder)  # as_array raises: nothing may hold every image
-    options = {"backbone_options": {"channels": [8, 16], "hidden": 32}, "epochs": 2, "batch_size": 16,
-                   "augment": ["flip-crop", "trivialaugment"], "seed": 0}
+    options = {
+        "backbone_options": {"channels": [8, 16], "hidden": 32},
+        "epochs": 2,
+        "batch_size": 16,
+        "augment": ["flip-crop", "trivialaugment"],
+        "seed": 0,
+    }
     threads = torch.get_num_threads()
     probs = [
         make_method("mc-dropout", num_samples=3, num_workers=workers, **options).fit(train).predict_proba(train)

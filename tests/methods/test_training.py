@@ -182,7 +182,8 @@ def test_every_method_passes_the_generalized_cross_entropy_q_to_training() -> No
 def test_under_trained_flags_a_validation_loss_still_improving_at_the_last_epoch() -> None:
     with seeded(0):
         model = mlp()
-    short = train_model(model, blobs(), blobs(seed=1), TrainingConfig(epochs=2, batch_size=32, learning_rate=1e-3), seed=0)
+    config = TrainingConfig(epochs=2, batch_size=32, learning_rate=1e-3)
+    short = train_model(model, blobs(), blobs(seed=1), config, seed=0)
     assert short.best_epoch == 2 and short.under_trained
     with seeded(0):
         model = mlp()

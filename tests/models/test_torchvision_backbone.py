@@ -74,7 +74,8 @@ def test_local_state_dict_is_loaded(small: ImageDataset, tmp_path: Path, suffix:
     else:
         safetensors.torch.save_file({k: v.contiguous() for k, v in network.state_dict().items()}, path)
     backbone = make_backbone("resnet18", weights_path=path, image_size=32)
-    torch.testing.assert_close(backbone.prepare(small), reference_features(network, small, backbone), rtol=1e-4, atol=1e-5)
+    expected = reference_features(network, small, backbone)
+    torch.testing.assert_close(backbone.prepare(small), expected, rtol=1e-4, atol=1e-5)
     assert backbone.get_config()["weights_path"] == str(path)
 
 
@@ -153,7 +154,8 @@ def resnet18_weights(tmp_path_factory) -> Path:
     """A local resnet18 state dict (what a user's pretrained file would be), saved by the test."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "resnet18.safetensors"
-    safetensors.torch.save_file({k: v.contiguous() for k, v in torchvision.models.resnet18().state_dict().items()}, path)
+    state = torchvision.models.resnet18().state_dict()
+    safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, path)
     return path
 
 

@@ -92,7 +92,9 @@ class FlipCrop:
         """``(B, C, H, W)`` -> ``(B, C, H, W)``, example ``b`` drawn from ``keys[b]``."""
         p = self.padding
         count, _, height, width = pixels.shape
-        shifts = torch.from_numpy(np.floor(np.stack([_uniform(keys, 0), _uniform(keys, 1)]) * (2 * p + 1)).astype(np.int64))
+        shifts = torch.from_numpy(
+            np.floor(np.stack([_uniform(keys, 0), _uniform(keys, 1)]) * (2 * p + 1)).astype(np.int64)
+        )
         padded = torch.nn.functional.pad(pixels, (p, p, p, p)) if p else pixels
         rows = shifts[0][:, None] + torch.arange(height)[None]  # (B, H)
         cols = shifts[1][:, None] + torch.arange(width)[None]  # (B, W)
@@ -154,7 +156,9 @@ class Augmentation:
         """The per-example part, or ``None`` when there is none."""
         return ExampleAugmenter(self.example_steps) if self.example_steps else None
 
-    def batch_mixer(self, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
+    def batch_mixer(
+        self, num_classes: int
+    ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
         """``(inputs (B, ...), labels (B,)) -> (mixed inputs, probabilities (B, C))``, or ``None``.
 
         Draws from torch's global generator (which the training loop seeds).
@@ -184,7 +188,8 @@ class ExampleAugmenter:
 
     def __init__(self, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
         self.steps = [
-            FlipCrop(**options) if name == "flip-crop" else _torchvision_policy(name, options) for name, options in steps
+            FlipCrop(**options) if name == "flip-crop" else _torchvision_policy(name, options)
+            for name, options in steps
         ]
 
     def batch(self, pixels: torch.Tensor, keys: np.ndarray) -> torch.Tensor:
@@ -217,7 +222,9 @@ def _entry(entry: Any, where: str) -> tuple[str, dict[str, Any]]:
         raise ConfigError(f"{where}: give a policy name or {{name: POLICY, option: value}}, got {entry!r}")
     name = name.strip().lower()
     if name not in EXAMPLE_POLICIES + BATCH_POLICIES:
-        raise ConfigError(f"{where}: unknown policy {name!r}; choose from {', '.join(EXAMPLE_POLICIES + BATCH_POLICIES)}")
+        raise ConfigError(
+            f"{where}: unknown policy {name!r}; choose from {', '.join(EXAMPLE_POLICIES + BATCH_POLICIES)}"
+        )
     return name, options
 
 

@@ -278,7 +278,9 @@ class UncertaintyMethod(ABC):
         unfrozen pretrained network, the classic one otherwise)."""
         backbone = self._backbone()
         defaults = {**CLASSIC_RECIPE, **backbone.training_defaults()}
-        recipe = {name: defaults[name] if getattr(self, name) is None else getattr(self, name) for name in CLASSIC_RECIPE}
+        recipe = {
+            name: defaults[name] if getattr(self, name) is None else getattr(self, name) for name in CLASSIC_RECIPE
+        }
         learning_rate = self.learning_rate
         if learning_rate is None:
             learning_rate = backbone.default_learning_rate

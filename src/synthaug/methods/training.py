@@ -310,7 +310,10 @@ def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Opt
     if config.backbone_lr_scale != 1.0 and isinstance(model, nn.Sequential) and len(model) > 1:
         head = {id(p) for p in model[-1].parameters()}
         parameters = [
-            {"params": [p for p in parameters if id(p) not in head], "lr": config.learning_rate * config.backbone_lr_scale},
+            {
+                "params": [p for p in parameters if id(p) not in head],
+                "lr": config.learning_rate * config.backbone_lr_scale,
+            },
             {"params": [p for p in parameters if id(p) in head]},
         ]
     if config.optimizer == "sgd":
@@ -554,7 +557,9 @@ def train_model(
             for step, (inputs, index) in enumerate(zip(train.batches(batches, device, epoch - 1, seed), batches)):
                 targets = train.targets[index].to(device, non_blocking=True)
                 if not torch.isfinite(inputs).all():
-                    raise TrainingError(f"{description}: a training batch contains NaN or infinite values; check the images")
+                    raise TrainingError(
+                        f"{description}: a training batch contains NaN or infinite values; check the images"
+                    )
                 if mixer is not None:
                     inputs, targets = mixer(inputs, targets)
                 if config.channels_last and on_cuda and inputs.ndim == 4:
@@ -595,7 +600,8 @@ def train_model(
                 record["val_accuracy"] = (log_proba.argmax(1) == val.targets).float().mean().item()
             record["seconds"] = time.perf_counter() - epoch_started
             history.epochs.append(record)
-            status = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k in ("train_loss", "val_nll", "val_accuracy"))
+            shown = ("train_loss", "val_nll", "val_accuracy")
+            status = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k in shown)
             report(progress, description, epoch, schedule.epochs, unit="epochs", item=status)
 
             if val is None:

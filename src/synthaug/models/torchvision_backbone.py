@@ -69,7 +69,8 @@ class PixelDecoder:
         from torchvision.transforms import InterpolationMode, v2
 
         image = image.convert("RGB") if image.mode != "RGB" else image
-        image = v2.functional.resize(image, self.resize, interpolation=InterpolationMode(self.interpolation), antialias=True)
+        mode = InterpolationMode(self.interpolation)
+        image = v2.functional.resize(image, self.resize, interpolation=mode, antialias=True)
         image = v2.functional.center_crop(image, self.crop)
         return v2.functional.pil_to_tensor(image)
 
@@ -322,7 +323,8 @@ class TorchvisionBackbone(Backbone):
             from synthaug.data.loader import sequential_batches
 
             stream = self._stream(dataset)
-            return torch.cat([self.normalize_pixels(b) for b in stream.batches(sequential_batches(len(dataset), self.batch_size))])
+            order = sequential_batches(len(dataset), self.batch_size)
+            return torch.cat([self.normalize_pixels(batch) for batch in stream.batches(order)])
         path = self.feature_cache_path(dataset)
         if path.is_file():
             return safetensors.torch.load_file(path)["features"]
