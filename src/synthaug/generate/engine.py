@@ -25,6 +25,7 @@ re-planning of refused slots stay here, on the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -611,6 +612,14 @@ def _run(
 ) -> None:
     """Generate in this process: send the pending requests in rounds (a round's refusals
     become the next round) and commit every result to ``metadata.jsonl`` as it arrives."""
+    root = root.absolute()  # a worker's working directory is not this one (on Ray: where `ray start` ran)
+    if not executor.sees_folder(root):
+        raise ConfigError(
+            f"{root}: the Ray workers do not see this folder; generation on Ray writes the images from "
+            "the workers, so the output folder must be on a file system every node mounts (NFS, EFS, a "
+            "shared volume): give such a path, or generate without --ray"
+        )
+    backend = _absolute_paths(backend)
     tracker = _Progress(progress, f"generate {generator.name}", root.name, state, plan.pending(state))
 
     def committed(row: dict[str, Any]) -> None:
@@ -733,6 +742,14 @@ def _run_sharded(
     The driver's ``generator`` only prices requests: the cost cap is applied here, before a
     shard is handed out, and what was spent is read from the merged rows.
     """
+    root = root.absolute()  # a worker's working directory is not this one (on Ray: where `ray start` ran)
+    if not executor.sees_folder(root):
+        raise ConfigError(
+            f"{root}: the Ray workers do not see this folder; generation on Ray writes the images from "
+            "the workers, so the output folder must be on a file system every node mounts (NFS, EFS, a "
+            "shared volume): give such a path, or generate without --ray"
+        )
+    backend = _absolute_paths(backend)
     tracker = _Progress(progress, f"generate {generator.name}", root.name, state, plan.pending(state))
     refused = {(label, index, attempt) for label, index, attempt in _refused_slots(root)}
     for label in plan.classes:  # created here, so that workers never race to create a class folder
@@ -765,6 +782,17 @@ def _run_sharded(
         merge_shards(root, state.committed, refused)
         remove_manifests_dir(root)
         tracker.finish()
+
+
+def _absolute_paths(backend: _BackendSpec) -> _BackendSpec:
+    """``backend`` with a model or LoRA given as a relative local path made absolute, so that a
+    worker finds the folder this process means (a hub id, not a path here, stays as it is)."""
+
+    def absolute(value: Any) -> Any:
+        return str(Path(value).absolute()) if isinstance(value, str) and Path(value).exists() else value
+
+    options = {**backend.options, **({"lora": absolute(backend.options["lora"])} if "lora" in backend.options else {})}
+    return dataclasses.replace(backend, model=absolute(backend.model), options=options)
 
 
 def _refused_slots(root: Path) -> set[tuple[Any, Any, Any]]:

@@ -35,17 +35,20 @@ import yaml
 import synthaug
 from synthaug.errors import ConfigError
 from synthaug.execution import Executor, Resources, drop_worker_state, make_executor, worker_state
+from synthaug.execution.transfer import FolderStorage
 from synthaug.fileio import atomic_write_text, to_json_value
 from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
 from synthaug.study.cache import StudyCache, content_key
-from synthaug.study.config import StudyConfig, config_to_dict
+from synthaug.study.config import StudyConfig, config_to_dict, resolve_paths
 from synthaug.study.data import StudyData, load_study_data, training_set
 from synthaug.study.inspection import inspect_sources
 from synthaug.study.records import GroupKey, StudyAnalysis, UnitResult
 from synthaug.study.results import RESULTS_FILE, append_result, read_results
 from synthaug.study.shift import shift_metrics
 from synthaug.study.summary import write_summary_files
+from synthaug.study.transport import UnitOutcome, pack_outcome, relative_path, scratch_cache, unpack_outcome
+from synthaug.study.transport import units_send_files
 from synthaug.study.units import Unit, make_unit_method, model_description, plan_units, unit_method_params
 
 if TYPE_CHECKING:  # the data package pulls in torch; the runner imports it when it runs
@@ -120,13 +123,6 @@ def _cached_base(
     if not cache.has_model(base_key):
         return None
     return load_method(cache.model_dir(base_key), device=config.device)
-
-
-def _relative(path: Path, run_dir: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(run_dir.resolve()))
-    except ValueError:
-        return str(path.resolve())
 
 
 def unit_group(config: StudyConfig, unit: Unit) -> GroupKey:
@@ -210,18 +206,18 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
     return UnitResult(
         unit_id=unit.unit_id,
         key=key,
-        audit=None if audit_dir is None else _relative(audit_dir, run_dir),
+        audit=None if audit_dir is None else relative_path(audit_dir, run_dir),
         seed=unit.seed,
         n_train=len(train),
         model_key=model_key,
-        model_dir=_relative(cache.model_dir(model_key), run_dir),
-        predictions={name: _relative(path, run_dir) for name, path in prediction_paths.items()},
+        model_dir=relative_path(cache.model_dir(model_key), run_dir),
+        predictions={name: relative_path(path, run_dir) for name, path in prediction_paths.items()},
         trained=trained_now,
         train_seconds=train_seconds,
         predict_seconds=predict_seconds,
         unit_seconds=time.perf_counter() - started,
         metrics=metrics,
-        targeted=None if targeted_run is None else _relative(targeted_run, run_dir),
+        targeted=None if targeted_run is None else relative_path(targeted_run, run_dir),
     )
 
 
@@ -332,18 +328,25 @@ class _UnitTask:
     unit: Unit
     cache_root: str
     run_dir: str
+    # Send the model and predictions back by value (the worker does not see the run folder, or
+    # `execution.ray.storage` keeps the models): see study/transport.py.
+    send_files: bool = False
+    storage: str | None = None
 
     @property
     def data_key(self) -> tuple[str, str]:
         return "study data", content_key({"config": config_to_dict(self.config), "cache": self.cache_root})
 
 
-def _run_unit_task(task: _UnitTask) -> UnitResult:
+def _run_unit_task(task: _UnitTask) -> UnitResult | UnitOutcome:
     """A worker's part of a study: one unit, with the data its driver shared (loaded here, from
     what the driver generated and audited, only when it was not shared)."""
     cache = StudyCache(task.cache_root)
     data = worker_state(task.data_key, lambda: load_study_data(task.config, cache, generate=False))
-    return run_unit(task.config, data, cache, task.unit, Path(task.run_dir))
+    if not task.send_files:
+        return run_unit(task.config, data, cache, task.unit, Path(task.run_dir))
+    scratch = scratch_cache(task.cache_root, task.storage)
+    return pack_outcome(run_unit(task.config, data, scratch, task.unit, Path(task.run_dir)), scratch)
 
 
 def study_executor(config: StudyConfig, default_workers: int = 1) -> Executor:
@@ -443,9 +446,10 @@ def run_study(
             bound to a different config.
     """
     started = time.perf_counter()
-    run_dir = Path(out_dir)
+    # Absolute, here: a worker's working directory is not this one (on Ray: where `ray start` ran).
+    run_dir = Path(out_dir).absolute()
     bind_run_dir(config, run_dir)
-    cache = StudyCache(config.cache_dir or run_dir / "cache")
+    cache = StudyCache(Path(config.cache_dir or run_dir / "cache").absolute())
     units = plan_units(config)
     results_path = run_dir / RESULTS_FILE
     owned = executor is None
@@ -463,13 +467,21 @@ def run_study(
             waves = [todo] if executor.in_process else _dispatch_order(todo, config, data)
             if todo and not executor.in_process:
                 _prepare_shared_features(config, data)
-            tasks = [[_UnitTask(config, unit, str(cache.root), str(run_dir)) for unit in wave] for wave in waves]
+            storage = None if ray is None or ray.storage is None else FolderStorage.resolved(ray.storage)
+            send_files = bool(todo) and units_send_files(executor, [run_dir, cache.root], storage)
+            task_config = resolve_paths(config, Path.cwd())  # data folders, absolute for the workers
+            tasks = [
+                [_UnitTask(task_config, unit, str(cache.root), str(run_dir), send_files, storage) for unit in wave]
+                for wave in waves
+            ]
             if todo:  # (a finished study resumes with one empty wave and nothing to run)
                 # Sent to each worker once (on Ray: to the object store): workers never reload it.
                 executor.share(tasks[0][0].data_key, data)
             try:
                 for wave in tasks:
                     for task, result in executor.map_unordered(_run_unit_task, wave, resources):
+                        if isinstance(result, UnitOutcome):  # the driver writes what came back by value
+                            result = unpack_outcome(result, cache, run_dir)
                         append_result(results_path, result)
                         finished[task.unit.unit_id] = result
                         report(progress, "study", len(finished), len(units), item=task.unit.unit_id, unit="units")
