@@ -84,6 +84,10 @@ def assert_local_metrics(run_dir: Path, local: dict[str, dict[str, float]]) -> N
         assert result.metrics == pytest.approx(local[result.unit_id], rel=1e-4, abs=1e-6, nan_ok=True), result.unit_id
 
 
+def unit_files(run_dir: Path) -> str:
+    return json.loads((run_dir / "environment.json").read_text())["unit_files"]
+
+
 def rows(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
 
@@ -99,6 +103,7 @@ def test_a_relative_out_lands_in_the_users_folder_not_where_ray_started(study, c
         assert (run_dir / row["model_dir"] / "key.json").is_file()
         assert all((run_dir / path).is_file() for path in row["predictions"].values())
     assert list(cluster_cwd.iterdir()) == []  # nothing under the folder `ray start` ran in
+    assert unit_files(run_dir) == "written in place"  # the workers saw the folder, by its absolute path
 
 
 @pytest.mark.slow
@@ -116,6 +121,7 @@ def test_storage_keeps_models_and_the_object_store_brings_predictions_back(study
         assert (Path(row["model_dir"]) / "key.json").is_file()
         assert all((run_dir / path).is_file() for path in row["predictions"].values())
     assert not (run_dir / "cache" / "models").exists()
+    assert unit_files(run_dir) == "sent back through the object store"
     assert list(cluster_cwd.iterdir()) == []
 
     # Resume after losing a row: the unit runs again and reuses its stored model.
@@ -147,6 +153,7 @@ def test_workers_that_do_not_see_the_run_folder(study):
         refused = synthaug_cli(arguments, folder, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
     run_dir = folder / "run"
     assert_local_metrics(run_dir, study["local"])
+    assert unit_files(run_dir) == "sent back through the object store"
     for row in rows(run_dir):  # the models came back by value too
         assert (run_dir / row["model_dir"] / "key.json").is_file()
     assert list(cwd.iterdir()) == []

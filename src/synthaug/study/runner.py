@@ -454,6 +454,7 @@ def run_study(
     results_path = run_dir / RESULTS_FILE
     owned = executor is None
     executor = study_executor(config) if executor is None else executor
+    send_files = False
     try:
         ray = config.execution.ray
         resources = Resources(ray.num_cpus, ray.num_gpus) if ray is not None else None
@@ -496,6 +497,8 @@ def run_study(
             executor.close()
     results = [finished[unit.unit_id] for unit in units]
     environment = environment_record(config, time.perf_counter() - started)
+    # How this call's units stored their models and predictions (study/transport.py).
+    environment["unit_files"] = "sent back through the object store" if send_files else "written in place"
     atomic_write_text(run_dir / ENVIRONMENT_FILE, json.dumps(to_json_value(environment), indent=2))
     report(progress, "analyze", 0, 1)
     analysis = analyze_study(config, data, results, run_dir)
