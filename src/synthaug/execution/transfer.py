@@ -48,7 +48,9 @@ class FileBundle:
         ``key.json`` goes last, so that an interrupted write-back never looks complete."""
         files: list[tuple[str, bytes]] = []
         for path in paths:
-            members = sorted(path.rglob("*"), key=lambda p: (p.name == COMPLETE_MARKER, str(p))) if path.is_dir() else [path]
+            members = [path]
+            if path.is_dir():
+                members = sorted(path.rglob("*"), key=lambda member: (member.name == COMPLETE_MARKER, str(member)))
             files.extend(
                 (member.relative_to(root).as_posix(), member.read_bytes()) for member in members if member.is_file()
             )

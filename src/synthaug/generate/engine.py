@@ -612,14 +612,6 @@ def _run(
 ) -> None:
     """Generate in this process: send the pending requests in rounds (a round's refusals
     become the next round) and commit every result to ``metadata.jsonl`` as it arrives."""
-    root = root.absolute()  # a worker's working directory is not this one (on Ray: where `ray start` ran)
-    if not executor.sees_folder(root):
-        raise ConfigError(
-            f"{root}: the Ray workers do not see this folder; generation on Ray writes the images from "
-            "the workers, so the output folder must be on a file system every node mounts (NFS, EFS, a "
-            "shared volume): give such a path, or generate without --ray"
-        )
-    backend = _absolute_paths(backend)
     tracker = _Progress(progress, f"generate {generator.name}", root.name, state, plan.pending(state))
 
     def committed(row: dict[str, Any]) -> None:
