@@ -32,6 +32,8 @@ __all__ = ["RayExecutor", "nodes_not_reading"]
 
 # Name of the probe file the driver writes into a folder to see whether the workers read it.
 PROBE_PREFIX = ".synthaug-probe-"
+# Seconds every node gets to answer the probe.
+PROBE_TIMEOUT = 120.0
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -85,7 +87,12 @@ def nodes_not_reading(path: Path, token: str) -> list[str]:
         probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(str(path), token)
         for node in nodes
     ]
-    blind = [node for node, read in zip(nodes, ray.get(replies), strict=True) if not read]
+    # A node that cannot run the probe in time (busy with another job's tasks) counts as blind.
+    ready, late = ray.wait(replies, num_returns=len(replies), timeout=PROBE_TIMEOUT)
+    for reply in late:
+        ray.cancel(reply, force=True)
+    answered = set(ready)
+    blind = [node for node, reply in zip(nodes, replies, strict=True) if reply not in answered or not ray.get(reply)]
     answers = list(path.parent.glob(f"{path.name}.seen-*"))
     seen = sum(answer.read_text(encoding="utf-8") == token for answer in answers)
     for answer in answers:

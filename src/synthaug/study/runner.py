@@ -435,7 +435,10 @@ def run_study(
         executor: Where units run (:mod:`synthaug.execution`); ``None``: as
             ``config.execution`` says, by default in this process. Results are the same
             whatever runs them; this process stays the only writer of ``results.jsonl``, and
-            generates and audits the synthetic sources before any unit starts.
+            generates and audits the synthetic sources before any unit starts. Workers get
+            absolute paths; where they do not see the run folder (checked with a probe file),
+            or ``execution.ray.storage`` is set, they send their files back by value
+            (:mod:`synthaug.study.transport`).
 
     Returns:
         The :class:`StudyResult`. ``RUN_DIR/report.html`` is drawn from it by

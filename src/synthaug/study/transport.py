@@ -116,7 +116,7 @@ def pack_outcome(result: UnitResult, cache: StudyCache) -> UnitOutcome:
     if result.targeted is not None:
         paths.append(Path(result.targeted))
     if storage is None:
-        paths.append(cache.model_dir(result.model_key))
+        paths.append(cache.model_dir(result.model_key).resolve())
     return UnitOutcome(
         result=result,
         files=FileBundle.collect(cache.root.resolve(), paths),
