@@ -3,17 +3,16 @@ terminal it prints one plain progress line per finished unit."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 import synthaug.cli.main  # noqa: F401 - registers every command
 from synthaug.cli._app import app
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "study"))
-from tiny_study import tiny_config_data, write_tiny_folders  # noqa: E402
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 
 def test_default_run_folder_matches_the_library() -> None:
@@ -23,6 +22,7 @@ def test_default_run_folder_matches_the_library() -> None:
     assert DEFAULT_RUN_DIR == demo.DEFAULT_RUN_DIR
 
 
+@pytest.mark.slow
 def test_study_without_a_terminal_prints_a_line_per_unit_then_writes_the_report(tmp_path: Path) -> None:
     data = tiny_config_data(write_tiny_folders(tmp_path / "data"))
     data.update(regimes=[{"name": "real", "data": "real", "sizes": [3]}], methods=["deterministic"], ood=[])

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 import yaml
-from ray_start import can_hide_folders, environment, ray_start
-from tiny_study import tiny_config_data, write_tiny_folders
 
 from synthaug.execution import make_executor
 from synthaug.study import parse_config, run_study
 from synthaug.study.results import read_results
+
+from helpers.ray_start import can_hide_folders, environment, ray_start
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 pytest.importorskip("ray")
 

@@ -9,12 +9,13 @@ import signal
 from pathlib import Path
 
 import pytest
-from tiny_study import tiny_config_data, write_tiny_folders
 
 from synthaug.execution import make_executor
 from synthaug.execution.local import LocalExecutor
 from synthaug.study import parse_config, run_study
 from synthaug.study.results import read_results
+
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def assert_same_metrics(run_dir: Path, expected: dict[str, dict[str, float]]) ->
             )
 
 
+@pytest.mark.slow
 def test_two_local_workers_give_the_same_metrics_even_when_one_is_killed(tiny, in_process):
     """A worker killed mid-study costs only its unit, which runs again on a fresh worker."""
     base, data = tiny
@@ -67,12 +69,13 @@ def test_ray_gives_the_same_metrics(tiny, in_process, ray_cluster):
     assert_same_metrics(base / "ray", in_process)
 
 
+@pytest.mark.slow
 def test_targeted_units_sharing_a_generation_folder_run_on_workers(tmp_path):
     """Targeted units generate into one folder per regime source, which its lock lets one process
     write at a time: on workers they run one after another and the study completes. (Whether two
     would collide is a race that these tiny units rarely lose; the one-at-a-time order is the
     guarantee.)"""
-    from tiny_targeted import targeted_config_data, tiny_generator
+    from helpers.tiny_targeted import targeted_config_data, tiny_generator
 
     folders = write_tiny_folders(tmp_path / "data")
     data = {**targeted_config_data(folders, tiny_generator(tmp_path / "generator", folders["pool"])), "inspect": "off"}

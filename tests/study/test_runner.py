@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
-from tiny_study import tiny_config_data, write_tiny_folders
 
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config, run_study
 from synthaug.study.results import append_row, read_rows
 from synthaug.study.units import plan_units
+
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 # real: deterministic at 3 and 8 + temperature at 8; synthetic: the same; mixed: deterministic at 3.
 GROUPS = 7
@@ -133,6 +134,7 @@ def test_sizes_beyond_the_data_are_refused_before_training(tmp_path: Path) -> No
     assert not (tmp_path / "run" / "results.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     path = tmp_path / "study.yaml"
     path.write_text(
@@ -159,16 +161,18 @@ def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
 
 def test_a_log_line_cut_short_is_dropped(tmp_path: Path) -> None:
     log = tmp_path / "results.jsonl"
-    append_row(log, {"unit_id": "a", "value": float("nan")})
+    append_row(log, {"unit_id": "a", "source": "nan", "metrics": {"ece": float("nan")}})
     with log.open("a") as handle:
         handle.write('{"unit_id": "b", "val')  # a crash mid-write
     rows = read_rows(log)
     assert [row["unit_id"] for row in rows] == ["a"]
-    assert rows[0]["value"] != rows[0]["value"]  # nan survives the round trip
+    assert rows[0]["metrics"]["ece"] != rows[0]["metrics"]["ece"]  # a NaN metric survives the round trip
+    assert rows[0]["source"] == "nan"  # and a name that reads "nan" stays a name
     append_row(log, {"unit_id": "b"})
     assert [row["unit_id"] for row in read_rows(log)] == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_a_held_out_class_becomes_the_ood_set(tmp_path: Path) -> None:
     data = tiny_config_data(write_tiny_folders(tmp_path / "data"))
     data.update(
@@ -186,6 +190,7 @@ def test_a_held_out_class_becomes_the_ood_set(tmp_path: Path) -> None:
     assert 0.0 <= row.metrics["held-out:ood_auroc_entropy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_generation_specs_run_through_the_engine_and_are_cached(tmp_path: Path) -> None:
     from synthaug.data import load_dataset
     from synthaug.generate.ddpm.train import GeneratorTrainingConfig, train_generator

@@ -21,14 +21,16 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from synthaug import fileio
-from synthaug.errors import DataError, GenerationError
-from synthaug.fileio import fsync_directory, sha256_file
+from synthaug.errors import GenerationError
+from synthaug.fileio import fsync_directory, read_jsonl, sha256_file
 
-__all__ = ["fsync_directory", "sha256_file"]  # re-exported: the engine and shards import them from here
+# Re-exported: the engine, the runners and the shards import them from here.
+__all__ = ["fsync_directory", "read_jsonl", "sha256_file"]
 
 MANIFEST_NAME = "metadata.jsonl"
 CONFIG_NAME = "generation.json"
@@ -38,6 +40,11 @@ TEMP_PREFIX = ".synthaug-"
 TEMP_SUFFIX = ".tmp"
 # Files of ours that may sit in a folder that holds no images yet.
 OWN_FILES = frozenset({MANIFEST_NAME, CONFIG_NAME, REJECTED_NAME, LOCK_NAME})
+
+
+def utc_now() -> str:
+    """The ``created`` time stamp of a row or run record: UTC, to the second, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def temp_path(path: Path) -> Path:
@@ -78,23 +85,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def row_line(row: dict[str, Any]) -> str:
     """One manifest line: compact JSON (labels kept verbatim, non-ASCII included) and ``\\n``."""
     return fileio.json_line(row)
-
-
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Read a JSON-lines file written by :class:`JsonlAppender` (see :func:`synthaug.fileio.read_jsonl`).
-
-    Returns:
-        The rows, and whether the file needs rewriting: its last line was torn by a crash
-        (dropped here) or lacks its newline.
-
-    Raises:
-        DataError: A line other than the last is not a JSON object (the file was edited
-            by hand); the message names the line.
-    """
-    try:
-        return fileio.read_jsonl(path)
-    except ValueError as error:
-        raise DataError(f"{error}, then rerun") from error
 
 
 def rewrite_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:

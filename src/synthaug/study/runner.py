@@ -47,12 +47,17 @@ from synthaug.study.records import GroupKey, StudyAnalysis, UnitResult
 from synthaug.study.results import RESULTS_FILE, append_result, read_results
 from synthaug.study.shift import shift_metrics
 from synthaug.study.summary import write_summary_files
-from synthaug.study.transport import UnitOutcome, pack_outcome, relative_path, scratch_cache, unpack_outcome
-from synthaug.study.transport import units_send_files
+from synthaug.study.transport import (
+    UnitOutcome,
+    pack_outcome,
+    relative_path,
+    scratch_cache,
+    units_send_files,
+    unpack_outcome,
+)
 from synthaug.study.units import Unit, make_unit_method, model_description, plan_units, unit_method_params
 
 if TYPE_CHECKING:  # the data package pulls in torch; the runner imports it when it runs
-    from synthaug.data import ImageDataset
     from synthaug.methods import UncertaintyMethod
 
 __all__ = ["StudyResult", "UnitCallback", "bind_run_dir", "evaluate_unit", "run_study", "run_unit", "unit_group"]

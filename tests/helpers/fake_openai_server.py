@@ -125,7 +125,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status: int, message: str, kind: str, code: str | None, headers: dict[str, str] | None = None) -> None:
+    def _error(
+        self, status: int, message: str, kind: str, code: str | None, headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
         self._send(status, body, "application/json", headers)
 
