@@ -14,20 +14,23 @@ import io
 import json
 import math
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from synthaug.errors import DataError
+from synthaug.errors import DataError, SynthaugError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from PIL import Image
 
 __all__ = [
+    "LOCK_NAME",
     "append_jsonl",
     "atomic_write_bytes",
     "atomic_write_text",
+    "directory_lock",
     "fsync_directory",
     "from_json_value",
     "json_line",
@@ -39,6 +42,10 @@ __all__ = [
     "to_json_value",
     "write_atomically",
 ]
+
+
+#: The lock file a writer of a folder holds (a generated dataset, a study's run folder).
+LOCK_NAME = ".synthaug.lock"
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:
@@ -237,3 +244,46 @@ def png_base64(image: Image.Image | Figure | bytes, *, dpi: int = 110, optimize:
             image.save(buffer, format="PNG", optimize=optimize)
         data = buffer.getvalue()
     return base64.b64encode(data).decode("ascii")
+
+
+@contextmanager
+def directory_lock(root: str | os.PathLike[str], error: type[SynthaugError] = SynthaugError) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``root`` (its ``.synthaug.lock`` file) for a block.
+
+    The lock is the operating system's (``flock``; ``msvcrt.locking`` on Windows), held by the
+    open file: the system releases it when the process dies, so a killed run (even SIGKILL)
+    never leaves a stale lock behind, and there is no pid file to check for liveness.
+
+    Args:
+        root: The folder (must exist).
+        error: The class of the error raised when another process holds the lock (the
+            caller's: a generation run raises ``GenerationError``, a study ``ConfigError``).
+
+    Raises:
+        SynthaugError: (of class ``error``) Another process holds the lock.
+    """
+    root = Path(root)
+    handle = open(root / LOCK_NAME, "a+b")  # noqa: SIM115 (closed below)
+    try:
+        try:
+            _lock(handle)
+        except OSError as raised:
+            raise error(
+                f"another synthaug process is writing to {root}; wait for it to finish or stop it"
+            ) from raised
+        yield
+    finally:
+        handle.close()  # closing the descriptor releases the lock
+
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock(handle: Any) -> None:
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -15,9 +15,9 @@ import pytest
 
 from synthaug.data import load_dataset
 from synthaug.errors import ConfigError, GenerationError
+from synthaug.fileio import directory_lock
 from synthaug.generate import generate_dataset
 from synthaug.generate.backends import GeneratorBackend, make_backend
-from synthaug.generate.manifest import directory_lock
 from synthaug.generate.prompts import PromptSpec
 
 from helpers.fake_openai_server import FAST_RETRIES, REFUSAL_MARKER

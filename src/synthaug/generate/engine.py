@@ -36,15 +36,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthaug.errors import ConfigError
+from synthaug.errors import ConfigError, GenerationError
 from synthaug.execution import Executor, Resources
+from synthaug.fileio import directory_lock
 from synthaug.generate.backends import GeneratorBackend, ImageRequest, make_backend
 from synthaug.generate.commit import Committer, generate_and_commit
 from synthaug.generate.folder_config import check_classes, check_settings, read_config, write_config
 from synthaug.generate.manifest import (
     MANIFEST_NAME,
     REJECTED_NAME,
-    directory_lock,
     read_jsonl,
     remove_temp_files,
     rewrite_jsonl,
@@ -186,7 +186,7 @@ def generate_dataset(
             return dry_run_plan(root, generator, plan, state, max_cost)
 
         root.mkdir(parents=True, exist_ok=True)
-        with directory_lock(root):
+        with directory_lock(root, GenerationError):
             remove_temp_files(root)
             scan = scan_manifest(root)
             if scan.needs_rewrite:

@@ -18,7 +18,7 @@ from typing import Any
 import synthaug
 from synthaug.errors import ConfigError
 from synthaug.generate.backends import GeneratorBackend
-from synthaug.generate.manifest import CONFIG_NAME, LOCK_NAME, TEMP_PREFIX, atomic_write_bytes, utc_now
+from synthaug.generate.manifest import CONFIG_NAME, LOCK_NAME, PROMPTS_NAME, TEMP_PREFIX, atomic_write_bytes, utc_now
 from synthaug.generate.slug import class_folders
 
 __all__ = ["CONFIG_FORMAT", "check_classes", "check_settings", "read_config", "write_config"]
@@ -60,7 +60,9 @@ def read_config(root: Path) -> dict[str, Any] | None:
     if root.exists():
         if not root.is_dir():
             raise ConfigError(f"--out {root} is a file; give a folder")
-        foreign = [p.name for p in root.iterdir() if p.name != LOCK_NAME and not p.name.startswith(TEMP_PREFIX)]
+        # The lock, temporary files and the prompt list written before the first image.
+        foreign = [p.name for p in root.iterdir()
+                   if p.name not in (LOCK_NAME, PROMPTS_NAME) and not p.name.startswith(TEMP_PREFIX)]
         if foreign:
             raise ConfigError(
                 f"{root} already holds files that synthaug generate did not write "

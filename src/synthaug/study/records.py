@@ -143,6 +143,10 @@ class UnitResult:
             ``<ood set>:<metric>``.
         targeted: A targeted regime's rounds (:class:`synthaug.study.targeted.TargetedRun`
             JSON), relative to the run folder where possible; ``None`` for other regimes.
+        params_key: Hash of the unit's resolved parameters (defaults included; see
+            :func:`synthaug.study.units.resolved_params`): what the row was computed with, so a
+            resume under other defaults is refused. ``None`` in logs written before it existed.
+        threads: torch CPU threads the unit ran with (``None`` in older logs).
     """
 
     unit_id: str
@@ -159,6 +163,8 @@ class UnitResult:
     unit_seconds: float
     metrics: dict[str, float]
     targeted: str | None = None
+    params_key: str | None = None
+    threads: int | None = None
 
     @property
     def group_id(self) -> str:
@@ -187,6 +193,8 @@ class UnitResult:
             "unit_seconds": self.unit_seconds,
             "metrics": dict(self.metrics),
             **({"targeted": self.targeted} if self.targeted is not None else {}),
+            **({"params_key": self.params_key} if self.params_key is not None else {}),
+            **({"threads": self.threads} if self.threads is not None else {}),
         }
 
     @classmethod
@@ -207,6 +215,8 @@ class UnitResult:
             unit_seconds=float(data["unit_seconds"]),
             metrics={name: float(value) for name, value in data["metrics"].items()},
             targeted=data.get("targeted"),  # only targeted regimes' rows have it
+            params_key=data.get("params_key"),  # absent from logs written before it existed
+            threads=data.get("threads"),
         )
 
 
