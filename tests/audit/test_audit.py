@@ -74,6 +74,19 @@ def test_html_page_is_self_contained_and_shows_the_worst_images(noisy_audit) -> 
     assert f"#1 {noisy_audit.result.rows[0]['file_name']}" in html
 
 
+def test_html_page_shares_the_report_look_with_readable_columns(noisy_audit) -> None:
+    from synthaug.pages import stylesheet
+
+    html = (noisy_audit.result.out_dir / "audit.html").read_text()
+    assert stylesheet() in html and '<meta name="generator" content="synthaug">' in html
+    table = html[html.index("<h2>Per class</h2>"):html.index("<h2>Leakage")]
+    # The wide table scrolls inside the page; headers are words, explained in a one-line legend.
+    assert '<div class="scroll">' in table and '<p class="legend">' in table
+    assert "<th>wrong labels (est.)</th>" in table and "<th>CV accuracy</th>" in table
+    assert "<dfn>agrees with real</dfn>" in table
+    assert not any(name in table for name in ("estimated_noise_rate", "cv_accuracy", "reference_agreement"))
+
+
 def test_html_escapes_names_from_the_data(noisy_audit, tmp_path) -> None:
     hostile = ["<script>alert(1)</script>", "b&b", "c"]
     data = ImageDataset.from_arrays(noisy_audit.data.as_array(), noisy_audit.data.targets, hostile, name="<i>x</i>")

@@ -107,4 +107,4 @@ def test_inspect_in_clip_space(tiny_clip: Path, make_pattern_dataset: Callable[.
     summary = inspect_generated(make_pattern_dataset(8, seed=1), make_pattern_dataset(10, seed=0), tmp_path,
                                 features=f"clip:{tiny_clip}", device="cpu", nearest_k=3)
     assert summary.feature_space == f"clip:{tiny_clip}" and "CLIP image embeddings" in summary.feature_description
-    assert summary.overall.prdc is not None and summary.overall.generated == 24
+    assert "coverage" in summary.overall.measures and summary.overall.generated == 24

@@ -12,10 +12,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from synthaug.audit import AuditConfig
-from synthaug.cli._app import app
 from synthaug.cli import inspect as _inspect_command  # noqa: F401  (registers `inspect`)
+from synthaug.cli._app import app
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError, DataError
+from synthaug.pages import stylesheet
 from synthaug.quality import InspectSummary, inspect_generated, read_summary
 
 
@@ -34,11 +35,20 @@ def test_a_failed_class_shows_in_its_measures(make_pattern_dataset: Callable[...
     generated = _degraded(make_pattern_dataset(20, seed=3), label=2)
     summary = inspect_generated(generated, real, tmp_path, features="thumbnails", thumbnails_per_class=3)
     good, failed = summary.group("horizontal"), summary.group("diagonal")
-    # In pixel space noise is far from every real image: the failed class keeps few of the real
-    # images covered and crowds none of them.
-    assert good.prdc.coverage > 0.8 and failed.prdc.coverage < 0.2
-    assert failed.prdc.density < good.prdc.density / 2 and failed.prdc.precision < good.prdc.precision
-    assert failed.frechet_distance > good.frechet_distance
+
+    def value(group, name: str) -> float:
+        return group.measures[name].generated.mean
+
+    # In pixel space noise is far from every real image: the failed class covers few of them.
+    assert value(good, "coverage") > 0.8 and value(failed, "coverage") < 0.5
+    assert value(failed, "frechet_distance") > 3 * value(good, "frechet_distance")
+    # Each beside the real-vs-real value at the same size (20 a class: half of the 40 real ones);
+    # the failed class's gaps are findings in words, the good class has none.
+    assert failed.sample_size == good.sample_size == 20 and summary.overall.sample_size == 60
+    assert abs(value(good, "coverage") - good.measures["coverage"].real.mean) < 0.15
+    assert any(finding.startswith("coverage") and "miss part of the real variety" in finding
+               for finding in failed.findings)
+    assert good.findings == []
     assert summary.overall.generated == 60 and summary.overall.real == 120
     assert len(good.nearest) == 3 and good.nearest[0].distance <= good.farthest[0].distance
     assert summary.overall.farthest[0].label == "diagonal"  # noise is farthest from everything real
@@ -48,6 +58,9 @@ def test_a_failed_class_shows_in_its_measures(make_pattern_dataset: Callable[...
     assert InspectSummary.from_dict(json.loads((tmp_path / "summary.json").read_text())) == summary
     page = (tmp_path / "inspect.html").read_text()
     assert all(name in page for name in real.classes) and "data:image/png;base64," in page
+    assert "miss part of the real variety" in page and 'class="gap"' in page
+    assert stylesheet() in page and '<div class="scroll">' in page and '<p class="legend">' in page
+    assert "<th>coverage</th>" in page and "<th>KID</th>" in page and '<span class="real">real ' in page
     grid = Image.open(tmp_path / "thumbnails.png")
     assert grid.height == 3 * (3 * 28 + 2 * 2)  # 3 rows of 28 px images, 2 px gaps, scaled 3x
 
@@ -63,7 +76,7 @@ def test_reference_space_trains_once_and_checks_classes(make_pattern_dataset: Ca
     saved = list(tmp_path.glob("reference-*/reference-model/config.json"))
     assert len(saved) == 1
     again = inspect_generated(generated, real, tmp_path, config=config, nearest_k=3)
-    assert again.overall.prdc == summary.overall.prdc  # the saved model was reused
+    assert again.overall.measures == summary.overall.measures  # the saved model was reused
     assert len(list(tmp_path.glob("reference-*"))) == 1
     other = ImageDataset.from_arrays(generated.as_array(), generated.targets, ["a", "b", "c"], name="other")
     with pytest.raises(DataError, match="not classes of the reference"):
@@ -78,10 +91,13 @@ def test_cli_writes_the_folder(tiny_image_folder: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["inspect", str(tiny_image_folder), "--reference", str(tiny_image_folder),
                                       "--out", str(out), "--features", "thumbnails", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "overall" in result.output and (out / "summary.json").is_file()
+    assert "overall" in result.output and "(real)" in result.output and (out / "summary.json").is_file()
     # The generated set is the real set: every image is its own nearest real image.
     summary = read_summary(out)
-    assert summary.overall.prdc.precision == 1.0 and summary.overall.memorisation.near_copies == 90
+    assert summary.overall.memorisation.near_copies == 90 and summary.overall.measures["coverage"].real.mean > 0
+    # Pages name the data by its folder, not by its path.
+    assert summary.title == "tiny_folder" and summary.generated_name == str(tiny_image_folder)
+    assert "<title>tiny_folder — synthaug inspect</title>" in (out / "inspect.html").read_text()
 
 
 @pytest.mark.parametrize(("spec", "message"), [

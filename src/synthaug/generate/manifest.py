@@ -17,6 +17,7 @@ so two runs never interleave.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,20 @@ TEMP_PREFIX = ".synthaug-"
 TEMP_SUFFIX = ".tmp"
 # Files of ours that may sit in a folder that holds no images yet.
 OWN_FILES = frozenset({MANIFEST_NAME, CONFIG_NAME, REJECTED_NAME, LOCK_NAME, PROMPTS_NAME})
+
+
+def generators(root: Path) -> list[tuple[str, str | None]]:
+    """``(backend, model)`` of each run recorded in ``root/generation.json``, in order, without
+    repeats; empty when the folder has no readable record (not a generated folder).
+
+    For naming a folder in pages: a content-addressed cache folder's own name says nothing.
+    """
+    try:
+        runs = json.loads((root / CONFIG_NAME).read_text(encoding="utf-8"))["runs"]
+        found = [(str(run["settings"]["backend"]), run["settings"].get("model")) for run in runs]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return list(dict.fromkeys(found))
 
 
 def utc_now() -> str:

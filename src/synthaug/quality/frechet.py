@@ -9,7 +9,9 @@ because numbers from different spaces are not comparable, and none of them is an
 The trace of the matrix square root is computed as ``Tr((S_r^(1/2) S_g S_r^(1/2))^(1/2))``
 (the same trace, since ``S_r S_g`` is similar to that symmetric matrix), from two symmetric
 eigendecompositions: no complex parts to discard and no ``sqrtm`` convergence warnings when a
-covariance is singular (fewer images than dimensions, which is the rule per class).
+covariance is singular. With fewer images than dimensions (the rule per class) the same trace is
+the sum of the singular values of an images-by-images matrix (see the code), which keeps the
+repeated equal-size draws of :mod:`synthaug.quality.baseline` cheap in 1,024-pixel spaces.
 
 References:
     Fréchet, "Sur la distance de deux lois de probabilité", C. R. Acad. Sci. Paris 244, 1957.
@@ -55,10 +57,21 @@ def frechet_distance(real_features: Any, fake_features: Any) -> float:
         raise DataError(f"real_features have {real.shape[1]} dimensions, fake_features {fake.shape[1]}; "
                         "extract both with the same feature model")
     mean_difference = real.mean(axis=0) - fake.mean(axis=0)
-    real_covariance = np.atleast_2d(np.cov(real, rowvar=False))
-    fake_covariance = np.atleast_2d(np.cov(fake, rowvar=False))
-    real_root = _symmetric_sqrt(real_covariance)
-    middle = real_root @ fake_covariance @ real_root
-    cross_trace = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0.0, None)).sum()
-    value = mean_difference @ mean_difference + np.trace(real_covariance) + np.trace(fake_covariance) - 2 * cross_trace
+    if min(len(real), len(fake)) <= real.shape[1]:
+        # Fewer images than dimensions (the rule per class): with S_r = A A^T and S_g = B B^T
+        # (A = centred real rows^T / sqrt(N - 1)), the nonzero eigenvalues of S_r S_g are those of
+        # (A^T B)(A^T B)^T, so the cross trace is the sum of the singular values of the (N, M)
+        # matrix A^T B: the same number from an N x M SVD instead of two D x D eigendecompositions.
+        real_centred = (real - real.mean(axis=0)) / np.sqrt(len(real) - 1)
+        fake_centred = (fake - fake.mean(axis=0)) / np.sqrt(len(fake) - 1)
+        cross_trace = np.linalg.svd(real_centred @ fake_centred.T, compute_uv=False).sum()
+        traces = (real_centred**2).sum() + (fake_centred**2).sum()
+    else:
+        real_covariance = np.atleast_2d(np.cov(real, rowvar=False))
+        fake_covariance = np.atleast_2d(np.cov(fake, rowvar=False))
+        real_root = _symmetric_sqrt(real_covariance)
+        middle = real_root @ fake_covariance @ real_root
+        cross_trace = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0.0, None)).sum()
+        traces = np.trace(real_covariance) + np.trace(fake_covariance)
+    value = mean_difference @ mean_difference + traces - 2 * cross_trace
     return float(max(value, 0.0))

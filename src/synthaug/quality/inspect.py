@@ -4,16 +4,20 @@ For each class of the generated set and for the whole set, in one feature space
 (:mod:`synthaug.quality.features`):
 
 * precision, recall, density and coverage (:func:`synthaug.quality.prdc`): fidelity and
-  diversity apart;
-* the Fréchet distance (:func:`synthaug.quality.frechet_distance`), named with its space;
+  diversity apart; the Fréchet distance (:func:`synthaug.quality.frechet_distance`) and KID
+  (:mod:`synthaug.quality.kid`), named with their space. Each is measured on equal-size
+  samples over seeded draws and shown beside the value a held-out real sample of the same size
+  gets against the same reference (:func:`synthaug.quality.baseline.compare_with_real`): a
+  coverage of 0.28 means little until one knows that real images reach 0.37, or 0.97;
 * memorisation against the real images (:func:`synthaug.quality.memorisation`, pixel space);
 * the generated images nearest to and farthest from the real images of their class.
 
 The output folder holds ``summary.json`` (the :class:`InspectSummary` record),
-``inspect.html`` (a table and the thumbnails, self-contained) and ``thumbnails.png`` (one row
-per class: the nearest images on the left, the farthest on the right), plus the reference
-model when the space needs one (so a rerun reuses it). Works on any pair of labelled image
-folders or built-in datasets whose class names match.
+``inspect.html`` (the table, the findings and the thumbnails, self-contained, in the report's
+look: :mod:`synthaug.pages`) and ``thumbnails.png`` (one row per class: the nearest images on
+the left, the farthest on the right), plus the reference model when the space needs one (so a
+rerun reuses it). Works on any pair of labelled image folders or built-in datasets whose class
+names match.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import torch
 
 import synthaug
+from synthaug import pages
 from synthaug.audit.report import image_data_uri, suspect_grid
 from synthaug.audit.run import image_name
 from synthaug.audit.scores import AuditConfig, check_reference_classes
@@ -38,10 +42,17 @@ from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError
 from synthaug.fileio import atomic_write_bytes, atomic_write_text, from_json_value, to_json_value
 from synthaug.progress import ProgressCallback, report
-from synthaug.quality.features import FeatureSpace
-from synthaug.quality.frechet import frechet_distance
+from synthaug.quality.baseline import (
+    LABELS,
+    MEASURES,
+    Measure,
+    compare_with_real,
+    describe_gap,
+    equal_sample_size,
+    format_value,
+)
 from synthaug.quality.copies import Memorisation, memorisation
-from synthaug.quality.manifold import PRDC, prdc
+from synthaug.quality.features import FeatureSpace
 
 __all__ = ["GroupQuality", "InspectSummary", "NearImage", "inspect_generated", "read_summary"]
 
@@ -70,8 +81,13 @@ class GroupQuality:
         name: Class name, or ``"overall"``.
         generated: Generated images in the group.
         real: Real images in the group.
-        prdc: Precision, recall, density, coverage; ``None`` when a set has at most k images.
-        frechet_distance: FD in the summary's feature space; ``None`` below 2 images a side.
+        sample_size: Size of the equal generated, baseline and reference samples the measures
+            come from (:func:`~synthaug.quality.baseline.equal_sample_size`).
+        measures: Precision, recall, density, coverage, ``frechet_distance`` and ``kid``, each
+            beside its real-vs-real baseline (:class:`~synthaug.quality.baseline.Measure`); those
+            the sample size does not allow are missing.
+        findings: A sentence for each measure whose gap to the baseline resampling does not
+            explain (:func:`~synthaug.quality.baseline.describe_gap`).
         memorisation: Copy counts against the real images (pixel space).
         nearest: Generated images nearest to the real ones, nearest first.
         farthest: Generated images farthest from them, farthest first.
@@ -80,8 +96,9 @@ class GroupQuality:
     name: str
     generated: int
     real: int
-    prdc: PRDC | None
-    frechet_distance: float | None
+    sample_size: int
+    measures: dict[str, Measure]
+    findings: list[str]
     memorisation: Memorisation
     nearest: list[NearImage] = field(default_factory=list)
     farthest: list[NearImage] = field(default_factory=list)
@@ -92,8 +109,9 @@ class GroupQuality:
             "name": self.name,
             "generated": self.generated,
             "real": self.real,
-            "prdc": None if self.prdc is None else self.prdc.to_dict(),
-            "frechet_distance": self.frechet_distance,
+            "sample_size": self.sample_size,
+            "measures": {name: measure.to_dict() for name, measure in self.measures.items()},
+            "findings": list(self.findings),
             "memorisation": self.memorisation.to_dict(),
             "nearest": [asdict(item) for item in self.nearest],
             "farthest": [asdict(item) for item in self.farthest],
@@ -106,8 +124,9 @@ class GroupQuality:
             name=data["name"],
             generated=data["generated"],
             real=data["real"],
-            prdc=None if data["prdc"] is None else PRDC.from_dict(data["prdc"]),
-            frechet_distance=data["frechet_distance"],
+            sample_size=data["sample_size"],
+            measures={name: Measure.from_dict(value) for name, value in data["measures"].items()},
+            findings=list(data["findings"]),
             memorisation=Memorisation.from_dict(data["memorisation"]),
             nearest=[NearImage(**item) for item in data["nearest"]],
             farthest=[NearImage(**item) for item in data["farthest"]],
@@ -119,33 +138,41 @@ class InspectSummary:
     """What ``summary.json`` holds: every group's measures and how they were made.
 
     Attributes:
-        generated_name: Name of the generated dataset.
+        title: What pages call the generated set (a study source's name, a folder's name,
+            the generator that made a cache folder; see :func:`synthaug.pages.dataset_title`).
+        generated_name: Name of the generated dataset (for a folder, its path).
         reference_name: Name of the real dataset.
         feature_space: The feature-space spec (``reference``, ``clip:DIR``, ...).
         feature_description: What the features are, in words.
         nearest_k: The k of precision, recall, density and coverage.
+        draws: Seeded draws of the equal-size samples behind every measure.
+        seed: Seed of the draws.
         overall: The measures of all classes pooled.
         classes: The measures of each class, in the generated set's class order.
         synthaug_version: Version that wrote it.
         seconds: Wall time of the inspection.
     """
 
+    title: str
     generated_name: str
     reference_name: str
     feature_space: str
     feature_description: str
     nearest_k: int
+    draws: int
+    seed: int
     overall: GroupQuality
     classes: list[GroupQuality]
     synthaug_version: str = synthaug.__version__
     seconds: float = 0.0
 
+    _SCALARS = ("title", "generated_name", "reference_name", "feature_space", "feature_description", "nearest_k",
+                "draws", "seed", "synthaug_version", "seconds")
+
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON values (what ``summary.json`` holds)."""
         return to_json_value({
-            **{key: getattr(self, key) for key in ("generated_name", "reference_name", "feature_space",
-                                                    "feature_description", "nearest_k", "synthaug_version",
-                                                    "seconds")},
+            **{key: getattr(self, key) for key in self._SCALARS},
             "overall": self.overall.to_dict(),
             "classes": [group.to_dict() for group in self.classes],
         })
@@ -155,8 +182,7 @@ class InspectSummary:
         """The record from :meth:`to_dict`'s output."""
         data = from_json_value(data)
         return cls(
-            **{key: data[key] for key in ("generated_name", "reference_name", "feature_space",
-                                          "feature_description", "nearest_k", "synthaug_version", "seconds")},
+            **{key: data[key] for key in cls._SCALARS},
             overall=GroupQuality.from_dict(data["overall"]),
             classes=[GroupQuality.from_dict(group) for group in data["classes"]],
         )
@@ -206,14 +232,16 @@ def _nearest_real_distance(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
     return torch.cat([torch.cdist(chunk, real_t).min(dim=1).values for chunk in fake_t.split(1024)]).numpy()
 
 
-def _group(name: str, fake: np.ndarray, real: np.ndarray, nearest_k: int, copies: Memorisation) -> GroupQuality:
-    measurable = len(fake) > nearest_k and len(real) > nearest_k
+def _group(name: str, fake: np.ndarray, real: np.ndarray, nearest_k: int, draws: int, seed: int,
+           copies: Memorisation) -> GroupQuality:
+    measures = compare_with_real(real, fake, nearest_k=nearest_k, draws=draws, seed=seed)
     return GroupQuality(
         name=name,
         generated=len(fake),
         real=len(real),
-        prdc=prdc(real, fake, nearest_k) if measurable else None,
-        frechet_distance=frechet_distance(real, fake) if min(len(fake), len(real)) >= 2 else None,
+        sample_size=equal_sample_size(len(fake), len(real)),
+        measures=measures,
+        findings=[sentence for key, measure in measures.items() if (sentence := describe_gap(key, measure))],
         memorisation=copies,
     )
 
@@ -225,6 +253,8 @@ def inspect_generated(
     *,
     features: str | FeatureSpace = "reference",
     nearest_k: int = 5,
+    draws: int = 10,
+    title: str | None = None,
     thumbnails_per_class: int = 8,
     config: AuditConfig | None = None,
     model_dir: str | Path | None = None,
@@ -242,8 +272,15 @@ def inspect_generated(
             if missing, its files replaced.
         features: The feature space (see :mod:`synthaug.quality.features`).
         nearest_k: k of the k-NN manifolds (Naeem et al. use 5).
+        draws: Seeded draws of the equal-size generated, baseline and reference samples
+            (:func:`~synthaug.quality.baseline.compare_with_real`); 10 keep the percentile
+            ranges stable to about 0.01 on coverage at 80 images a class and cost seconds.
+        title: What pages call the generated set; default: from its name
+            (:func:`synthaug.pages.dataset_title`: a folder's name and the generator of a
+            cache folder, never its 64-digit path).
         thumbnails_per_class: Nearest and farthest images shown per class.
-        config: Settings of the reference model (epochs, backbone, seed), as in the audit.
+        config: Settings of the reference model (epochs, backbone, seed), as in the audit;
+            its seed also seeds the draws.
         model_dir: Where the reference model is saved and found again, keyed by the real
             data and ``config`` (default ``out_dir``; a study shares one across its sources).
         device: Torch device of the feature model.
@@ -259,6 +296,8 @@ def inspect_generated(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     space = FeatureSpace.parse(features) if isinstance(features, str) else features
+    if draws < 1:
+        raise ConfigError(f"draws must be >= 1, got {draws}")
     if thumbnails_per_class < 0:
         raise ConfigError(f"thumbnails_per_class must be >= 0, got {thumbnails_per_class}")
     check_reference_classes(generated, reference.classes, reference.name)
@@ -272,7 +311,8 @@ def inspect_generated(
     fake_features = extract(generated)
     real_features = extract(reference)
     report(progress, stage, 2, steps, item="memorisation", unit="steps")
-    copies = memorisation(generated, reference, seed=(config or AuditConfig()).seed)
+    seed = (config or AuditConfig()).seed
+    copies = memorisation(generated, reference, seed=seed)
 
     real_labels = np.array([generated.classes.index(name) if name in generated.classes else -1
                             for name in reference.classes])[reference.targets]
@@ -280,7 +320,8 @@ def inspect_generated(
     groups = []
     for label, name in enumerate(generated.classes):
         fake_rows, real_rows = np.flatnonzero(generated.targets == label), np.flatnonzero(real_labels == label)
-        group = _group(name, fake_features[fake_rows], real_features[real_rows], nearest_k, copies[name])
+        group = _group(name, fake_features[fake_rows], real_features[real_rows], nearest_k, draws, seed + 1 + label,
+                       copies[name])
         if len(fake_rows) and len(real_rows):
             distances = _nearest_real_distance(fake_features[fake_rows], real_features[real_rows])
             nearest_distance[fake_rows] = distances
@@ -289,15 +330,18 @@ def inspect_generated(
         report(progress, stage, 3 + label, steps, item=name, unit="steps")
     pooled = np.flatnonzero(real_labels >= 0)
     measured = np.flatnonzero(np.isfinite(nearest_distance))
-    overall = _group(OVERALL, fake_features, real_features[pooled], nearest_k,
+    overall = _group(OVERALL, fake_features, real_features[pooled], nearest_k, draws, seed,
                      Memorisation.total(list(copies.values())))
     overall = _with_images(overall, generated, measured, nearest_distance[measured], thumbnails_per_class)
     summary = InspectSummary(
+        title=title or pages.dataset_title(generated.name),
         generated_name=generated.name,
         reference_name=reference.name,
         feature_space=str(space),
         feature_description=description,
         nearest_k=nearest_k,
+        draws=draws,
+        seed=seed,
         overall=overall,
         classes=groups,
         seconds=time.perf_counter() - started,
@@ -323,56 +367,15 @@ def _write_outputs(out_dir: Path, summary: InspectSummary, generated: ImageDatas
     atomic_write_text(out_dir / REPORT_FILE, render_html(summary, generated))
 
 
-_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>synthaug inspect: {{ s.generated_name }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.grid { display: flex; flex-wrap: wrap; gap: 0.4em; margin-bottom: 0.6em; }
-figure { margin: 0; font-size: 0.7em; width: 76px; overflow-wrap: anywhere; }
-figure img { width: 72px; height: 72px; image-rendering: pixelated; border: 1px solid #999; }
-</style></head><body>
-<h1>What the generator made: {{ s.generated_name }}</h1>
-<p>Against the real images {{ s.reference_name }}, in the feature space of the {{ s.feature_description }}
-(<code>{{ s.feature_space }}</code>). Precision and density measure fidelity (do generated images look like
-real ones), recall and coverage diversity (do they cover the real ones), with k = {{ s.nearest_k }}
-(Naeem et al. 2020). FD is the Fréchet distance in this space (not an FID unless the space is Inception's).
-{% set chance = 100 * s.overall.memorisation.real_quantile %}
-Memorised: generated images closer to a real image than {{ "%.0f" | format(100 - chance) }} %
-of real images are to each other (chance level {{ "%.0f" | format(chance) }} %);
-near copies: the audit's near-duplicate check.</p>
-<table><tr><th>class</th><th>generated</th><th>real</th><th>precision</th><th>recall</th><th>density</th>
-<th>coverage</th><th>FD</th><th>memorised</th><th>near copies</th></tr>
-{% for g in [s.overall] + s.classes %}<tr><td>{{ g.name }}</td><td>{{ g.generated }}</td><td>{{ g.real }}</td>
-<td>{{ show(g.prdc.precision if g.prdc else None) }}</td><td>{{ show(g.prdc.recall if g.prdc else None) }}</td>
-<td>{{ show(g.prdc.density if g.prdc else None) }}</td><td>{{ show(g.prdc.coverage if g.prdc else None) }}</td>
-<td>{{ show(g.frechet_distance) }}</td><td>{{ percent(g.memorisation.share) }}</td>
-<td>{{ g.memorisation.near_copies }}</td></tr>
-{% endfor %}</table>
-<h2>Nearest to and farthest from the real images</h2>
-{% for g in s.classes %}<h3>{{ g.name }}</h3>
-<div class="grid">{% for item in g.nearest %}<figure><img src="{{ images[item.index] }}" alt="">
-<figcaption>near {{ "%.2f" | format(item.distance) }}<br>{{ item.file_name }}</figcaption></figure>{% endfor %}</div>
-<div class="grid">{% for item in g.farthest %}<figure><img src="{{ images[item.index] }}" alt="">
-<figcaption>far {{ "%.2f" | format(item.distance) }}<br>{{ item.file_name }}</figcaption></figure>{% endfor %}</div>
-{% endfor %}
-<p>synthaug {{ s.synthaug_version }}</p></body></html>
-"""
-
-
-def _show(value: float | None) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-
-
 def _percent(value: float) -> str:
     return "–" if math.isnan(value) else f"{100 * value:.1f} %"
 
 
 def render_html(summary: InspectSummary, generated: ImageDataset) -> str:
-    """``inspect.html``: the table and the thumbnails, images inline (autoescaped: labels come from prompts)."""
+    """``inspect.html``: the findings, the table and the thumbnails, images inline, in the shared
+    page look (autoescaped: labels come from prompts)."""
     wanted = {item.index for group in summary.classes for item in group.nearest + group.farthest}
     images = {index: image_data_uri(generated[index][0]) for index in sorted(wanted)}
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return environment.from_string(_TEMPLATE).render(s=summary, images=images, show=_show, percent=_percent)
+    template = pages.environment("synthaug.quality").get_template("inspect.html.j2")
+    return template.render(s=summary, images=images, measures=MEASURES, labels=LABELS, value=format_value,
+                           percent=_percent)

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from PIL import Image
 
+from synthaug import pages
 from synthaug.fileio import atomic_write_text
 from synthaug.report import generated, guided, plots, shift
 from synthaug.study.analysis import read_analysis
@@ -372,19 +372,9 @@ def _shift_section(analysis: StudyAnalysis, panels: Panels) -> dict[str, Any] | 
     return None if section is None else {**section, "figure": _figure(section["figure"])}
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("synthaug.report", "templates"),
-        autoescape=True,  # every value is escaped unless marked safe; nothing user-made is
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_report(run: SavedRun) -> str:
     """The report HTML for a loaded run (see :func:`load_run`)."""
-    return _environment().get_template("report.html.j2").render(**report_context(run))
+    return pages.environment("synthaug.report").get_template("report.html.j2").render(**report_context(run))
 
 
 def build_report(run_dir: str | os.PathLike[str]) -> Path:

@@ -30,23 +30,29 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 
 def generator_quality(run_dir: str | Path) -> list[dict[str, Any]]:
-    """One entry per inspected source: its feature space, a row per group, the thumbnail grid."""
+    """One entry per inspected source: its feature space, a row per group (each measure beside its
+    real-vs-real value), the findings, the thumbnail grid."""
     from synthaug.quality import read_summary
+    from synthaug.quality.baseline import LABELS, MEASURES, format_value
 
     sources = []
     for name, folder in inspection_dirs(run_dir).items():
         summary = read_summary(folder)
         rows = []
         for group in [summary.overall, *summary.classes]:
-            measures = group.prdc
+            cells = []
+            for key in MEASURES:
+                measure = group.measures.get(key)
+                cells.append({"generated": "–", "real": "", "gap": False} if measure is None else {
+                    "generated": format_value(key, measure.generated.mean),
+                    "real": format_value(key, measure.real.mean),
+                    "gap": measure.beyond_real,
+                })
             rows.append({
-                "name": group.name,
+                "name": "all classes" if group is summary.overall else group.name,
                 "generated": group.generated,
-                "precision": _number(measures.precision if measures else None),
-                "recall": _number(measures.recall if measures else None),
-                "density": _number(measures.density if measures else None),
-                "coverage": _number(measures.coverage if measures else None),
-                "fd": _number(group.frechet_distance, 2),
+                "sample_size": group.sample_size,
+                "cells": cells,
                 "memorised": "–" if group.generated == 0 else f"{100 * group.memorisation.share:.1f} %",
                 "near_copies": group.memorisation.near_copies,
             })
@@ -55,8 +61,12 @@ def generator_quality(run_dir: str | Path) -> list[dict[str, Any]]:
             "source": name,
             "features": summary.feature_description,
             "nearest_k": summary.nearest_k,
+            "draws": summary.draws,
             "chance": f"{100 * summary.overall.memorisation.real_quantile:.0f} %",
+            "columns": [LABELS[key] for key in MEASURES],
             "rows": rows,
+            "findings": [("all classes" if group is summary.overall else group.name, "; ".join(group.findings))
+                         for group in [summary.overall, *summary.classes] if group.findings],
             "grid": png_base64(grid.read_bytes()) if grid.is_file() else None,
             "classes": [group.name for group in summary.classes if group.nearest],
             "page": str(folder / "inspect.html"),

@@ -25,6 +25,8 @@ __all__ = ["INSPECT_DIR", "inspect_sources", "inspection_dirs"]
 
 INSPECT_DIR = "inspect"
 IDENTITY_FILE = "identity.json"
+INSPECT_PROTOCOL = 2
+"""Version of what an inspection measures; 2: equal-size samples beside a real-vs-real baseline, KID."""
 
 
 def inspection_dirs(run_dir: str | Path) -> dict[str, Path]:
@@ -54,12 +56,13 @@ def inspect_sources(
     found = {}
     for name, synthetic in data.synthetic.items():
         out = Path(run_dir) / INSPECT_DIR / folders[name]
-        identity = {"source": name, "synthetic": synthetic.fingerprint(), "reference": data.pool.fingerprint(),
-                    "features": features, "settings": settings.to_dict(), "synthaug_version": synthaug.__version__}
+        identity = {"source": name, "protocol": INSPECT_PROTOCOL, "synthetic": synthetic.fingerprint(),
+                    "reference": data.pool.fingerprint(), "features": features, "settings": settings.to_dict(),
+                    "synthaug_version": synthaug.__version__}
         saved = out / IDENTITY_FILE
         if not (saved.is_file() and json.loads(saved.read_text()) == identity and (out / "summary.json").is_file()):
             try:
-                inspect_generated(synthetic, data.pool, out, features=features, config=settings,
+                inspect_generated(synthetic, data.pool, out, features=features, config=settings, title=name,
                                   model_dir=cache.root / "inspect-models", device=config.device, progress=progress)
             except SynthaugError as error:
                 raise type(error)(f"inspection of synthetic source {name!r}: {error}") from error
