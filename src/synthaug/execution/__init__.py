@@ -28,6 +28,11 @@ generator's loaded pipeline) is kept per worker process with :func:`worker_state
 built once per process (once per Ray worker), not once per unit; what the driver already has
 it hands over with :meth:`Executor.share` (sent once per worker; on Ray, once to the object
 store).
+
+Paths: the driver resolves every path before it hands it to a unit (a worker's working
+directory is not the driver's: on Ray it is where ``ray start`` ran), and checks with
+:meth:`Executor.sees_folder` that the workers see the folders they will write; where they do
+not, files come back by value or go to a storage URI (:mod:`synthaug.execution.transfer`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from synthaug.errors import ConfigError
@@ -100,6 +106,12 @@ class Executor(Protocol):
             ExecutionError: A unit's worker died more than ``max_retries`` times.
             Exception: Whatever ``fn`` raised, unchanged (nothing is retried).
         """
+        ...
+
+    def sees_folder(self, folder: Path) -> bool:
+        """Whether the units see the existing ``folder`` as this process does: what the driver
+        writes there they read, and what they write the driver reads (always, on this machine;
+        on Ray, a shared file system is checked with a probe file before a run relies on it)."""
         ...
 
     def share(self, key: Hashable, value: Any) -> None:

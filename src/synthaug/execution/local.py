@@ -22,6 +22,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, TypeVar
 
 from synthaug.errors import ConfigError, ExecutionError
@@ -95,6 +96,10 @@ class LocalExecutor:
         self._shared[key] = value
         for worker in [*self._idle, *self._busy]:
             worker.shared.discard(key)  # a new value for a key sent before goes out again
+
+    def sees_folder(self, folder: Path) -> bool:
+        """Always: the workers run on this machine (and are handed absolute paths)."""
+        return True
 
     def rate_limiter(self, per_second: float) -> RateLimiter:
         """Each worker's share of the limit: workers run one unit at a time, so together they

@@ -8,21 +8,32 @@ Ray reuses a worker process for many tasks of the same function (``max_calls=0``
 keeps GPU tasks' processes, whose Ray default is one task per process), so a generator's
 pipeline or a study's datasets load once per worker process.
 
-The run folder and the cache must be on a file system every node sees (NFS, EFS, a shared
-volume in KubeRay): units read their inputs from it and write models, predictions and images
-into it; only results rows travel back through Ray.
+Every path a task receives is absolute, resolved by the driver: a Ray worker's working
+directory is the one ``ray start`` ran in, not the driver's, so a relative ``run/`` would name
+another folder there. Whether the workers see the driver's folders at all (a file system every
+node mounts: NFS, EFS, a shared volume in KubeRay) is checked before any unit runs
+(:meth:`RayExecutor.sees_folder`); where they do not, a study's units send their files back
+through the object store (:mod:`synthaug.execution.transfer`) and generation refuses to start.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from synthaug.errors import ConfigError, ExecutionError
 from synthaug.execution import DEFAULT_MAX_RETRIES, Reserver, Resources, put_worker_state, worker_state
 from synthaug.execution.local import limit_threads
 
-__all__ = ["RayExecutor"]
+__all__ = ["RayExecutor", "nodes_not_reading"]
+
+# Name of the probe file the driver writes into a folder to see whether the workers read it.
+PROBE_PREFIX = ".synthaug-probe-"
+# Seconds every node gets to answer the probe.
+PROBE_TIMEOUT = 120.0
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -46,6 +57,49 @@ def _run_unit(fn: Callable[[Any], Any], item: Any, threads: int, shared: dict[Ha
         # Fetched once per process and object; a key shared again with a new value replaces it.
         put_worker_state(key, worker_state(("ray object", reference.hex()), lambda r=reference: ray.get(r)))
     return fn(item)
+
+
+def _read_probe(path: str, token: str) -> bool:
+    """On a worker: whether ``path`` holds ``token``; if so, answer in ``path + ".seen"`` (a
+    file the driver then reads: both directions of the file system are checked)."""
+    try:
+        if Path(path).read_text(encoding="utf-8") != token:
+            return False
+        Path(f"{path}.seen-{os.getpid()}").write_text(token, encoding="utf-8")
+    except OSError:
+        return False
+    return True
+
+
+def nodes_not_reading(path: Path, token: str) -> list[str]:
+    """Ids of the alive Ray nodes on which a task does not find ``token`` in the file ``path``,
+    or whose answer beside it (``path.seen-PID``) this process cannot read.
+
+    One task per node, pinned to it, so that a node without the shared mount is found even when
+    the others have it. Answers are removed afterwards.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0, max_retries=0)(_read_probe)
+    nodes = [node["NodeID"] for node in ray.nodes() if node.get("Alive")]
+    replies = [
+        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(str(path), token)
+        for node in nodes
+    ]
+    # A node that cannot run the probe in time (busy with another job's tasks) counts as blind.
+    ready, late = ray.wait(replies, num_returns=len(replies), timeout=PROBE_TIMEOUT)
+    for reply in late:
+        ray.cancel(reply, force=True)
+    answered = set(ready)
+    blind = [node for node, reply in zip(nodes, replies, strict=True) if reply not in answered or not ray.get(reply)]
+    answers = list(path.parent.glob(f"{path.name}.seen-*"))
+    seen = sum(answer.read_text(encoding="utf-8") == token for answer in answers)
+    for answer in answers:
+        answer.unlink(missing_ok=True)
+    # A node that read the token but whose answer the driver cannot read writes elsewhere
+    # (which node that was, the answers do not say).
+    return blind if seen >= len(nodes) - len(blind) else nodes
 
 
 class RayExecutor:
@@ -132,6 +186,17 @@ class RayExecutor:
                 for reference in self._in_flight:
                     ray.cancel(reference, force=True)
                 self._in_flight.clear()
+
+    def sees_folder(self, folder: Path) -> bool:
+        """Whether a task on every node of the cluster reads a file the driver writes into
+        ``folder`` (which must exist), and the driver reads the file that task writes beside it."""
+        path = folder / f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+        token = uuid.uuid4().hex
+        path.write_text(token, encoding="utf-8")
+        try:
+            return not nodes_not_reading(path, token)
+        finally:
+            path.unlink(missing_ok=True)
 
     def share(self, key: Hashable, value: Any) -> None:
         """Put ``value`` in the object store once; each worker process fetches it once."""

@@ -9,11 +9,13 @@ re-planning of refused slots stay on the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthaug.errors import ConfigError
 from synthaug.execution import Executor, Reserver, Resources, worker_state
 from synthaug.generate.backends import GeneratorBackend, ImageRequest, make_backend
 from synthaug.generate.commit import Committer, generate_and_commit
@@ -117,6 +119,14 @@ def run_sharded(
     The driver's ``generator`` only prices requests: the cost cap is applied here, before a
     shard is handed out, and what was spent is read from the merged rows.
     """
+    root = root.absolute()  # a worker's working directory is not this one (on Ray: where `ray start` ran)
+    if not executor.sees_folder(root):
+        raise ConfigError(
+            f"{root}: the Ray workers do not see this folder; generation on Ray writes the images from "
+            "the workers, so the output folder must be on a file system every node mounts (NFS, EFS, a "
+            "shared volume): give such a path, or generate without --ray"
+        )
+    backend = _absolute_paths(backend)
     tracker = RunProgress(progress, f"generate {generator.name}", root.name, state, plan.pending(state))
     refused = {refusal_key(row) for row in read_jsonl(root / REJECTED_NAME)[0]}
     for label in plan.classes:  # created here, so that workers never race to create a class folder
@@ -149,6 +159,17 @@ def run_sharded(
         merge_shards(root, state.committed, refused)
         remove_manifests_dir(root)
         tracker.finish()
+
+
+def _absolute_paths(backend: BackendSpec) -> BackendSpec:
+    """``backend`` with a model or LoRA given as a relative local path made absolute, so that a
+    worker finds the folder this process means (a hub id, not a path here, stays as it is)."""
+
+    def absolute(value: Any) -> Any:
+        return str(Path(value).absolute()) if isinstance(value, str) and Path(value).exists() else value
+
+    options = {**backend.options, **({"lora": absolute(backend.options["lora"])} if "lora" in backend.options else {})}
+    return dataclasses.replace(backend, model=absolute(backend.model), options=options)
 
 
 def cut_shards(requests: list[ImageRequest], generator: GeneratorBackend, workers: int) -> list[list[ImageRequest]]:

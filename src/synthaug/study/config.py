@@ -393,6 +393,12 @@ class RayExecution(_Strict):
     num_cpus: float = Field(default=1.0, gt=0)
     # GPUs each unit reserves; a fraction shares one GPU (0.25: four small models at a time).
     num_gpus: float = Field(default=0.0, ge=0)
+    # Where units keep trained models when the workers do not write the run folder themselves:
+    # `s3://bucket/prefix`, `gs://...` or a path every node mounts (read with pyarrow.fs). With
+    # it, predictions and metrics come back through Ray's object store and the driver writes
+    # them; without it, the workers must see the run folder (a shared file system, checked
+    # before any unit runs), or, where they do not, models come back through the object store too.
+    storage: str | None = None
 
 
 class Execution(_Strict):

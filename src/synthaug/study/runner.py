@@ -35,17 +35,26 @@ import yaml
 import synthaug
 from synthaug.errors import ConfigError
 from synthaug.execution import Executor, Resources, drop_worker_state, make_executor, worker_state
+from synthaug.execution.transfer import FolderStorage
 from synthaug.fileio import atomic_write_text, directory_lock, to_json_value
 from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
 from synthaug.study.cache import StudyCache, content_key
-from synthaug.study.config import StudyConfig, config_to_dict
+from synthaug.study.config import StudyConfig, config_to_dict, resolve_paths
 from synthaug.study.data import StudyData, load_study_data, training_set
 from synthaug.study.inspection import inspect_sources
 from synthaug.study.records import GroupKey, StudyAnalysis, UnitResult
 from synthaug.study.results import RESULTS_FILE, append_result, read_results
 from synthaug.study.shift import shift_metrics
 from synthaug.study.summary import write_summary_files
+from synthaug.study.transport import (
+    UnitOutcome,
+    pack_outcome,
+    relative_path,
+    scratch_cache,
+    units_send_files,
+    unpack_outcome,
+)
 from synthaug.study.units import (
     Unit,
     make_unit_base,
@@ -127,13 +136,6 @@ def _cached_base(
     if not cache.has_model(base_key):
         return None
     return load_method(cache.model_dir(base_key), device=config.device)
-
-
-def _relative(path: Path, run_dir: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(run_dir.resolve()))
-    except ValueError:
-        return str(path.resolve())
 
 
 def unit_group(config: StudyConfig, unit: Unit) -> GroupKey:
@@ -219,18 +221,18 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
     return UnitResult(
         unit_id=unit.unit_id,
         key=key,
-        audit=None if audit_dir is None else _relative(audit_dir, run_dir),
+        audit=None if audit_dir is None else relative_path(audit_dir, run_dir),
         seed=unit.seed,
         n_train=len(train),
         model_key=model_key,
-        model_dir=_relative(cache.model_dir(model_key), run_dir),
-        predictions={name: _relative(path, run_dir) for name, path in prediction_paths.items()},
+        model_dir=relative_path(cache.model_dir(model_key), run_dir),
+        predictions={name: relative_path(path, run_dir) for name, path in prediction_paths.items()},
         trained=trained_now,
         train_seconds=train_seconds,
         predict_seconds=predict_seconds,
         unit_seconds=time.perf_counter() - started,
         metrics=metrics,
-        targeted=None if targeted_run is None else _relative(targeted_run, run_dir),
+        targeted=None if targeted_run is None else relative_path(targeted_run, run_dir),
         params_key=params_key(config, unit),
         threads=torch.get_num_threads(),  # what the unit ran with (the config's `threads`)
     )
@@ -366,13 +368,17 @@ class _UnitTask:
     unit: Unit
     cache_root: str
     run_dir: str
+    # Send the model and predictions back by value (the worker does not see the run folder, or
+    # `execution.ray.storage` keeps the models): see study/transport.py.
+    send_files: bool = False
+    storage: str | None = None
 
     @property
     def data_key(self) -> tuple[str, str]:
         return "study data", content_key({"config": config_to_dict(self.config), "cache": self.cache_root})
 
 
-def _run_unit_task(task: _UnitTask) -> UnitResult:
+def _run_unit_task(task: _UnitTask) -> UnitResult | UnitOutcome:
     """A worker's part of a study: one unit, with the data its driver shared (loaded here, from
     what the driver generated and audited, only when it was not shared)."""
     cache = StudyCache(task.cache_root)
@@ -380,7 +386,10 @@ def _run_unit_task(task: _UnitTask) -> UnitResult:
     # The unit's own thread count, whatever its engine gave the worker: the numbers then do not
     # depend on the engine or the worker count.
     with _torch_threads(task.config.threads):
-        return run_unit(task.config, data, cache, task.unit, Path(task.run_dir))
+        if not task.send_files:
+            return run_unit(task.config, data, cache, task.unit, Path(task.run_dir))
+        scratch = scratch_cache(task.cache_root, task.storage)
+        return pack_outcome(run_unit(task.config, data, scratch, task.unit, Path(task.run_dir)), scratch)
 
 
 def study_executor(config: StudyConfig, default_workers: int = 1) -> Executor:
@@ -469,7 +478,10 @@ def run_study(
         executor: Where units run (:mod:`synthaug.execution`); ``None``: as
             ``config.execution`` says, by default in this process. Results are the same
             whatever runs them; this process stays the only writer of ``results.jsonl``, and
-            generates and audits the synthetic sources before any unit starts.
+            generates and audits the synthetic sources before any unit starts. Workers get
+            absolute paths; where they do not see the run folder (checked with a probe file),
+            or ``execution.ray.storage`` is set, they send their files back by value
+            (:mod:`synthaug.study.transport`).
 
     Returns:
         The :class:`StudyResult`. ``RUN_DIR/report.html`` is drawn from it by
@@ -479,7 +491,8 @@ def run_study(
         ConfigError: Bad data paths, class mismatches, sizes beyond the data, a run folder
             bound to a different config, or one that another process is writing.
     """
-    run_dir = Path(out_dir)
+    # Absolute, here: a worker's working directory is not this one (on Ray: where `ray start` ran).
+    run_dir = Path(out_dir).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     # One writer per run folder: a second study would run every unit again and log it twice.
     # The lock is the operating system's, so a killed run leaves none behind.
@@ -497,11 +510,12 @@ def _run_study_locked(
     """:func:`run_study`'s work, with the run folder's lock held."""
     started = time.perf_counter()
     bind_run_dir(config, run_dir)
-    cache = StudyCache(config.cache_dir or run_dir / "cache")
+    cache = StudyCache(Path(config.cache_dir or run_dir / "cache").absolute())
     units = plan_units(config)
     results_path = run_dir / RESULTS_FILE
     owned = executor is None
     executor = study_executor(config) if executor is None else executor
+    send_files = False
     try:
         ray = config.execution.ray
         resources = Resources(ray.num_cpus, ray.num_gpus) if ray is not None else None
@@ -516,13 +530,21 @@ def _run_study_locked(
             waves = [todo] if executor.in_process else _dispatch_order(todo, config, data)
             if todo and not executor.in_process:
                 _prepare_shared_features(config, data)
-            tasks = [[_UnitTask(config, unit, str(cache.root), str(run_dir)) for unit in wave] for wave in waves]
+            storage = None if ray is None or ray.storage is None else FolderStorage.resolved(ray.storage)
+            send_files = bool(todo) and units_send_files(executor, [run_dir, cache.root], storage)
+            task_config = resolve_paths(config, Path.cwd())  # data folders, absolute for the workers
+            tasks = [
+                [_UnitTask(task_config, unit, str(cache.root), str(run_dir), send_files, storage) for unit in wave]
+                for wave in waves
+            ]
             if todo:  # (a finished study resumes with one empty wave and nothing to run)
                 # Sent to each worker once (on Ray: to the object store): workers never reload it.
                 executor.share(tasks[0][0].data_key, data)
             try:
                 for wave in tasks:
                     for task, result in executor.map_unordered(_run_unit_task, wave, resources):
+                        if isinstance(result, UnitOutcome):  # the driver writes what came back by value
+                            result = unpack_outcome(result, cache, run_dir)
                         append_result(results_path, result)
                         finished[task.unit.unit_id] = result
                         report(progress, "study", len(finished), len(units), item=task.unit.unit_id, unit="units")
@@ -537,6 +559,8 @@ def _run_study_locked(
             executor.close()
     results = [finished[unit.unit_id] for unit in units]
     environment = environment_record(config, time.perf_counter() - started)
+    # How this call's units stored their models and predictions (study/transport.py).
+    environment["unit_files"] = "sent back through the object store" if send_files else "written in place"
     atomic_write_text(run_dir / ENVIRONMENT_FILE, json.dumps(to_json_value(environment), indent=2))
     report(progress, "analyze", 0, 1)
     analysis = analyze_study(config, data, results, run_dir)
