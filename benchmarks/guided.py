@@ -243,7 +243,7 @@ def diversity_table(
         return float(np.mean(within)), float(np.mean(coverage))
 
     candidates = [(f"real {size}/class", subsample_per_class(pool, size, seed)),
-                  (f"real 80/class", subsample_per_class(pool, 80, seed)),
+                  ("real 80/class", subsample_per_class(pool, 80, seed)),
                   (f"text-seed{seed}", generated(sets / f"text-seed{seed}", test.classes))]  # fmt: skip
     for strength in strengths:
         name = f"guided-n{size}-s{strength.replace('/', '+')}-seed{seed}"

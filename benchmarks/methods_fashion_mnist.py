@@ -86,7 +86,7 @@ def method_key_and_options(name: str, args: argparse.Namespace) -> tuple[str, di
     """
     options = dict(json.loads(args.method_options).get(name, {}))
     key = options.pop("method", name)
-    if key not in METHODS.keys():
+    if key not in METHODS:
         raise SystemExit(f"--methods: {name!r} is neither a method ({', '.join(METHODS.keys())}) "
                          "nor a variant with a \"method\" key in --method-options")
     return key, options

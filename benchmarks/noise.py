@@ -56,9 +56,9 @@ from rich.console import Console
 from rich.table import Table
 
 import synthaug
-from synthaug.cli._progress import PlainProgressPrinter
 from synthaug.audit import AuditConfig, audit_dataset, filter_dataset, find_copies
 from synthaug.audit.report import suspect_grid
+from synthaug.cli._progress import PlainProgressPrinter
 from synthaug.data import ImageDataset, load_dataset
 from synthaug.methods import make_method
 from synthaug.metrics import accuracy, expected_calibration_error, ood_auroc

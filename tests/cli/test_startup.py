@@ -81,4 +81,4 @@ def test_cli_defaults_repeated_for_start_up_match_the_library() -> None:
     assert audit_cli.LABEL_SCORES == LABEL_SCORES and audit_cli.SCORE_COMPONENTS == SCORE_COMPONENTS
     training = dataclasses.asdict(GeneratorTrainingConfig())
     expected = {name: training[name] for name in ("steps", "batch_size", "learning_rate", "seed", "checkpoint_every")}
-    assert train_generator_cli.DEFAULTS == {**expected, "block_channels": UNetConfig().block_channels}
+    assert {**expected, "block_channels": UNetConfig().block_channels} == train_generator_cli.DEFAULTS

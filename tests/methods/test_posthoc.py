@@ -35,7 +35,7 @@ def test_fit_from_a_saved_deterministic_model_equals_fitting_from_scratch(
 
 
 def test_fit_from_without_a_validation_set_holds_out_the_same_split(make_pattern_dataset) -> None:
-    train, test = make_pattern_dataset(n_per_class=30, size=16), make_pattern_dataset(n_per_class=8, seed=1, size=16)
+    train, _test = make_pattern_dataset(n_per_class=30, size=16), make_pattern_dataset(n_per_class=8, seed=1, size=16)
     base = make_method("deterministic", **TINY).fit(train)
     reused = make_method("temperature", **TINY).fit_from(base, train)
     assert reused.temperature_ == make_method("temperature", **TINY).fit(train).temperature_

@@ -68,6 +68,6 @@ def test_bad_options_are_config_errors(options: dict, message: str) -> None:
 
 
 def test_unknown_backbone_names_the_choices() -> None:
-    assert "cnn" in BACKBONES.keys()
+    assert "cnn" in BACKBONES
     with pytest.raises(ConfigError, match="unknown backbone 'resnet_9000'.*cnn"):
         make_backbone("resnet_9000")

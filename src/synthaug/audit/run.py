@@ -31,12 +31,12 @@ from synthaug.audit.report import render_report
 from synthaug.audit.scores import (
     AuditConfig,
     Log,
+    check_reference_classes,
     combined_score,
     confident_learning,
     cross_validated_probabilities,
     import_cleanlab,
     json_value,
-    check_reference_classes,
     reference_label_probabilities,
     reference_model,
     uncertainty_scores,

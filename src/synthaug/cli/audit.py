@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,28 +24,28 @@ def audit_cli(
                                         "(e.g. fashion-mnist:train[50000:51000]).")],
     out: Annotated[Path, typer.Option("--out", metavar="AUDIT_DIR", help="Folder for scores.jsonl, classes.csv, "
                                       "audit.html and audit.json; rerun the same command to resume.")],
-    reference: Annotated[Optional[str], typer.Option("--reference", metavar="REAL_DATA", help="Real images of the "
+    reference: Annotated[str | None, typer.Option("--reference", metavar="REAL_DATA", help="Real images of the "
                          "same classes: a reference model is trained on them, and copies of them are flagged.")] = None,
-    reference_model: Annotated[Optional[Path], typer.Option("--reference-model", metavar="MODEL_DIR", help="A model "
+    reference_model: Annotated[Path | None, typer.Option("--reference-model", metavar="MODEL_DIR", help="A model "
                                "saved by `synthaug train` on real data, used instead of training one.")] = None,
-    test: Annotated[Optional[str], typer.Option("--test", metavar="TEST_DATA", help="Test set; images copying a test "
+    test: Annotated[str | None, typer.Option("--test", metavar="TEST_DATA", help="Test set; images copying a test "
                     "image are flagged as leakage.")] = None,
     method: Annotated[str, typer.Option(help="Method trained on each cross-validation fold (ensemble and "
                                         "mc-dropout also give disagreement and mutual information).")] = "ensemble",
-    param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyper-parameter of the fold method as "
+    param: Annotated[list[str] | None, typer.Option("--param", help="Hyper-parameter of the fold method as "
                      "KEY=VALUE (JSON values); default num_members=3 for ensemble.")] = None,
     backbone: Annotated[str, typer.Option(help="cnn, a torchvision model name or timm:MODEL "
                                           "(frozen features).")] = "cnn",
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs of every model the audit trains "
+    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs of every model the audit trains "
                       "[default: the methods' own: 15, or more on a small set].")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the folds and the models.")] = 0,
-    score_component: Annotated[Optional[list[str]], typer.Option("--score-component", help="Score averaged (by "
+    score_component: Annotated[list[str] | None, typer.Option("--score-component", help="Score averaged (by "
                                f"rank) into the combined score; repeat. One of {', '.join(SCORE_COMPONENTS)}; default "
                                f"{' and '.join(LABEL_SCORES)}.")] = None,
     min_similarity: Annotated[float, typer.Option(help="Thumbnail correlation from which two images are "
                                                   "near-duplicates.")] = DEFAULT_MIN_SIMILARITY,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an audit of other data or settings "
                                             "in AUDIT_DIR.")] = False,

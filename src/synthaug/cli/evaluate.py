@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,7 +18,7 @@ def evaluate_cli(
     ],
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for metrics.json and reliability.png.")],
     ood: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--ood", metavar="OOD_PREDICTIONS.npz", help="Predictions .npz of the same model on OOD data."),
     ] = None,
     bins: Annotated[int, typer.Option("--bins", min=1, help="Number of calibration bins.")] = 15,

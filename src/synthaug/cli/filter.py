@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,11 +14,11 @@ from synthaug.cli._app import app
 def filter_cli(
     data: Annotated[str, typer.Argument(metavar="DATA", help="The dataset the audit was run on.")],
     out: Annotated[Path, typer.Option("--out", metavar="CLEAN_DIR", help="New dataset folder (must not exist).")],
-    audit: Annotated[Optional[Path], typer.Option("--audit", metavar="AUDIT_DIR", help="Folder written by "
+    audit: Annotated[Path | None, typer.Option("--audit", metavar="AUDIT_DIR", help="Folder written by "
                      "`synthaug audit` (optional when filtering by CLIP alone).")] = None,
-    drop_top: Annotated[Optional[str], typer.Option("--drop-top", help="Drop the most suspicious images: a "
+    drop_top: Annotated[str | None, typer.Option("--drop-top", help="Drop the most suspicious images: a "
                         "percentage like 10% or a count like 50.")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Drop images whose combined score "
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Drop images whose combined score "
                          "is at least this (0-1).")] = None,
     drop_label_issues: Annotated[bool, typer.Option("--drop-label-issues", help="Drop the images confident "
                                  "learning flags as label issues.")] = False,
@@ -29,13 +29,13 @@ def filter_cli(
     keep_leakage: Annotated[bool, typer.Option("--keep-leakage", help="Keep copies of test images (dropped by "
                             "default).")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images, as the audit did.")] = False,
-    clip: Annotated[Optional[Path], typer.Option("--clip", metavar="MODEL_DIR", help="A local CLIP model folder "
+    clip: Annotated[Path | None, typer.Option("--clip", metavar="MODEL_DIR", help="A local CLIP model folder "
                     "(CLIPModel + CLIPProcessor save_pretrained) to score the images with.")] = None,
-    min_clip_score: Annotated[Optional[float], typer.Option("--min-clip-score", help="With --clip: drop images whose "
+    min_clip_score: Annotated[float | None, typer.Option("--min-clip-score", help="With --clip: drop images whose "
                               "CLIPScore against their prompt (100 x cosine) is below this.")] = None,
     clip_class_agreement: Annotated[bool, typer.Option("--clip-class-agreement", help="With --clip: drop images "
                                     "whose zero-shot CLIP class is not their label.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="Device of the CLIP model; default: CUDA when "
+    device: Annotated[str | None, typer.Option(help="Device of the CLIP model; default: CUDA when "
                                                   "present.")] = None,
 ) -> None:
     """Write CLEAN_DIR: DATA without the images the audit (or a CLIP model) marks (hard links or

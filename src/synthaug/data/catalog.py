@@ -136,5 +136,5 @@ def describe_builtin_datasets() -> list[BuiltinDatasetStatus]:
     """Every built-in dataset with its size and where it is (or would come from)."""
     return [
         BuiltinDatasetStatus(entry.name, entry.size, entry.locate())
-        for entry in (BUILTIN_DATASETS.get(key) for key in BUILTIN_DATASETS.keys())
+        for entry in (BUILTIN_DATASETS.get(key) for key in BUILTIN_DATASETS)
     ]

@@ -9,11 +9,10 @@ Keys: ``deterministic``, ``temperature``, ``mc-dropout``, ``ensemble``, ``bnn``,
 See :mod:`synthaug.methods.base` for the contract and how to add a method.
 """
 
-from synthaug.methods.base import METHODS, UncertaintyMethod, load_method, make_method, register_method
-from synthaug.methods.training import PreparedData, TrainingConfig, TrainingHistory, train_model
-
 # Importing a method's module registers it.
 from synthaug.methods import bnn, deterministic, ensemble, laplace, mc_dropout, temperature  # noqa: E402,F401
+from synthaug.methods.base import METHODS, UncertaintyMethod, load_method, make_method, register_method
+from synthaug.methods.training import PreparedData, TrainingConfig, TrainingHistory, train_model
 
 __all__ = [
     "METHODS",

@@ -20,7 +20,6 @@ from synthaug.errors import DataError
 from synthaug.fileio import write_atomically
 from synthaug.metrics._shapes import as_labels, as_predictions, as_probability_samples
 
-
 # The first bytes of a .npy file (a .npz is a zip archive of them).
 NPY_MAGIC = b"\x93NUMPY"
 

@@ -69,7 +69,7 @@ def make_backbone(name: str, **options: Any) -> Backbone:
     else:
         cls, arguments = backbone_class("torchvision"), {"model": name, **options}
         if name not in cls.model_names():
-            known = ", ".join(key for key in BACKBONES.keys() if key not in ("torchvision", "timm"))
+            known = ", ".join(key for key in BACKBONES if key not in ("torchvision", "timm"))
             raise ConfigError(
                 f"unknown backbone {name!r}; choose {known}, a torchvision classification model "
                 "name such as resnet18, resnet152, efficientnet_b0 or vit_b_16, or timm:MODEL"
