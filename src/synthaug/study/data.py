@@ -84,15 +84,6 @@ def _restrict(dataset: ImageDataset, classes: list[str], where: str) -> ImageDat
     return dataset.subset(np.flatnonzero(keep)).with_classes(classes)
 
 
-def _tuples(value: Any) -> Any:
-    """YAML lists as the tuples PromptSpec expects (also inside per-class mappings)."""
-    if isinstance(value, list):
-        return tuple(value)
-    if isinstance(value, dict):
-        return {key: _tuples(item) for key, item in value.items()}
-    return value
-
-
 def _generate_source(
     source: SyntheticSource,
     spec: GenerationSpec,
@@ -106,8 +97,7 @@ def _generate_source(
 ) -> Path:
     """Generate (or resume generating) a synthetic source; returns its folder (only that
     when not ``generate``: a worker uses the folder its driver generated)."""
-    from synthaug.generate import generate_dataset
-    from synthaug.generate.prompts import PromptSpec
+    from synthaug.study.generation import generate_from_spec
 
     description: dict[str, Any] = {"generate": spec.identity(), "classes": classes}
     guidance = None
@@ -119,31 +109,8 @@ def _generate_source(
     directory = Path(spec.dir) if spec.dir else cache.generated_dir(content_key(description))
     if not generate:
         return directory
-    prompt: Any = spec.prompt
-    if isinstance(prompt, dict):
-        try:
-            prompt = PromptSpec(**{key: _tuples(value) for key, value in prompt.items()})
-        except TypeError as error:
-            raise ConfigError(f"synthetic[{index}].generate.prompt: {error}") from error
-    try:
-        generate_dataset(
-            directory,
-            classes,
-            spec.per_class,
-            backend=spec.backend,
-            model=spec.model,
-            prompt=prompt,
-            seed=spec.seed,
-            params=spec.params,
-            backend_options=spec.backend_options,
-            max_cost=spec.max_cost,
-            progress=progress,
-            executor=executor,
-            resources=resources,
-            init_images=guidance,
-        )
-    except SynthaugError as error:
-        raise type(error)(f"synthetic[{index}] ({source.name}): {error}") from error
+    generate_from_spec(directory, spec, classes, spec.per_class, f"synthetic[{index}]", source.name,
+                       init_images=guidance, progress=progress, executor=executor, resources=resources)
     return directory
 
 

@@ -188,9 +188,7 @@ def _generated(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
                per_class: dict[str, int]) -> ImageDataset:
     """Slots ``0 .. per_class[label] - 1`` of every class, generated where missing."""
     from synthaug.data import load_dataset
-    from synthaug.generate import generate_dataset
-    from synthaug.generate.prompts import PromptSpec
-    from synthaug.study.data import _tuples
+    from synthaug.study.generation import generate_from_spec
 
     source = config.regime_source(unit.regime)
     spec = source.generate
@@ -201,16 +199,13 @@ def _generated(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
         for record, label in zip(existing.records, existing.targets):
             name = existing.classes[label]
             have[name] = max(have.get(name, 0), int(record["index"]) + 1)
-    prompt: Any = spec.prompt if isinstance(spec.prompt, str) else PromptSpec(
-        **{key: _tuples(value) for key, value in spec.prompt.items()})
+    where = f"synthetic[{config.synthetic.index(source)}]"
     for label, count in per_class.items():
         if count > have.get(label, 0):
             try:
-                generate_dataset(directory, [label], count, backend=spec.backend, model=spec.model, prompt=prompt,
-                                 seed=spec.seed, params=spec.params, backend_options=spec.backend_options,
-                                 max_cost=spec.max_cost, extend=True)
+                generate_from_spec(directory, spec, [label], count, where, source.name, extend=True)
             except SynthaugError as error:
-                raise type(error)(f"regime {unit.regime.name!r}, source {source.name!r}: {error}") from error
+                raise type(error)(f"regime {unit.regime.name!r}: {error}") from error
     dataset = load_dataset(str(directory)).with_classes(data.classes)
     keep = [index for index, (record, label) in enumerate(zip(dataset.records, dataset.targets))
             if int(record["index"]) < per_class[data.classes[label]]]
