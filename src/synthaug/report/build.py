@@ -362,7 +362,7 @@ def report_context(run: SavedRun) -> dict[str, Any]:
         "generators": generator_table(analysis),
         # "What the generator made" and the targeted regimes (report/generated.py).
         "generated_quality": generated.generator_quality(run.run_dir),
-        "targeted": generated.targeted_generation(run.run_dir),
+        "targeted": generated.targeted_generation(analysis),
         **provenance(run),
     }
 

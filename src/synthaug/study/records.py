@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from synthaug.study.literature import literature_dict
+from synthaug.study.shift import EpistemicVerdict, epistemic_verdicts, severity_curves
 from synthaug.study.stats import ExchangeRate, Interval
 
 __all__ = [
@@ -38,9 +39,12 @@ __all__ = [
     "SampleImage",
     "StudyAnalysis",
     "SyntheticWorth",
+    "TargetedComparison",
+    "TargetedCurve",
     "ExchangeRateRow",
     "GeneratorProvenance",
     "UnitResult",
+    "derived_group_statistics",
     "make_group_id",
 ]
 
@@ -677,6 +681,93 @@ class SampleImage:
 
 
 @dataclass(frozen=True)
+class TargetedCurve:
+    """Test accuracy against synthetic images spent, for one targeted regime and size.
+
+    Attributes:
+        regime: The regime.
+        allocate: Its rule.
+        size: Starting images per class.
+        images: Synthetic images spent at each point (0, budget/rounds, ..., budget).
+        accuracy: Mean test accuracy over seeds at each point, with its t-interval.
+        allocation: Mean images added per class in each round (class -> one value per round).
+    """
+
+    regime: str
+    allocate: str
+    size: int
+    images: list[int]
+    accuracy: list[Interval]
+    allocation: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return {"regime": self.regime, "allocate": self.allocate, "size": self.size, "images": list(self.images),
+                "accuracy": [interval.to_dict() for interval in self.accuracy], "allocation": dict(self.allocation)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetedCurve:
+        """Inverse of :meth:`to_dict`."""
+        return cls(regime=data["regime"], allocate=data["allocate"], size=int(data["size"]),
+                   images=[int(value) for value in data["images"]],
+                   accuracy=[Interval.from_dict(item) for item in data["accuracy"]],
+                   allocation={label: [float(value) for value in values]
+                               for label, values in data.get("allocation", {}).items()})
+
+
+@dataclass(frozen=True)
+class TargetedComparison:
+    """A targeted regime against the uniform one with the same budget, paired by seed.
+
+    Attributes:
+        regime: The targeted regime.
+        baseline: The uniform regime.
+        size: Starting images per class.
+        budget: Synthetic images each spent.
+        final_difference: Final test accuracy, targeted minus uniform, over seeds (t-interval).
+        uniform_final: Uniform's mean final accuracy.
+        images_to_match: Synthetic images at which the targeted mean curve first reaches
+            ``uniform_final`` (linear between rounds); ``None`` when it never does.
+        by_images: Test accuracy, targeted minus uniform, at each point of the curves
+            (``images``: 0, budget/rounds, ..., budget), paired by seed.
+        seeds_reaching: Seeds whose targeted curve reaches that seed's own uniform final
+            accuracy at or before 60 % of the budget (linear between rounds).
+    """
+
+    regime: str
+    baseline: str
+    size: int
+    budget: int
+    final_difference: Interval
+    uniform_final: float
+    images_to_match: float | None
+    by_images: list[Interval] = field(default_factory=list)
+    seeds_reaching: int = 0
+
+    @property
+    def share_of_budget(self) -> float | None:
+        """``images_to_match / budget``."""
+        return None if self.images_to_match is None else self.images_to_match / self.budget
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return {"regime": self.regime, "baseline": self.baseline, "size": self.size, "budget": self.budget,
+                "final_difference": self.final_difference.to_dict(), "uniform_final": self.uniform_final,
+                "images_to_match": self.images_to_match, "share_of_budget": self.share_of_budget,
+                "by_images": [interval.to_dict() for interval in self.by_images], "seeds_reaching": self.seeds_reaching}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetedComparison:
+        """Inverse of :meth:`to_dict` (``share_of_budget`` is derived)."""
+        match = data["images_to_match"]
+        return cls(regime=data["regime"], baseline=data["baseline"], size=int(data["size"]),
+                   budget=int(data["budget"]), final_difference=Interval.from_dict(data["final_difference"]),
+                   uniform_final=float(data["uniform_final"]), images_to_match=None if match is None else float(match),
+                   by_images=[Interval.from_dict(item) for item in data.get("by_images", [])],
+                   seeds_reaching=int(data.get("seeds_reaching", 0)))
+
+
+@dataclass(frozen=True)
 class StudyAnalysis:
     """Everything the report shows, as saved in ``RUN_DIR/analysis.json``.
 
@@ -694,6 +785,12 @@ class StudyAnalysis:
         generators: Synthetic source -> what made it.
         samples: Synthetic source -> example images per class.
         headline: The answer the report opens with.
+        shift_curves: Group id -> metric -> corruption severity -> mean over corruptions
+            (severity 0: the clean test set); only groups evaluated under shift.
+        epistemic: Group id -> OOD set -> verdict on the mutual-information AUROC; only
+            sampling methods (a single network has no epistemic part).
+        targeted_curves: Accuracy against synthetic images spent, per targeted regime and size.
+        targeted_comparisons: Each targeted rule against uniform at the same budget.
     """
 
     title: str
@@ -709,6 +806,10 @@ class StudyAnalysis:
     generators: dict[str, GeneratorProvenance]
     samples: dict[str, list[SampleImage]]
     headline: Headline
+    shift_curves: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    epistemic: dict[str, dict[str, EpistemicVerdict]] = field(default_factory=dict)
+    targeted_curves: list[TargetedCurve] = field(default_factory=list)
+    targeted_comparisons: list[TargetedComparison] = field(default_factory=list)
     _by_id: dict[str, GroupSummary] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -737,18 +838,41 @@ class StudyAnalysis:
             # synthaug.study.literature, so a folder written before they were records renders too.
             "literature": literature_dict(),
             "headline": self.headline.to_dict(),
+            "shift_curves": {group_id: {metric: {str(severity): value for severity, value in curve.items()}
+                                        for metric, curve in curves.items()}
+                             for group_id, curves in self.shift_curves.items()},
+            "epistemic": {group_id: {name: verdict.to_dict() for name, verdict in verdicts.items()}
+                          for group_id, verdicts in self.epistemic.items()},
+            "targeted_curves": [curve.to_dict() for curve in self.targeted_curves],
+            "targeted_comparisons": [comparison.to_dict() for comparison in self.targeted_comparisons],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudyAnalysis:
-        """Inverse of :meth:`to_dict` (``literature`` is not part of the record)."""
+        """Inverse of :meth:`to_dict` (``literature`` is not part of the record).
+
+        A file written before the shift curves and epistemic verdicts were saved gets them
+        computed from its groups (:func:`derived_group_statistics`); one written before the
+        targeted records has none (:func:`synthaug.study.analysis.read_analysis` adds them).
+        """
+        groups = [GroupSummary.from_dict(group) for group in data["groups"]]
+        ood_sets = list(data["ood_sets"])
+        dataset_sizes = {name: int(count) for name, count in data["dataset_sizes"].items()}
+        if "shift_curves" in data and "epistemic" in data:
+            shift_curves = {group_id: {metric: {int(severity): float(value) for severity, value in curve.items()}
+                                       for metric, curve in curves.items()}
+                            for group_id, curves in data["shift_curves"].items()}
+            epistemic = {group_id: {name: EpistemicVerdict.from_dict(verdict) for name, verdict in verdicts.items()}
+                         for group_id, verdicts in data["epistemic"].items()}
+        else:
+            shift_curves, epistemic = derived_group_statistics(groups, ood_sets, dataset_sizes)
         return cls(
             title=data["title"],
             classes=list(data["classes"]),
-            ood_sets=list(data["ood_sets"]),
-            dataset_sizes={name: int(count) for name, count in data["dataset_sizes"].items()},
+            ood_sets=ood_sets,
+            dataset_sizes=dataset_sizes,
             baseline_method=data["baseline_method"],
-            groups=[GroupSummary.from_dict(group) for group in data["groups"]],
+            groups=groups,
             curves=[LearningCurve.from_dict(curve) for curve in data["curves"]],
             exchange_rates=[ExchangeRateRow.from_dict(rate) for rate in data["exchange_rates"]],
             worth=[SyntheticWorth.from_dict(worth) for worth in data["worth"]],
@@ -756,5 +880,26 @@ class StudyAnalysis:
             generators={name: GeneratorProvenance.from_dict(value) for name, value in data["generators"].items()},
             samples={name: [SampleImage.from_dict(item) for item in items] for name, items in data["samples"].items()},
             headline=Headline.from_dict(data["headline"]),
+            shift_curves=shift_curves,
+            epistemic=epistemic,
+            targeted_curves=[TargetedCurve.from_dict(curve) for curve in data.get("targeted_curves", [])],
+            targeted_comparisons=[TargetedComparison.from_dict(item) for item in data.get("targeted_comparisons", [])],
         )
+
+
+def derived_group_statistics(
+    groups: list[GroupSummary], ood_sets: list[str], dataset_sizes: Mapping[str, int]
+) -> tuple[dict[str, dict[str, dict[int, float]]], dict[str, dict[str, EpistemicVerdict]]]:
+    """Each group's shift curves over severity and, for sampling methods, its epistemic
+    verdicts (:mod:`synthaug.study.shift`), by group id; groups without either are left out."""
+    shift_curves, epistemic = {}, {}
+    for group in groups:
+        curves = severity_curves(group.metrics)
+        if curves:
+            shift_curves[group.group_id] = curves
+        if group.has_weight_samples:
+            verdicts = epistemic_verdicts(group.metrics, ood_sets, dataset_sizes)
+            if verdicts:
+                epistemic[group.group_id] = verdicts
+    return shift_curves, epistemic
 

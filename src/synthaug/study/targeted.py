@@ -31,7 +31,7 @@ References:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,8 @@ from synthaug.errors import ConfigError, DataError, SynthaugError
 from synthaug.fileio import atomic_write_text, from_json_value, to_json_value
 from synthaug.study.cache import StudyCache, content_key
 from synthaug.study.config import GenerationSpec, StudyConfig
-from synthaug.study.stats import Interval, paired_difference, t_interval
+from synthaug.study.records import TargetedComparison, TargetedCurve
+from synthaug.study.stats import paired_difference, t_interval
 from synthaug.study.units import Unit, make_unit_method, model_description
 
 if TYPE_CHECKING:  # the data package pulls in torch; it is imported when a unit runs
@@ -290,74 +291,6 @@ def run_rounds(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
 
 
 # -- analysis: curves over the rounds, and targeted against uniform -------------------------
-
-
-@dataclass(frozen=True)
-class TargetedCurve:
-    """Test accuracy against synthetic images spent, for one targeted regime and size.
-
-    Attributes:
-        regime: The regime.
-        allocate: Its rule.
-        size: Starting images per class.
-        images: Synthetic images spent at each point (0, budget/rounds, ..., budget).
-        accuracy: Mean test accuracy over seeds at each point, with its t-interval.
-        allocation: Mean images added per class in each round (class -> one value per round).
-    """
-
-    regime: str
-    allocate: str
-    size: int
-    images: list[int]
-    accuracy: list[Interval]
-    allocation: dict[str, list[float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {"regime": self.regime, "allocate": self.allocate, "size": self.size, "images": list(self.images),
-                "accuracy": [interval.to_dict() for interval in self.accuracy], "allocation": dict(self.allocation)}
-
-
-@dataclass(frozen=True)
-class TargetedComparison:
-    """A targeted regime against the uniform one with the same budget, paired by seed.
-
-    Attributes:
-        regime: The targeted regime.
-        baseline: The uniform regime.
-        size: Starting images per class.
-        budget: Synthetic images each spent.
-        final_difference: Final test accuracy, targeted minus uniform, over seeds (t-interval).
-        uniform_final: Uniform's mean final accuracy.
-        images_to_match: Synthetic images at which the targeted mean curve first reaches
-            ``uniform_final`` (linear between rounds); ``None`` when it never does.
-        by_images: Test accuracy, targeted minus uniform, at each point of the curves
-            (``images``: 0, budget/rounds, ..., budget), paired by seed.
-        seeds_reaching: Seeds whose targeted curve reaches that seed's own uniform final
-            accuracy at or before 60 % of the budget (linear between rounds).
-    """
-
-    regime: str
-    baseline: str
-    size: int
-    budget: int
-    final_difference: Interval
-    uniform_final: float
-    images_to_match: float | None
-    by_images: list[Interval] = field(default_factory=list)
-    seeds_reaching: int = 0
-
-    @property
-    def share_of_budget(self) -> float | None:
-        """``images_to_match / budget``."""
-        return None if self.images_to_match is None else self.images_to_match / self.budget
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {"regime": self.regime, "baseline": self.baseline, "size": self.size, "budget": self.budget,
-                "final_difference": self.final_difference.to_dict(), "uniform_final": self.uniform_final,
-                "images_to_match": self.images_to_match, "share_of_budget": self.share_of_budget,
-                "by_images": [interval.to_dict() for interval in self.by_images], "seeds_reaching": self.seeds_reaching}
 
 
 def unit_curve(run: TargetedRun, final_accuracy: float) -> tuple[list[int], list[float]]:
