@@ -174,7 +174,7 @@ def test_a_run_folder_written_before_these_keys_existed_still_resumes(tmp_path) 
     import yaml
 
     from synthaug.study.config import config_to_dict
-    from synthaug.study.runner import CONFIG_FILE, bind_run_dir
+    from synthaug.study.run_folder import RunFolder
 
     folders = {name: tmp_path / name for name in ("pool", "test", "synthetic", "ood")}
     config = parse_config(tiny_config_data(folders))
@@ -184,12 +184,12 @@ def test_a_run_folder_written_before_these_keys_existed_still_resumes(tmp_path) 
         for key in ("filter", "weights", "method_params"):
             del regime[key]
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / CONFIG_FILE).write_text(yaml.safe_dump(old, sort_keys=False))
-    bind_run_dir(config, tmp_path / "run")  # the same study: no difference reported
+    RunFolder(tmp_path / "run").config.write_text(yaml.safe_dump(old, sort_keys=False))
+    RunFolder(tmp_path / "run").bind(config)  # the same study: no difference reported
     with pytest.raises(ConfigError, match=r"first difference at `regimes\[1\]\.method_params`"):
         changed = tiny_config_data(folders)
         changed["regimes"][1]["method_params"] = {"label_smoothing": 0.1}
-        bind_run_dir(parse_config(changed), tmp_path / "run")
+        RunFolder(tmp_path / "run").bind(parse_config(changed))
 
 
 def test_a_study_of_synthetic_regimes_only_still_states_each_treatment(noise_study, tmp_path) -> None:

@@ -19,12 +19,12 @@ def print_outcome(result: StudyResult, report_path: Path | None) -> None:
     """Print the Markdown summary, then where the results and the report are."""
     from rich.console import Console
 
+    from synthaug.study.run_folder import RunFolder
+
     console = Console(highlight=False, soft_wrap=True)
-    run_dir = result.run_dir
+    folder = RunFolder(result.run_dir)
     console.print(result.summary_markdown, markup=False)
-    console.print(
-        f"results: {run_dir / 'results.jsonl'}, {run_dir / 'summary.csv'}, {run_dir / 'summary.md'}", markup=False
-    )
+    console.print(f"results: {folder.results}, {folder.summary_csv}, {folder.summary_md}", markup=False)
     if report_path is not None:
         console.print(f"report: {report_path.resolve()}", markup=False)
     console.print(f"done in {result.seconds:.0f} s", markup=False)

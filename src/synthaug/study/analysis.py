@@ -35,12 +35,11 @@ from synthaug.study.groups import group_results, summarize_group
 from synthaug.study.headline import headline
 from synthaug.study.provenance import generator_provenance
 from synthaug.study.records import StudyAnalysis, UnitResult, derived_group_statistics
+from synthaug.study.run_folder import ANALYSIS_FILE, RunFolder
 from synthaug.study.targeted import targeted_analysis
 
 __all__ = ["ANALYSIS_FILE", "analyze_study", "read_analysis", "write_analysis"]
 
-ANALYSIS_FILE = "analysis.json"
-CONFIG_FILE = "config.resolved.yaml"
 
 
 def analyze_study(
@@ -104,7 +103,7 @@ def analyze_study(
 
 def write_analysis(analysis: StudyAnalysis, run_dir: str | os.PathLike[str]) -> Path:
     """Write ``RUN_DIR/analysis.json``: strict JSON (``nan``/``inf`` as strings)."""
-    path = Path(run_dir) / ANALYSIS_FILE
+    path = RunFolder(run_dir).analysis
     atomic_write_text(path, json.dumps(to_json_value(analysis.to_dict()), indent=1, allow_nan=False))
     return path
 
@@ -117,10 +116,10 @@ def read_analysis(run_dir: str | os.PathLike[str]) -> StudyAnalysis:
             is not valid JSON.
     """
     run_dir = Path(run_dir)
-    path = run_dir / ANALYSIS_FILE
+    path = RunFolder(run_dir).analysis
     if not path.is_file():
         raise ConfigError(
-            f"{run_dir}: no analysis.json here; run `synthaug study CONFIG --out {run_dir}` first "
+            f"{run_dir}: no {ANALYSIS_FILE} here; run `synthaug study CONFIG --out {run_dir}` first "
             "(a study interrupted before its end writes it when rerun)"
         )
     try:
@@ -142,16 +141,11 @@ def _with_targeted_records(analysis: StudyAnalysis, run_dir: Path) -> StudyAnaly
     from its saved config and results (the report of such a folder once did this itself)."""
     import dataclasses
 
-    import yaml
+    from synthaug.study.results import read_results
 
-    from synthaug.study.config import parse_config
-    from synthaug.study.results import RESULTS_FILE, read_results
-
-    config_path, results_path = run_dir / CONFIG_FILE, run_dir / RESULTS_FILE
-    if not config_path.is_file() or not results_path.is_file():
+    folder = RunFolder(run_dir)
+    config = folder.saved_config()
+    if config is None or not folder.results.is_file() or not any(regime.targeted for regime in config.regimes):
         return analysis
-    config = parse_config(yaml.safe_load(config_path.read_text(encoding="utf-8")))
-    if not any(regime.targeted for regime in config.regimes):
-        return analysis
-    curves, comparisons = targeted_analysis(config, read_results(results_path), run_dir)
+    curves, comparisons = targeted_analysis(config, read_results(folder.results), run_dir)
     return dataclasses.replace(analysis, targeted_curves=curves, targeted_comparisons=comparisons)

@@ -20,16 +20,16 @@ from synthaug.progress import ProgressCallback
 from synthaug.study.cache import StudyCache
 from synthaug.study.config import StudyConfig, audit_config
 from synthaug.study.data import StudyData
+from synthaug.study.run_folder import INSPECT_DIR, RunFolder
 
 __all__ = ["INSPECT_DIR", "inspect_sources", "inspection_dirs"]
 
-INSPECT_DIR = "inspect"
 IDENTITY_FILE = "identity.json"
 
 
 def inspection_dirs(run_dir: str | Path) -> dict[str, Path]:
     """Inspection folder of each synthetic source of a run, by source name (those that exist)."""
-    root = Path(run_dir) / INSPECT_DIR
+    root = RunFolder(run_dir).inspect
     found = {}
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         identity = folder / IDENTITY_FILE
@@ -53,7 +53,7 @@ def inspect_sources(
     folders = class_folders(list(data.synthetic))
     found = {}
     for name, synthetic in data.synthetic.items():
-        out = Path(run_dir) / INSPECT_DIR / folders[name]
+        out = RunFolder(run_dir).inspect / folders[name]
         identity = {"source": name, "synthetic": synthetic.fingerprint(), "reference": data.pool.fingerprint(),
                     "features": features, "settings": settings.to_dict(), "synthaug_version": synthaug.__version__}
         saved = out / IDENTITY_FILE

@@ -31,9 +31,11 @@ def generator_provenance(
     Raises:
         DataError: ``metadata.jsonl`` has a line that is not JSON.
     """
+    from synthaug.data.folder import METADATA_FILE  # the data package pulls in torch
+
     root = Path(directory)
     try:
-        rows, _ = read_jsonl(root / "metadata.jsonl")
+        rows, _ = read_jsonl(root / METADATA_FILE)
     except ValueError as error:
         raise DataError(str(error)) from error
     settings_path = root / "generation.json"

@@ -11,31 +11,25 @@ Rendering the report is the caller's next step (``synthaug.report.build_report``
 
 Resuming: units already in the log are skipped, and the cache holds every model and prediction
 under the hash of what produced it, so a rerun after an interruption redoes nothing that was
-finished. A run folder is bound to its config (``config.resolved.yaml``); running a different
-config into it is refused rather than mixing two studies in one log.
+finished. A run folder is bound to its config (:meth:`~synthaug.study.run_folder.RunFolder.bind`);
+running a different config into it is refused rather than mixing two studies in one log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
-import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
-import synthaug
 from synthaug.errors import ConfigError
 from synthaug.execution import Executor, Resources, drop_worker_state, make_executor, worker_state
-from synthaug.fileio import atomic_write_text, to_json_value
 from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
 from synthaug.study.cache import StudyCache, content_key
@@ -43,7 +37,8 @@ from synthaug.study.config import StudyConfig, config_to_dict
 from synthaug.study.data import StudyData, load_study_data, training_set
 from synthaug.study.inspection import inspect_sources
 from synthaug.study.records import GroupKey, StudyAnalysis, UnitResult
-from synthaug.study.results import RESULTS_FILE, append_result, read_results
+from synthaug.study.results import append_result, read_results
+from synthaug.study.run_folder import RunFolder, environment_record
 from synthaug.study.shift import shift_metrics
 from synthaug.study.summary import write_summary_files
 from synthaug.study.units import Unit, make_unit_method, model_description, plan_units, unit_method_params
@@ -52,26 +47,7 @@ if TYPE_CHECKING:  # the data package pulls in torch; the runner imports it when
     from synthaug.data import ImageDataset
     from synthaug.methods import UncertaintyMethod
 
-__all__ = ["StudyResult", "UnitCallback", "bind_run_dir", "evaluate_unit", "run_study", "run_unit", "unit_group"]
-
-CONFIG_FILE = "config.resolved.yaml"
-ENVIRONMENT_FILE = "environment.json"
-
-# Packages whose versions can change the numbers; recorded beside the results.
-RECORDED_PACKAGES = (
-    "synthaug",
-    "torch",
-    "torchvision",
-    "numpy",
-    "scipy",
-    "scikit-learn",
-    "pillow",
-    "torchmetrics",
-    "laplace-torch",
-    "openai",
-    "diffusers",
-    "transformers",
-)
+__all__ = ["StudyResult", "UnitCallback", "evaluate_unit", "run_study", "run_unit", "unit_group"]
 
 #: Called after each unit's result is safely in the log (an exception stops the study; a
 #: rerun resumes after that unit).
@@ -245,68 +221,6 @@ def evaluate_unit(
     return metrics
 
 
-def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
-    """Key path of the first difference between two plain-data trees."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in list(old) + [k for k in new if k not in old]:
-            found = _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-        return None
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        for index, (a, b) in enumerate(zip(old, new)):
-            found = _first_difference(a, b, f"{path}[{index}]")
-            if found is not None:
-                return found
-        return None
-    return None if old == new else (path or "(top level)")
-
-
-def bind_run_dir(config: StudyConfig, run_dir: Path) -> None:
-    """Save ``config.resolved.yaml`` in a new run folder, or check that an existing run
-    folder holds this same study.
-
-    Raises:
-        ConfigError: The folder holds a study with a different config.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = config_to_dict(config)
-    path = run_dir / CONFIG_FILE
-    if path.exists():
-        previous = yaml.safe_load(path.read_text(encoding="utf-8"))
-        difference = _first_difference(previous, resolved)
-        if difference is not None:
-            raise ConfigError(
-                f"{run_dir}: holds a study with a different config (first difference at "
-                f"`{difference}`); choose a new --out folder, or delete {path} to start over"
-            )
-        return
-    atomic_write_text(path, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-
-
-def environment_record(config: StudyConfig, seconds: float | None = None) -> dict[str, Any]:
-    """Package versions, platform, device and seeds, saved as ``environment.json``."""
-    import torch
-
-    from synthaug.runtime import pick_device
-
-    versions = {}
-    for name in RECORDED_PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return {
-        "synthaug_version": synthaug.__version__,
-        "packages": versions,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": str(pick_device(config.device)),
-        "torch_threads": config.threads or torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "seeds": list(config.seeds),
-        "seconds": seconds,
-    }
-
-
 @contextlib.contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """Run a block with torch limited to ``threads`` CPU threads (unchanged when None)."""
@@ -444,10 +358,11 @@ def run_study(
     """
     started = time.perf_counter()
     run_dir = Path(out_dir)
-    bind_run_dir(config, run_dir)
-    cache = StudyCache(config.cache_dir or run_dir / "cache")
+    folder = RunFolder(run_dir)
+    folder.bind(config)
+    cache = StudyCache(folder.cache(config))
     units = plan_units(config)
-    results_path = run_dir / RESULTS_FILE
+    results_path = folder.results
     owned = executor is None
     executor = study_executor(config) if executor is None else executor
     try:
@@ -483,8 +398,7 @@ def run_study(
         if owned:
             executor.close()
     results = [finished[unit.unit_id] for unit in units]
-    environment = environment_record(config, time.perf_counter() - started)
-    atomic_write_text(run_dir / ENVIRONMENT_FILE, json.dumps(to_json_value(environment), indent=2))
+    folder.write_environment(environment_record(config, time.perf_counter() - started))
     report(progress, "analyze", 0, 1)
     analysis = analyze_study(config, data, results, run_dir)
     markdown = write_summary_files(analysis, run_dir)

@@ -284,7 +284,7 @@ def run_rounds(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
     run = TargetedRun(unit_id=unit.unit_id, regime=regime.name, allocate=rule, budget=regime.budget, floor=floor,
                       size=unit.size, seed=unit.seed, rounds=history, final_per_class=per_class)
     description = {"targeted_run": run.to_dict(), "val": data.val.fingerprint(), "test": data.test.fingerprint()}
-    path = cache.root / "targeted" / f"{content_key(description)}.json"
+    path = cache.targeted_run_path(content_key(description))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(run.to_dict(), indent=2) + "\n")
     return _training_set(config, data, cache, unit, per_class), path
