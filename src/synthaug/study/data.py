@@ -346,7 +346,8 @@ def training_set(config: StudyConfig, data: StudyData, unit: Unit) -> ImageDatas
         return subsample_per_class(synthetic, unit.size, seed=unit.seed)
     real = subsample_per_class(data.pool, unit.size, seed=unit.seed)
     added = subsample_per_class(synthetic, regime.synthetic_per_class, seed=unit.seed)
-    share = regime.synthetic_weight if regime.synthetic_weight is not None else regime.synthetic_probability
+    mix = regime.mix
+    share = mix.synthetic_weight if mix.synthetic_weight is not None else mix.synthetic_probability
     if share is None:
         return concat_datasets([real, added])
     # Per-set factors that give the synthetic images a total share of the loss

@@ -1,7 +1,8 @@
 """Uncertainty-targeted generation: spend a synthetic-image budget where the model is unsure.
 
-A targeted regime (``budget`` in :class:`~synthaug.study.config.Regime`) builds its training
-set in rounds instead of drawing a fixed number of synthetic images per class:
+A targeted regime (``targeted: {budget: ..., method: ...}``, see
+:class:`~synthaug.study.config.Targeting`) builds its training set in rounds instead of
+drawing a fixed number of synthetic images per class:
 
 1. start from ``size`` images per class (real for ``mixed``, synthetic for ``synthetic``);
 2. each round trains the regime's method on what it has, predicts the real validation set and
@@ -41,7 +42,7 @@ import synthaug
 from synthaug.errors import ConfigError, DataError, SynthaugError
 from synthaug.fileio import atomic_write_text, from_json_value, to_json_value
 from synthaug.study.cache import StudyCache, content_key
-from synthaug.study.config import GenerationSpec, StudyConfig
+from synthaug.study.config import GenerationSpec, StudyConfig, Targeting
 from synthaug.study.records import TargetedComparison, TargetedCurve
 from synthaug.study.stats import paired_difference, t_interval
 from synthaug.study.units import Unit, make_unit_method, model_description
@@ -53,9 +54,9 @@ if TYPE_CHECKING:  # the data package pulls in torch; it is imported when a unit
 __all__ = ["DEFAULT_FLOOR", "DEFAULT_ROUNDS", "TargetedComparison", "TargetedCurve", "TargetedRound", "TargetedRun",
            "allocate", "class_scores", "read_targeted_run", "round_shares", "run_rounds", "targeted_analysis"]
 
-DEFAULT_ROUNDS = 4
-DEFAULT_ALLOCATE = "epistemic"
-DEFAULT_FLOOR = 0.2
+# The defaults are the config's (synthaug.study.config.Targeting), named here for callers.
+DEFAULT_ROUNDS: int = Targeting.model_fields["rounds"].default
+DEFAULT_FLOOR: float = Targeting.model_fields["floor"].default
 
 
 @dataclass(frozen=True)
@@ -253,14 +254,13 @@ def run_rounds(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
         TrainingError: a round's training failed.
     """
     regime = unit.regime
-    rounds = regime.rounds or DEFAULT_ROUNDS
-    rule = regime.allocate or DEFAULT_ALLOCATE
-    floor = DEFAULT_FLOOR if regime.floor is None else regime.floor
+    targeting = regime.targeted
+    rounds, rule, floor = targeting.rounds, targeting.allocate, targeting.floor
     classes = data.classes
     start = unit.size if regime.data == "synthetic" else 0
     per_class = dict.fromkeys(classes, start)
     history = []
-    for index, share in enumerate(round_shares(regime.budget, rounds)):
+    for index, share in enumerate(round_shares(targeting.budget, rounds)):
         model = _fit_round(config, data, cache, unit, _training_set(config, data, cache, unit, per_class))
         samples = model.predict_proba(data.val)
         uncertainty, error = class_scores(samples, data.val.targets, len(classes))
@@ -281,7 +281,7 @@ def run_rounds(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
             allocation=dict(zip(classes, added.tolist())),
         ))
         per_class = {name: per_class[name] + int(count) for name, count in zip(classes, added)}
-    run = TargetedRun(unit_id=unit.unit_id, regime=regime.name, allocate=rule, budget=regime.budget, floor=floor,
+    run = TargetedRun(unit_id=unit.unit_id, regime=regime.name, allocate=rule, budget=targeting.budget, floor=floor,
                       size=unit.size, seed=unit.seed, rounds=history, final_per_class=per_class)
     description = {"targeted_run": run.to_dict(), "val": data.val.fingerprint(), "test": data.test.fingerprint()}
     path = cache.targeted_run_path(content_key(description))
@@ -338,11 +338,12 @@ def targeted_analysis(config: StudyConfig, results: list[Any], run_dir: str | Pa
     comparisons = []
     regimes = {regime.name: regime for regime in config.regimes if regime.targeted}
     for regime in regimes.values():
-        if (regime.allocate or DEFAULT_ALLOCATE) == "uniform":
+        if regime.targeted.allocate == "uniform":
             continue
-        baseline = next((other for other in regimes.values() if (other.allocate or DEFAULT_ALLOCATE) == "uniform"
-                         and (other.data, other.source, other.budget, other.rounds, other.method)
-                         == (regime.data, regime.source, regime.budget, regime.rounds, regime.method)), None)
+        same = regime.targeted.model_dump(exclude={"allocate", "floor"})
+        baseline = next((other for other in regimes.values() if other.targeted.allocate == "uniform"
+                         and (other.data, other.source, other.targeted.model_dump(exclude={"allocate", "floor"}))
+                         == (regime.data, regime.source, same)), None)
         if baseline is None:
             continue
         for size in regime.sizes:
@@ -361,9 +362,9 @@ def targeted_analysis(config: StudyConfig, results: list[Any], run_dir: str | Pa
             reaching = 0
             for ours, theirs in paired.values():
                 seed_crossing = _first_crossing(ours[0], ours[1], theirs[1][-1])
-                reaching += seed_crossing is not None and seed_crossing <= 0.6 * regime.budget
+                reaching += seed_crossing is not None and seed_crossing <= 0.6 * regime.targeted.budget
             comparisons.append(TargetedComparison(regime=regime.name, baseline=baseline.name, size=size,
-                                                  budget=regime.budget, final_difference=difference,
+                                                  budget=regime.targeted.budget, final_difference=difference,
                                                   uniform_final=uniform_final, images_to_match=crossing,
                                                   by_images=by_images, seeds_reaching=reaching))
     return curves, comparisons
