@@ -17,7 +17,7 @@ from synthaug.report import build_report
 from synthaug.study import parse_config, run_study
 from synthaug.study.cache import StudyCache
 from synthaug.study.results import read_rows
-from synthaug.study.data import load_study_data, training_set
+from synthaug.study.data import prepare_study_data, training_set
 from synthaug.study.records import UnitResult
 from synthaug.study.units import Unit
 
@@ -123,9 +123,25 @@ def test_rows_and_tables_name_each_treatment(noise_study) -> None:
     assert analysis["headline"]["main"]["synthetic_regime"] == "synthetic"  # the plain regime leads
 
 
+def test_a_worker_opens_what_the_driver_prepared_and_makes_nothing(noise_study, tmp_path) -> None:
+    from synthaug.errors import DataError
+    from synthaug.study.data import open_study_data
+
+    config = noise_study["config"]
+    prepared = prepare_study_data(config, StudyCache(noise_study["cache_dir"]))
+    opened = open_study_data(config, StudyCache(noise_study["cache_dir"]))
+    assert opened.audits == prepared.audits
+    assert {name: pool.fingerprint() for name, pool in opened.regime_pools.items()} == {
+        name: pool.fingerprint() for name, pool in prepared.regime_pools.items()}
+    empty = tmp_path / "empty-cache"
+    with pytest.raises(DataError, match="audit of synthetic source 'hand-drawn': not in the cache"):
+        open_study_data(config, StudyCache(empty))
+    assert not (empty / "audits").exists() or not any((empty / "audits").iterdir())
+
+
 def test_filtered_and_weighted_training_sets(noise_study) -> None:
     config = noise_study["config"]
-    data = load_study_data(config, StudyCache(noise_study["cache_dir"]))
+    data = prepare_study_data(config, StudyCache(noise_study["cache_dir"]))
     regimes = {regime.name: regime for regime in config.regimes}
     backbone, method = config.backbones[0], config.methods[0]
     synthetic = data.synthetic["hand-drawn"]

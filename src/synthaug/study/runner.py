@@ -34,7 +34,7 @@ from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
 from synthaug.study.cache import StudyCache, content_key
 from synthaug.study.config import StudyConfig, config_to_dict
-from synthaug.study.data import StudyData, load_study_data, training_set
+from synthaug.study.data import StudyData, open_study_data, prepare_study_data, training_set
 from synthaug.study.inspection import inspect_sources
 from synthaug.study.records import GroupKey, StudyAnalysis, UnitResult
 from synthaug.study.results import append_result, read_results
@@ -256,7 +256,7 @@ def _run_unit_task(task: _UnitTask) -> UnitResult:
     """A worker's part of a study: one unit, with the data its driver shared (loaded here, from
     what the driver generated and audited, only when it was not shared)."""
     cache = StudyCache(task.cache_root)
-    data = worker_state(task.data_key, lambda: load_study_data(task.config, cache, generate=False))
+    data = worker_state(task.data_key, lambda: open_study_data(task.config, cache))
     return run_unit(task.config, data, cache, task.unit, Path(task.run_dir))
 
 
@@ -369,7 +369,7 @@ def run_study(
         ray = config.execution.ray
         resources = Resources(ray.num_cpus, ray.num_gpus) if ray is not None else None
         with _torch_threads(config.threads):
-            data = load_study_data(config, cache, progress=progress, executor=executor, resources=resources)
+            data = prepare_study_data(config, cache, progress=progress, executor=executor, resources=resources)
             inspect_sources(config, data, cache, run_dir, progress)  # "what the generator made" (study/inspection.py)
             finished = {result.unit_id: result for result in read_results(results_path)}
             resumed = sum(unit.unit_id in finished for unit in units)
