@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from synthaug.cli._app import app
-from synthaug.cli._execution import RayOption, StudyWorkersOption
+from synthaug.cli._execution import RayOption, StudyWorkersOption, study_executor_from_options
 from synthaug.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ def study_cli(
     analysis.json and report.html into --out."""
     from synthaug.cli._progress import progress_reporter
     from synthaug.study import load_config, run_study
-    from synthaug.study.runner import study_executor_from_options
     from synthaug.tracking.mlflow import study_tracker
 
     unknown = sorted(set(track or []) - {"mlflow"})

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthaug.errors import ConfigError
 from synthaug.execution import Executor, Resources, drop_worker_state, make_executor, worker_state
 from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
@@ -270,25 +269,6 @@ def study_executor(config: StudyConfig, default_workers: int = 1) -> Executor:
         return make_executor(ray_address=execution.ray.address)
     workers = execution.workers or default_workers
     return LocalExecutor(workers, threads_per_worker=config.threads)
-
-
-def study_executor_from_options(config: StudyConfig, workers: int | None, ray_address: str | None) -> Executor:
-    """The executor of ``synthaug study``: ``--ray`` or ``--workers`` when given, else
-    ``config.execution``, else one local worker per core.
-
-    Raises:
-        ConfigError: Both ``--workers`` and ``--ray`` are given.
-    """
-    from synthaug.execution import available_cores
-    from synthaug.execution.local import LocalExecutor
-
-    if ray_address is not None and workers is not None:
-        raise ConfigError("give either --workers (this machine) or --ray (a cluster), not both")
-    if ray_address is not None:
-        return make_executor(ray_address=ray_address)
-    if workers is not None:
-        return LocalExecutor(workers, threads_per_worker=config.threads)
-    return study_executor(config, default_workers=available_cores())
 
 
 def _dispatch_order(units: list[Unit], config: StudyConfig, data: StudyData) -> list[list[Unit]]:
