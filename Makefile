@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test install data clean
+.PHONY: demo test test-fast lint install data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,17 @@ data:
 demo: install data
 	$(BIN)/synthaug demo
 
-test: install data
+# Every test (CI). `make test-fast` leaves out the tests marked slow (end-to-end studies, Ray
+# clusters, worker processes, training runs): under a minute on 2 cores, for the edit-test loop.
+test: install data lint
 	$(BIN)/python -m pytest -n 2 -q
+
+# The linter runs before the tests; its configuration is [tool.ruff] in pyproject.toml.
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+test-fast: install data
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -47,7 +47,7 @@ def openai_throughput(concurrency: int, waves: int = 16, latency: float = 0.5) -
     compete with the client for the GIL.
     """
     server = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "generate" / "fake_openai_server.py"), str(latency)],
+        [sys.executable, str(REPO / "tests" / "helpers" / "fake_openai_server.py"), str(latency)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -133,9 +133,9 @@ def local_backend_rate(
 
 def diffusers_tiny_rate(n_images: int, steps: int) -> float | str:
     """Images/s of the ``diffusers`` backend on the tiny random Stable Diffusion pipeline of the tests."""
-    sys.path.insert(0, str(REPO / "tests" / "generate"))
+    sys.path.insert(0, str(REPO / "tests"))  # for the tests' `helpers` package
     try:
-        from tiny_diffusers import TINY_IMAGE_SIZE, build_tiny_pipeline
+        from helpers.tiny_diffusers import TINY_IMAGE_SIZE, build_tiny_pipeline
     except ModuleNotFoundError as error:
         return f"not available ({error})"
     with tempfile.TemporaryDirectory() as directory:

@@ -128,7 +128,7 @@ def generation_benchmark(work: Path, small: bool, latency: float = 0.5) -> dict[
 
     workers, concurrency, waves = 2, 4, 4 if small else 16
     server = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "generate" / "fake_openai_server.py"), str(latency)],
+        [sys.executable, str(REPO / "tests" / "helpers" / "fake_openai_server.py"), str(latency)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

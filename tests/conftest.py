@@ -1,4 +1,9 @@
-"""Fixtures shared by the whole test suite. Keep additions small and seeded."""
+"""Fixtures shared by the whole test suite. Keep additions small and seeded.
+
+Modules shared by several test folders live in the ``helpers`` package beside this file
+(``tests/helpers``), importable as ``helpers.<module>`` through pytest's ``pythonpath``
+option (``pyproject.toml``); worker processes inherit it through ``sys.path``.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from synthaug.data import ImageDataset
-from synthaug.data import fashion_mnist
+from synthaug.data import ImageDataset, fashion_mnist
+
+from helpers.patterns import PATTERN_CLASSES, make_pattern_images
 
 # The test suite must never download a dataset; a missing one is a clear error instead.
 os.environ[fashion_mnist.OFFLINE_ENV] = "1"
@@ -20,35 +25,6 @@ os.environ[fashion_mnist.OFFLINE_ENV] = "1"
 # Tests run as two xdist workers on a 2-core machine: one intra-op thread each avoids
 # oversubscription, which made small convolutions up to 30x slower.
 torch.set_num_threads(1)
-
-PATTERN_CLASSES = ["horizontal", "vertical", "diagonal"]
-
-
-def make_pattern_images(n_per_class: int = 30, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded uint8 ``(N, size, size)`` images of a bright bar on a noisy dark background.
-
-    The bar's orientation is the class (:data:`PATTERN_CLASSES`) and its position varies,
-    so a small CNN learns the classes in a few epochs but not from one fixed pixel.
-
-    Returns:
-        ``(images, labels)``, classes interleaved (0, 1, 2, 0, 1, 2, ...).
-    """
-    rng = np.random.default_rng(seed)
-    n = n_per_class * len(PATTERN_CLASSES)
-    labels = np.arange(n) % len(PATTERN_CLASSES)
-    images = rng.normal(30, 15, size=(n, size, size))
-    rows, cols = np.mgrid[:size, :size]
-    for image, label in zip(images, labels):
-        offset = rng.integers(size // 4, 3 * size // 4)
-        if label == 0:
-            bar = np.abs(rows - offset) <= 1
-        elif label == 1:
-            bar = np.abs(cols - offset) <= 1
-        else:
-            bar = np.abs(rows - cols - (offset - size // 2)) <= 1
-        image[bar] += rng.uniform(150, 220)
-    return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels
-
 
 @pytest.fixture
 def make_pattern_dataset() -> Callable[..., ImageDataset]:
@@ -86,3 +62,16 @@ def fashion_mnist_available() -> Path:
     if not all((folder / name).is_file() for files in fashion_mnist.FILES.values() for name in files):
         pytest.skip(f"Fashion-MNIST not installed in {folder} (apt install dataset-fashion-mnist)")
     return folder
+
+
+# Session fixtures that cost tens of seconds to build (a whole tiny study, with shifted test
+# sets or noisy regimes; a two-node Ray cluster): every test that uses one is in the slow
+# tier, so `pytest -m "not slow"` never builds them.
+SLOW_FIXTURES = frozenset({"tiny_study", "shifted_study", "noise_study", "ray_cluster"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that use a :data:`SLOW_FIXTURES` fixture ``slow``."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

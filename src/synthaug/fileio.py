@@ -1,4 +1,4 @@
-"""The one place for durable file writes, file hashes and JSON-lines files.
+"""The one place for durable file writes, file hashes, JSON-lines files and inline PNG text.
 
 Every file synthaug produces is either written whole and renamed into place (readers see the
 old file or the new one, never half of one) or appended one fsynced line at a time (a crash
@@ -8,21 +8,33 @@ writes-then-renames or parses JSON lines by hand.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from synthaug.errors import DataError, SynthaugError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from PIL import Image
 
 __all__ = [
+    "LOCK_NAME",
     "append_jsonl",
     "atomic_write_bytes",
     "atomic_write_text",
+    "directory_lock",
     "fsync_directory",
     "from_json_value",
     "json_line",
+    "png_base64",
     "read_jsonl",
     "rewrite_jsonl",
     "sha256_bytes",
@@ -30,6 +42,10 @@ __all__ = [
     "to_json_value",
     "write_atomically",
 ]
+
+
+#: The lock file a writer of a folder holds (a generated dataset, a study's run folder).
+LOCK_NAME = ".synthaug.lock"
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:
@@ -117,7 +133,8 @@ def to_json_value(value: Any) -> Any:
 
 
 def from_json_value(value: Any) -> Any:
-    """Inverse of :func:`to_json_value` for the non-finite floats."""
+    """Inverse of :func:`to_json_value` for the non-finite floats: every ``"nan"``, ``"inf"`` or
+    ``"-inf"`` string in ``value`` becomes a float, so give it only values known to hold numbers."""
     if isinstance(value, dict):
         return {key: from_json_value(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -132,19 +149,26 @@ def json_line(row: Mapping[str, Any], *, sort_keys: bool = False) -> str:
     return json.dumps(to_json_value(row), ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys) + "\n"
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], bool]:
+def read_jsonl(path: str | os.PathLike[str], *, floats: Collection[str] = ()) -> tuple[list[dict[str, Any]], bool]:
     """Read a JSON-lines file written by :func:`append_jsonl` or :func:`rewrite_jsonl`.
 
-    A missing file is empty. ``"nan"``/``"inf"`` strings come back as floats.
+    A missing file is empty. Values come back as written: a label or prompt that reads
+    ``"nan"`` stays a string. :func:`to_json_value` writes a non-finite float as the string
+    ``"nan"``, ``"inf"`` or ``"-inf"`` (strict JSON has no such numbers), and only the caller
+    knows which fields hold numbers, so it names them.
+
+    Args:
+        path: The file.
+        floats: Keys whose values (at any depth below the key) are numbers: the strings
+            ``"nan"``, ``"inf"`` and ``"-inf"`` there come back as floats (e.g. ``("metrics",)``).
 
     Returns:
         The rows, and whether the file needs rewriting: its last line was torn by a crash
         (dropped here) or lacks its newline.
 
     Raises:
-        ValueError: A line other than the last is not a JSON object (the file was edited by
-            hand); the message names the file and line. Callers re-raise it as their own
-            error class.
+        DataError: A line other than the last is not a JSON object (the file was edited by
+            hand); the message names the file and the line.
     """
     path = Path(path)
     if not path.exists():
@@ -167,8 +191,13 @@ def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], bool
             if number == len(lines):
                 needs_rewrite = True
                 break
-            raise ValueError(f"{path}, line {number}: not a JSON object ({error}); fix or delete the line") from error
-        rows.append(from_json_value(row))
+            raise DataError(
+                f"{path}, line {number}: not a JSON object ({error}); fix or delete the line, then rerun"
+            ) from error
+        for key in floats:
+            if key in row:
+                row[key] = from_json_value(row[key])
+        rows.append(row)
     return rows, needs_rewrite
 
 
@@ -195,3 +224,66 @@ def append_jsonl(path: str | os.PathLike[str], row: Mapping[str, Any], *, sort_k
 def rewrite_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]], *, sort_keys: bool = False) -> None:
     """Atomically replace ``path`` with ``rows``, one per line."""
     atomic_write_text(path, "".join(json_line(row, sort_keys=sort_keys) for row in rows))
+
+
+def png_base64(image: Image.Image | Figure | bytes, *, dpi: int = 110, optimize: bool = False) -> str:
+    """``image`` as base64 PNG text, for an inline ``data:image/png;base64,...`` URI in a page.
+
+    Args:
+        image: A PIL image, a matplotlib figure (drawn at ``dpi``) or PNG file bytes.
+        dpi: Resolution of a figure.
+        optimize: Let PIL search for a smaller encoding (slower; for many small thumbnails).
+    """
+    if isinstance(image, bytes):
+        data = image
+    else:
+        buffer = io.BytesIO()
+        if hasattr(image, "savefig"):
+            image.savefig(buffer, format="png", dpi=dpi)
+        else:
+            image.save(buffer, format="PNG", optimize=optimize)
+        data = buffer.getvalue()
+    return base64.b64encode(data).decode("ascii")
+
+
+@contextmanager
+def directory_lock(root: str | os.PathLike[str], error: type[SynthaugError] = SynthaugError) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``root`` (its ``.synthaug.lock`` file) for a block.
+
+    The lock is the operating system's (``flock``; ``msvcrt.locking`` on Windows), held by the
+    open file: the system releases it when the process dies, so a killed run (even SIGKILL)
+    never leaves a stale lock behind, and there is no pid file to check for liveness.
+
+    Args:
+        root: The folder (must exist).
+        error: The class of the error raised when another process holds the lock (the
+            caller's: a generation run raises ``GenerationError``, a study ``ConfigError``).
+
+    Raises:
+        SynthaugError: (of class ``error``) Another process holds the lock.
+    """
+    root = Path(root)
+    handle = open(root / LOCK_NAME, "a+b")  # noqa: SIM115 (closed below)
+    try:
+        try:
+            _lock(handle)
+        except OSError as raised:
+            raise error(
+                f"another synthaug process is writing to {root}; wait for it to finish or stop it"
+            ) from raised
+        yield
+    finally:
+        handle.close()  # closing the descriptor releases the lock
+
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock(handle: Any) -> None:
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +10,7 @@ import pytest
 from synthaug.audit import AuditResult, audit_dataset
 from synthaug.data import ImageDataset
 
-# Tests run with --import-mode=importlib, which leaves sys.path alone: make the helpers beside
-# this file importable. Appended, not prepended: other test folders import their own
-# `conftest` by name, which a folder at the front of sys.path would shadow.
-sys.path.append(str(Path(__file__).parent))
-from audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images, noised  # noqa: E402
+from helpers.audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images, noised
 
 N_PER_CLASS = 40
 N_FLIPPED = 12  # 10 % of the labels

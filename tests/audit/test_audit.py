@@ -16,10 +16,10 @@ from synthaug.audit.summary import CLASS_COLUMNS
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError, DataError
 
-from audit_testing import FAST_CONFIG
+from helpers.audit_testing import FAST_CONFIG
 
 
-
+@pytest.mark.slow
 def test_scores_file_has_one_row_per_image_with_every_field(noisy_audit) -> None:
     lines = (noisy_audit.result.out_dir / "scores.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
@@ -87,6 +87,7 @@ def test_html_escapes_names_from_the_data(noisy_audit, tmp_path) -> None:
     assert "<i>x</i>" not in html and "b&amp;b" in html
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_saved_predictions_with_the_same_numbers(noisy_audit, tmp_path) -> None:
     out = tmp_path / "audit"
     shutil.copytree(noisy_audit.result.out_dir, out)

@@ -8,7 +8,7 @@ from PIL import Image
 from synthaug.audit import DEFAULT_MIN_SIMILARITY, find_copies
 from synthaug.data import ImageDataset, load_dataset
 
-from audit_testing import noised
+from helpers.audit_testing import noised
 
 
 def _with(images: np.ndarray, name: str) -> ImageDataset:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from synthaug.audit import audit_dataset, drop_reasons, filter_dataset, parse_dr
 from synthaug.data import load_dataset
 from synthaug.errors import ConfigError
 
-from audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images, tree_digest
+from helpers.audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images, tree_digest
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -104,6 +103,7 @@ def test_drop_top_per_class_takes_the_same_share_of_every_class(noisy_audit) -> 
             parse_drop_top(bad)
 
 
+@pytest.mark.slow
 def test_audit_and_filter_a_generated_folder_keep_provenance_and_leave_it_untouched(tmp_path) -> None:
     # A generated-style folder: <class-slug>/<id>.png + metadata.jsonl with provenance fields.
     images, labels = make_pattern_images(20, seed=3)

@@ -15,7 +15,7 @@ from synthaug.data import ImageDataset, load_dataset
 from synthaug.errors import ConfigError, DataError
 from synthaug.methods import METHODS, make_method
 
-from audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images
+from helpers.audit_testing import FAST_CONFIG, PATTERN_CLASSES, make_pattern_images
 
 # A CNN small enough that every method fits the 16x16 pattern images in about a second.
 TINY = {"backbone_options": {"image_size": 16, "channels": [8, 16], "hidden": 32}, "epochs": 8, "batch_size": 32,
@@ -54,6 +54,7 @@ def audited_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     return root, audit
 
 
+@pytest.mark.slow
 def test_weights_follow_the_images_by_file_name(audited_folder) -> None:
     root, audit = audited_folder
     data = load_dataset(root)
@@ -110,6 +111,7 @@ def _probability_of_given_label(method, data: ImageDataset, indices: np.ndarray)
     return float(probs[np.arange(len(indices)), data.targets[indices]].mean())
 
 
+@pytest.mark.slow
 def test_audit_weights_keep_the_model_from_learning_the_flipped_labels(noisy_audit) -> None:
     data = noisy_audit.data
     weights = audit_weights(data, noisy_audit.result.out_dir)

@@ -22,6 +22,7 @@ def _digest(root: Path) -> dict[str, str]:
             for path in sorted(root.rglob("*")) if path.is_file()}
 
 
+@pytest.mark.slow
 def test_audit_then_filter_an_image_folder(tiny_image_folder: Path, tmp_path: Path) -> None:
     before = _digest(tiny_image_folder)
     runner = CliRunner()
@@ -58,6 +59,7 @@ def test_errors_are_one_line_with_exit_code_1(tmp_path, monkeypatch, capsys, com
     assert stderr.startswith("error: ") and stderr.count("\n") == 1 and message in stderr
 
 
+@pytest.mark.slow
 def test_audit_and_filter_a_fashion_mnist_slice(fashion_mnist_available: Path, tmp_path: Path) -> None:
     spec = "fashion-mnist:test[:200]"  # 100 training images a fold: 10 for validation
     runner = CliRunner()

@@ -21,6 +21,7 @@ def _predictions(seed: int, n_examples: int, temperature: float) -> tuple[np.nda
     return probs.astype(np.float32), generator.integers(0, 4, size=n_examples)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_metrics_and_plot_and_refuses_to_overwrite(tmp_path):
     probs, labels = _predictions(seed=0, n_examples=300, temperature=1.0)
     ood_probs, ood_labels = _predictions(seed=1, n_examples=200, temperature=5.0)

@@ -18,7 +18,7 @@ CONFIG = {
 def test_both_options_are_one_error_for_both_commands() -> None:
     config = parse_config(CONFIG)
     for make in (lambda: executor_from_options(2, "auto"), lambda: study_executor_from_options(config, 2, "auto")):
-        with pytest.raises(ConfigError, match=r"^give either --workers \(this machine\) or --ray \(a cluster\), not both$"):
+        with pytest.raises(ConfigError, match=r"^give either --workers \(this machine\) or --ray \(a cluster\)"):
             make()
 
 

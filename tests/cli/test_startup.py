@@ -46,6 +46,7 @@ def test_importing_the_cli_imports_nothing_heavy() -> None:
 
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate", "audit", "filter", "generate", "train-generator",
                                      "datasets", "inspect", "study", "report", "demo"])
+@pytest.mark.slow
 def test_command_help_imports_nothing_heavy(command: str) -> None:
     code, heavy, _ = imported_after([command, "--help"])
     assert code == 0 and heavy == []
@@ -59,6 +60,7 @@ def test_command_help_imports_nothing_heavy(command: str) -> None:
     ["filter", MISSING, "--audit", MISSING, "--out", "/tmp/synthaug-startup-test"],
     ["train-generator", "--data", MISSING, "--out", "/tmp/synthaug-startup-test"],
 ], ids=lambda argv: argv[0])
+@pytest.mark.slow
 def test_a_missing_input_is_one_line_before_any_heavy_import(argv: list[str]) -> None:
     code, heavy, stderr = imported_after(argv)
     assert code == 1

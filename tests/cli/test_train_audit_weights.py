@@ -35,6 +35,7 @@ def _other_folder(root: Path, classes: list[str]) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_audit_weights_reach_the_covered_set_only(tiny_image_folder: Path, tmp_path: Path) -> None:
     audit = tmp_path / "audit"
     audit_dataset(load_dataset(tiny_image_folder), audit, config=FAST_AUDIT)
@@ -62,6 +63,7 @@ def test_audit_weights_reach_the_covered_set_only(tiny_image_folder: Path, tmp_p
     assert load_method(tmp_path / "weighted").classes_ == audited.classes
 
 
+@pytest.mark.slow
 def test_an_audit_covering_no_training_set_is_refused(tiny_image_folder: Path, tmp_path: Path) -> None:
     audit = tmp_path / "audit"
     audit_dataset(load_dataset(tiny_image_folder), audit, config=FAST_AUDIT)

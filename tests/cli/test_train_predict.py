@@ -27,6 +27,7 @@ def invoke(*args: str | Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_round_trip_on_an_image_folder(tiny_image_folder: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
     invoke("train", "--train", tiny_image_folder, "--method", "mc-dropout", "--param", "num_samples=3",
@@ -97,6 +98,7 @@ def test_bad_input_is_one_line_error_and_exit_code_1(tmp_path: Path, monkeypatch
     assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "model").exists()
 
 
+@pytest.mark.slow
 def test_round_trip_on_fashion_mnist(fashion_mnist_available: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
     invoke("train", "--train", "fashion-mnist:train[:600]", "--epochs", "3", "--learning-rate", "0.003",
@@ -110,6 +112,7 @@ def test_round_trip_on_fashion_mnist(fashion_mnist_available: Path, tmp_path: Pa
     assert np.isfinite(metrics["nll"]) and metrics["ece"] < 0.3
 
 
+@pytest.mark.slow
 def test_out_of_distribution_predictions_feed_evaluate_ood(tiny_image_folder: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
     invoke("train", "--train", tiny_image_folder, "--method", "mc-dropout", "--param", "num_samples=4",

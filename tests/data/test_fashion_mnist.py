@@ -19,6 +19,7 @@ from synthaug.data import describe_builtin_datasets, fashion_mnist, load_dataset
 from synthaug.errors import DataError
 
 
+@pytest.mark.slow
 def test_debian_train_and_test(fashion_mnist_available):
     train, test = load_dataset("fashion-mnist:train"), load_dataset("fashion-mnist:test")
     assert (len(train), len(test)) == (60_000, 10_000)
@@ -32,6 +33,7 @@ def test_debian_train_and_test(fashion_mnist_available):
     assert train.as_array(mode="RGB").shape == (60_000, 28, 28, 3)
 
 
+@pytest.mark.slow
 def test_slices(fashion_mnist_available):
     full = {split: load_dataset(f"fashion-mnist:{split}") for split in ("train", "test")}
     for spec, expected in [

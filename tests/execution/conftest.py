@@ -8,19 +8,17 @@ second node mid-run and adds a fresh one afterwards.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).parent
-# workloads.py, the fake OpenAI server and the tiny study, for worker processes too (spawn copies sys.path).
-PATHS = [str(HERE), str(HERE.parent / "generate"), str(HERE.parent / "study")]
-sys.path[:0] = PATHS
+from helpers.fake_openai_server import FakeImagesServer
 
-from fake_openai_server import FakeImagesServer  # noqa: E402
+# The tests folder, where the `helpers` package lives: pytest puts it on sys.path (spawned local
+# workers copy sys.path); Ray's workers get it through PYTHONPATH below.
+TESTS_DIR = str(Path(__file__).parents[1])
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +48,10 @@ def ray_cluster(cluster_openai_server: FakeImagesServer) -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
     # Ray's worker processes inherit the environment of the node processes started here: the
-    # test modules' paths and the fake server's address. The environment is restored after.
+    # tests folder and the fake server's address. The environment is restored after.
     server = cluster_openai_server
     variables = {
-        "PYTHONPATH": os.pathsep.join([*PATHS, *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "PYTHONPATH": os.pathsep.join([TESTS_DIR, *filter(None, [os.environ.get("PYTHONPATH")])]),
         "OPENAI_API_KEY": server.api_key,
         "OPENAI_BASE_URL": server.base_url,
         "RAY_AUTH_MODE": "disabled",

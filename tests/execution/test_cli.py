@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 import synthaug.cli.main  # noqa: F401 - registers every command
@@ -11,6 +12,7 @@ from synthaug.cli._app import app
 from synthaug.errors import ConfigError
 
 
+@pytest.mark.slow
 def test_generate_on_two_workers(openai_env, tmp_path):
     out = tmp_path / "out"
     arguments = ["generate", "--out", str(out), "--classes", "Bag,Trouser", "--per-class", "3", "--backend", "openai",

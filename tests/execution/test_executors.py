@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-import workloads
 
 from synthaug.errors import ConfigError, ExecutionError
 from synthaug.execution import Resources, make_executor
 from synthaug.execution.local import LocalExecutor
+
+from helpers import workloads
 
 
 def test_one_worker_runs_in_this_process():
@@ -24,6 +25,7 @@ def test_one_worker_runs_in_this_process():
     assert results == {0: (0, os.getpid()), 1: (1, os.getpid()), 2: (2, os.getpid())}
 
 
+@pytest.mark.slow
 def test_two_workers_run_every_unit_once_in_other_processes():
     with LocalExecutor(workers=2) as executor:
         assert executor.threads_per_worker == max(1, len(os.sched_getaffinity(0)) // 2)
@@ -78,6 +80,7 @@ def _kill_first_started(folder: Path, killed: list[int]) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_costs_only_its_unit(tmp_path):
     items = [(value, str(tmp_path), 0.6) for value in range(6)]
     killed: list[int] = []

@@ -14,12 +14,14 @@ import threading
 import time
 from pathlib import Path
 
-from fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
+import pytest
 
 from synthaug.execution import make_executor
 from synthaug.execution.local import LocalExecutor
 from synthaug.generate import generate_dataset
 from synthaug.generate.prompts import PromptSpec
+
+from helpers.fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
 
 CLASSES = ["T-shirt/top", "Trouser", "Ankle boot"]
 
@@ -51,6 +53,7 @@ def comparable(found: list[dict]) -> list[tuple]:
     return sorted((row["file_name"], row["label"], row["seed"], row["prompt"], row["sha256"]) for row in found)
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_folder_as_one_process(openai_env, tmp_path):
     one = run(tmp_path / "one", make_executor(workers=1))
     events = []
@@ -62,6 +65,7 @@ def test_two_workers_give_the_same_folder_as_one_process(openai_env, tmp_path):
     assert events[0].done == 0 and events[-1].finished and events[-1].done == events[-1].total == 12
 
 
+@pytest.mark.slow
 def test_refusals_are_recorded_once_and_retried_with_the_next_variant(openai_env, tmp_path):
     spec = PromptSpec(templates=(f"a {REFUSAL_MARKER} photo of a {{label}}", "a photo of a {label}"))
     with LocalExecutor(workers=2) as executor:
@@ -73,6 +77,7 @@ def test_refusals_are_recorded_once_and_retried_with_the_next_variant(openai_env
     assert all(REFUSAL_MARKER not in row["prompt"] for row in rows(tmp_path / "out"))
 
 
+@pytest.mark.slow
 def test_the_cost_cap_is_kept_across_workers(openai_env, tmp_path):
     # dall-e-2 at 256x256 costs $0.016 an image: $0.10 buys six.
     with LocalExecutor(workers=2) as executor:
@@ -93,6 +98,7 @@ def _kill_a_worker_once_it_committed(out: Path, executor: LocalExecutor, killed:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_costs_only_its_calls_in_flight(openai_env, tmp_path):
     openai_env.latency = 0.1
     out = tmp_path / "out"
@@ -112,7 +118,7 @@ def test_a_killed_worker_costs_only_its_calls_in_flight(openai_env, tmp_path):
 
 _DRIVER = """
 import sys
-from fake_openai_server import FAST_RETRIES
+from helpers.fake_openai_server import FAST_RETRIES
 from synthaug.execution.local import LocalExecutor
 from synthaug.generate import generate_dataset
 if __name__ == "__main__":
@@ -123,6 +129,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_a_killed_driver_leaves_shards_that_the_rerun_merges_without_paying_again(openai_env, tmp_path):
     """kill -9 the driver and its workers mid-run (a machine crash); the rerun merges the shard
     manifests they left and generates only what no shard committed."""
@@ -162,6 +169,7 @@ def test_ray_workers_give_the_same_folder(openai_env, ray_cluster, tmp_path):
     assert openai_env.images_served == 24
 
 
+@pytest.mark.slow
 def test_local_backends_give_the_same_pixels_on_workers(tmp_path):
     """The embedded ddpm generator: every slot's pixels depend only on its seed, not on the worker."""
     kwargs = {"backend": "ddpm", "params": {"size": "28x28", "steps": 4}}
@@ -173,6 +181,7 @@ def test_local_backends_give_the_same_pixels_on_workers(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_workers_share_the_accounts_rate_limit(openai_env, tmp_path):
     """600 images a minute is one call per 0.1 s for the whole run, however many workers."""
     started = time.monotonic()
@@ -212,6 +221,7 @@ def _group_ends(group: int, within: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_workers_and_a_rerun_resumes(openai_env, tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the driver stops its
     workers, merges what they committed and exits; nothing is left running or half-written."""

@@ -8,7 +8,6 @@ fixture here; a registered backend without one fails the contract test.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,7 @@ import pytest
 
 from synthaug.generate.backends import BACKENDS, GeneratorBackend, make_backend
 
-sys.path.insert(0, str(Path(__file__).parent))  # for fake_openai_server
-from fake_openai_server import FAST_RETRIES, FakeImagesServer  # noqa: E402
+from helpers.fake_openai_server import FAST_RETRIES, FakeImagesServer
 
 
 @dataclass
@@ -91,7 +89,7 @@ def ddpm_backend_case() -> BackendCase:
 def tiny_diffusers_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of a tiny random Stable Diffusion pipeline saved with ``save_pretrained`` (built once)."""
     pytest.importorskip("diffusers")
-    from tiny_diffusers import build_tiny_pipeline
+    from helpers.tiny_diffusers import build_tiny_pipeline
 
     return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-stable-diffusion"))
 

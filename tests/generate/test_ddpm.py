@@ -58,6 +58,7 @@ def test_unet_keeps_the_image_shape(channels, side, patch_size, levels):
     assert out.shape == x.shape
 
 
+@pytest.mark.slow
 def test_training_steps_reduce_the_loss_on_a_fixed_batch():
     data = tiny_dataset()
     images = torch.tensor(data.as_array()).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -78,6 +79,7 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch():
     assert loss().item() < 0.7 * before
 
 
+@pytest.mark.slow
 def test_train_generator_resumes_to_the_same_weights(tmp_path):
     data = tiny_dataset()
     settings = {"batch_size": 8, "checkpoint_every": 2, "learning_rate": 1e-3}
@@ -177,6 +179,7 @@ def test_dpm_solver_2m_converges_at_second_order_and_ddim_at_first():
         schedule.sample(model, noise, labels, 2, guidance_scale=1.0, null_class=1, solver="euler")
 
 
+@pytest.mark.slow
 def test_the_solver_comes_from_the_generator_config_and_ddim_when_it_names_none(tmp_path):
     generator = random_generator(["a", "b"])
     generator.sampling_defaults = {"steps": 4, "guidance_scale": 2.0}  # a config from before DPM-Solver++
@@ -244,6 +247,7 @@ def test_shipped_generator_through_the_engine(tmp_path):
     assert {row["extra"]["class"] for row in rows} == {"Trouser", "Bag"}
 
 
+@pytest.mark.slow
 def test_train_generator_cli_trains_and_continues(tmp_path):
     import synthaug.cli.main  # noqa: F401  (registers the commands)
     from synthaug.cli._app import app

@@ -19,6 +19,7 @@ def pixels(results) -> dict[str, np.ndarray]:
     return {result.request.key: np.asarray(result.image, dtype=np.int16) for result in results}
 
 
+@pytest.mark.slow
 def test_loads_the_saved_pipeline_and_makes_seeded_images(tiny_diffusers_pipeline):
     with make_backend("diffusers", str(tiny_diffusers_pipeline), batch_size=2) as backend:
         first = list(backend.generate([request(1, index=0), request(2, index=1), request(3, index=2)]))

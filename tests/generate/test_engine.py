@@ -12,14 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
 
 from synthaug.data import load_dataset
 from synthaug.errors import ConfigError, GenerationError
+from synthaug.fileio import directory_lock
 from synthaug.generate import generate_dataset
 from synthaug.generate.backends import GeneratorBackend, make_backend
-from synthaug.generate.manifest import directory_lock
 from synthaug.generate.prompts import PromptSpec
+
+from helpers.fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
 
 CLASSES = ["T-shirt/top", "Trouser", "Ankle boot"]
 SIZE = {"size": "256x256"}
@@ -265,6 +266,7 @@ generate_dataset(sys.argv[1], ["Trouser", "Bag"], 6, backend="openai", model="da
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_finishes_exactly(openai_server, tmp_path):
     out = tmp_path / "out"
     openai_server.latency = 0.15
@@ -300,6 +302,7 @@ generate_dataset(sys.argv[1], ["Trouser", "Bag"], 6, backend="openai", model="da
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_and_a_rerun_repairs_the_torn_manifest(openai_server, tmp_path):
     out = tmp_path / "out"
     # Every file is capped at 4000 bytes: the manifest fills up after a few rows, mid-line.

@@ -72,6 +72,7 @@ def test_ddpm_strength_one_is_text_to_image_and_small_strength_returns_the_real_
     assert np.abs(text_only - source_pixels).mean() > distances[0.3]
 
 
+@pytest.mark.slow
 def test_guided_run_uses_image_j_mod_n_and_records_provenance(real, tmp_path):
     out = tmp_path / "guided"
     guidance = load_guidance(real, CLASSES, "0.3,0.6")
@@ -155,6 +156,7 @@ generate_dataset(sys.argv[1], ["Trouser", "Bag"], 30, init_images=load_guidance(
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_guided_run_then_rerun_finishes_the_same(tmp_path):
     out = tmp_path / "out"
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(out)], env=os.environ.copy())
@@ -181,6 +183,7 @@ def test_sigkill_mid_guided_run_then_rerun_finishes_the_same(tmp_path):
     assert np.array_equal(pixels(out / first), pixels(fresh / first))
 
 
+@pytest.mark.slow
 def test_cli_guided_generation_and_tuning(tmp_path):
     from typer.testing import CliRunner
 

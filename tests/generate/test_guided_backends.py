@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_openai_server import FAST_RETRIES
 from PIL import Image
 
 from synthaug.data import ImageDataset
@@ -18,6 +17,8 @@ from synthaug.generate import generate_dataset
 from synthaug.generate.backends import ImageRequest, make_backend, parse_size
 from synthaug.generate.guided import load_guidance
 from synthaug.generate.pricing import edit_input_price, image_price, usage_cost
+
+from helpers.fake_openai_server import FAST_RETRIES
 
 CLASSES = ["cat", "dog"]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from fake_openai_server import FAST_RETRIES
-from fake_openai_server import REFUSAL_MARKER
 
 from synthaug.errors import ConfigError, GenerationError
 from synthaug.generate import pricing
 from synthaug.generate.backends import GeneratedImage, ImageRequest, RejectedRequest, make_backend
+
+from helpers.fake_openai_server import FAST_RETRIES, REFUSAL_MARKER
 
 
 def _request(index: int = 0, prompt: str = "a photo of a trouser", **params) -> ImageRequest:

@@ -21,6 +21,7 @@ def real() -> ImageDataset:
     return dataset.subset(keep, name="few real")
 
 
+@pytest.mark.slow
 def test_tuning_moves_the_shipped_generator_and_checks_for_copies(real, tmp_path):
     tuned = tune_and_check(real, tmp_path / "gen", steps=3, batch_size=8, learning_rate=1e-3, check_per_class=3)
     assert tuned.steps == 3 and tuned.images == 8 and tuned.checked == 6
@@ -45,6 +46,7 @@ def test_tuning_refuses_classes_the_generator_does_not_know(tmp_path):
         tune_and_check(unknown, tmp_path / "gen", steps=1)
 
 
+@pytest.mark.slow
 def test_diffusers_lora_trains_saves_and_loads_into_generation(tiny_diffusers_pipeline, tmp_path):
     pytest.importorskip("peft")
     from synthaug.generate.diffusers_lora import LoraConfig, train_lora

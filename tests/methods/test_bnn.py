@@ -80,6 +80,7 @@ def _mean_rho_per_layer(method: BayesByBackprop) -> np.ndarray:
     return np.array([layer.weight_rho.mean().item() for layer in bayesian_layers_of(method.model_)])
 
 
+@pytest.mark.slow
 def test_the_kl_term_widens_the_posterior_and_annealing_delays_it(patterns) -> None:
     train, _ = patterns
     options = {**FAST, "seed": 0, "bayesian_layers": "all"}
@@ -131,11 +132,12 @@ def _mutual_information(probs: np.ndarray) -> np.ndarray:
     return entropy - (-(probs * np.log(probs + 1e-12)).sum(-1)).mean(0)
 
 
+@pytest.mark.slow
 def test_the_default_bnn_is_more_uncertain_about_its_weights_off_the_data(patterns) -> None:
     """The default (last-layer posterior with a Bayesian bias) gives mutual information that
     ranks off-distribution images above test images. The old default (every layer, bias as
     narrow as the weights) gives almost none, and *less* off the data: its noise is
-    multiplicative, so it shrinks with the features of dim images (issue 14)."""
+    multiplicative, so it shrinks with the features of dim images (docs/methods.md)."""
     train, test = patterns
     rng = np.random.default_rng(0)
     # Off-distribution: dim, structureless images (small features, as digits are for a
@@ -155,6 +157,7 @@ def test_the_default_bnn_is_more_uncertain_about_its_weights_off_the_data(patter
     assert [m.p for m in default.model_.modules() if isinstance(m, nn.Dropout)] == [0.3, 0.3]
 
 
+@pytest.mark.slow
 def test_test_time_dropout_also_samples_the_features(patterns) -> None:
     """With ``test_time_dropout`` the dropout layers before the Bayesian output layer draw a
     new mask on every pass: the samples spread more than the posterior's alone and the mean

@@ -69,6 +69,7 @@ def _direct_weight_samples(layer: BayesianLinear | BayesianConv2d, inputs: torch
     return torch.cat(outputs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["lrt", "flipout"])
 @pytest.mark.parametrize("kind", ["linear", "conv"])
 def test_estimators_match_direct_weight_sampling_in_mean_and_variance(estimator: str, kind: str) -> None:

@@ -44,6 +44,7 @@ def accuracy(method, test: ImageDataset) -> float:
     return float((method.predict_proba(test)[0].argmax(1) == test.targets).mean())
 
 
+@pytest.mark.slow
 def test_default_head_matches_logistic_regression_on_the_same_features(digits) -> None:
     train, test = digits
     method = make_method("deterministic", backbone="resnet18", backbone_options=BACKBONE).fit(train)

@@ -62,6 +62,7 @@ def test_frozen_features_are_the_penultimate_layer_and_cached(small: ImageDatase
     assert entry not in other_paths and len(other_paths) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 def test_local_state_dict_is_loaded(small: ImageDataset, tmp_path: Path, suffix: str) -> None:
     torch.manual_seed(11)
@@ -105,6 +106,7 @@ def test_heads_and_unfrozen_model(small: ImageDataset) -> None:
     assert sum(p.numel() for p in module.parameters()) > 11_000_000  # the whole ResNet trains
 
 
+@pytest.mark.slow
 def test_a_method_trains_a_head_on_frozen_features(tmp_path: Path, make_pattern_dataset) -> None:
     train, test = make_pattern_dataset(n_per_class=20, size=32), make_pattern_dataset(n_per_class=5, seed=1, size=32)
     method = make_method("deterministic", backbone="resnet18", backbone_options={"image_size": 32},

@@ -19,30 +19,7 @@ transformers = pytest.importorskip("transformers")
 from synthaug.audit.clip import CLASS_TEMPLATE, ClipScorer  # noqa: E402
 from synthaug.audit.filter import filter_dataset  # noqa: E402
 
-
-def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
-    """A randomly initialised CLIP (2 layers of width 16) with a character-level tokenizer,
-    saved with ``save_pretrained``: what a user's downloaded CLIP folder looks like, in 100 kB."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    vocab = ["<|startoftext|>", "<|endoftext|>", "<unk>", *letters, *(c + "</w>" for c in letters)]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n")  # no merges: one token per character
-    tokenizer = transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-    image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32},
-                                                      crop_size={"height": 32, "width": 32})
-    config = transformers.CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "max_position_embeddings": 64,
-                     "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
-        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 16, "intermediate_size": 32,
-                       "num_hidden_layers": 2, "num_attention_heads": 2},
-        projection_dim=8,
-    )
-    torch.manual_seed(seed)
-    transformers.CLIPModel(config).save_pretrained(folder)
-    transformers.CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
-    return folder
+from helpers.tiny_hf_models import save_tiny_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +64,8 @@ def test_missing_model_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_filter_by_clip_alone_drops_what_clip_marks(tiny_clip: Path, tiny_image_folder: Path,
                                                     tmp_path: Path) -> None:
-    from synthaug.cli._app import app
     from synthaug.cli import filter as _filter_command  # noqa: F401  (registers `filter`)
+    from synthaug.cli._app import app
 
     data = load_dataset(str(tiny_image_folder))
     scores = ClipScorer(tiny_clip, device="cpu").score(data)

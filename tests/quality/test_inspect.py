@@ -27,6 +27,7 @@ def _degraded(dataset: ImageDataset, label: int) -> ImageDataset:
     return ImageDataset.from_arrays(images, dataset.targets, dataset.classes, name="generated")
 
 
+@pytest.mark.slow
 def test_a_failed_class_shows_in_its_measures(make_pattern_dataset: Callable[..., ImageDataset],
                                               tmp_path: Path) -> None:
     real = make_pattern_dataset(40, seed=0)
@@ -51,6 +52,7 @@ def test_a_failed_class_shows_in_its_measures(make_pattern_dataset: Callable[...
     assert grid.height == 3 * (3 * 28 + 2 * 2)  # 3 rows of 28 px images, 2 px gaps, scaled 3x
 
 
+@pytest.mark.slow
 def test_reference_space_trains_once_and_checks_classes(make_pattern_dataset: Callable[..., ImageDataset],
                                                         tmp_path: Path) -> None:
     real = make_pattern_dataset(30, seed=0)
@@ -70,6 +72,7 @@ def test_reference_space_trains_once_and_checks_classes(make_pattern_dataset: Ca
         inspect_generated(generated, real, tmp_path / "x", features="inception")
 
 
+@pytest.mark.slow
 def test_cli_writes_the_folder(tiny_image_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "inspect"
     result = CliRunner().invoke(app, ["inspect", str(tiny_image_folder), "--reference", str(tiny_image_folder),

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "study"))
-from tiny_targeted import tiny_targeted_study  # noqa: E402
+from helpers.tiny_targeted import tiny_targeted_study
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_inspection_and_the_targeted_rounds(tmp_path_factory: pytest.TempPathFactory) -> None:
     from synthaug.report import build_report
     from synthaug.report.generated import generator_quality, targeted_generation

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 import synthaug.cli.main  # noqa: F401 - registers every command on the app
@@ -74,6 +75,7 @@ def test_report_command_rerenders_without_training(tiny_study: dict[str, Any]) -
     assert (run_dir / "results.jsonl").read_bytes() == log
 
 
+@pytest.mark.slow
 def test_report_of_a_folder_without_a_study_is_one_line(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "synthaug.cli", "report", str(tmp_path)], capture_output=True, text=True, check=False

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Tests run with --import-mode=importlib, which leaves sys.path alone; the helper module
-# beside this file is made importable here (tests/report does the same).
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_study import interrupted_then_resumed_study  # noqa: E402
+from helpers.tiny_study import interrupted_then_resumed_study
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The study config: validation errors are one line naming the key path."""
+"""The study config: validation errors name the key path, one line per problem."""
 
 from __future__ import annotations
 
@@ -292,3 +292,25 @@ def test_every_field_is_described_in_the_json_schema() -> None:
                    for key, field in model.get("properties", {}).items() if not field.get("description")]
     assert undescribed == []
     assert schema["$defs"]["Targeting"]["properties"]["rounds"]["default"] == 4
+
+
+def test_every_problem_is_listed_one_line_each() -> None:
+    data = config_with(lambda d: d.update(colour="blue", seeds=[0, "one"]))
+    del data["real"]
+    data["regimes"][1]["sizez"] = [1]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "4 problems:"
+    assert sorted(line.strip().split(":")[0] for line in lines[1:]) == [
+        "colour", "real", "regimes[1].sizez", "seeds[1]"
+    ]  # fmt: skip
+    assert "  real: missing required key" in lines
+    assert "  seeds[1]: input should be a valid integer, unable to parse string as an integer (got 'one')" in lines
+
+
+def test_a_long_list_of_problems_is_cut_short() -> None:
+    data = config_with(lambda d: d.update({f"unknown_{index}": index for index in range(11)}))
+    lines = str(pytest.raises(ConfigError, parse_config, data).value).splitlines()
+    assert lines[0] == "11 problems:"
+    assert len(lines) == 1 + 8 + 1 and lines[-1] == "  and 3 more"

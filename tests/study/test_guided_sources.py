@@ -40,6 +40,7 @@ def manifest(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_each_regime_is_guided_by_its_own_real_images(tmp_path):
     config = parse_config(config_data({"init_images": "real", "strength": [0.5, 0.75], "real_per_class": 2},
                                       cache_dir=str(tmp_path / "cache")))  # fmt: skip
@@ -60,6 +61,7 @@ def test_each_regime_is_guided_by_its_own_real_images(tmp_path):
     assert first.fingerprint() != second.fingerprint()  # the cache key holds the real images
 
 
+@pytest.mark.slow
 def test_a_study_with_guided_and_tuned_sources_runs(tmp_path):
     data = config_data({"init_images": "real", "strength": 0.5, "real_per_class": 2}, cache_dir=str(tmp_path / "c"))
     data["synthetic"].append({"name": "tuned", "generate": {"backend": "ddpm", "per_class": 4, "tune_on": "real",
@@ -84,6 +86,7 @@ def test_a_study_with_guided_and_tuned_sources_runs(tmp_path):
     assert html.count('alt="real ') == 10
 
 
+@pytest.mark.slow
 def test_guidance_from_test_images_is_refused_in_one_line(tmp_path):
     # The training pool overlaps the test set: guiding from it would leak test images.
     data = config_data({"init_images": "real", "strength": 0.5, "real_per_class": 2},
@@ -107,6 +110,7 @@ def test_config_checks_the_guidance_keys():
         parse_config(config_data({"strength": 0.5}))
 
 
+@pytest.mark.slow
 def test_a_per_regime_guided_source_that_no_regime_uses_is_refused_in_one_line(tmp_path):
     data = config_data({"init_images": "real", "strength": 0.5, "real_per_class": 2}, cache_dir=str(tmp_path / "c"))
     data["synthetic"].append({"name": "text", "generate": {"backend": "ddpm", "per_class": 4}})

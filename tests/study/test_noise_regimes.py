@@ -16,12 +16,12 @@ from synthaug.errors import ConfigError
 from synthaug.report import build_report
 from synthaug.study import parse_config, run_study
 from synthaug.study.cache import StudyCache
-from synthaug.study.results import read_rows
 from synthaug.study.data import prepare_study_data, training_set
 from synthaug.study.records import UnitResult
+from synthaug.study.results import read_rows
 from synthaug.study.units import Unit
 
-from tiny_study import StopStudy, tiny_config_data, write_tiny_folders
+from helpers.tiny_study import StopStudy, tiny_config_data, write_tiny_folders
 
 TINY_CNN = {"image_size": 8, "channels": [4], "hidden": 8}
 FILTERED = "synthetic (filtered 20 %)"
@@ -79,6 +79,7 @@ def noise_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_the_audit_runs_once_and_the_resume_reuses_it(noise_study) -> None:
     audits = noise_study["audits"]
     assert len(audits) == 1, "one synthetic source, one audit, shared by the filtered and weighted regimes"
@@ -208,6 +209,7 @@ def test_a_run_folder_written_before_these_keys_existed_still_resumes(tmp_path) 
         RunFolder(tmp_path / "run").bind(parse_config(changed))
 
 
+@pytest.mark.slow
 def test_a_study_of_synthetic_regimes_only_still_states_each_treatment(noise_study, tmp_path) -> None:
     # No real regime: no exchange rate to answer with, but the paired treatment comparisons stay.
     data = noise_config(noise_study["folders"], noise_study["cache_dir"])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from tiny_study import tiny_config_data, write_tiny_folders
 
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config
 from synthaug.study.config import config_to_dict
 from synthaug.study.run_folder import RunFolder
+
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 
 def test_the_folder_names_every_file_of_a_study(tmp_path):

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
-from tiny_study import tiny_config_data, write_tiny_folders
 
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config, run_study
 from synthaug.study.results import append_row, read_rows
 from synthaug.study.units import plan_units
+
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 # real: deterministic at 3 and 8 + temperature at 8; synthetic: the same; mixed: deterministic at 3.
 GROUPS = 7
@@ -133,6 +134,7 @@ def test_sizes_beyond_the_data_are_refused_before_training(tmp_path: Path) -> No
     assert not (tmp_path / "run" / "results.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     path = tmp_path / "study.yaml"
     path.write_text(
@@ -155,18 +157,40 @@ def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
+def test_cli_lists_every_config_problem_on_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    regime = {"name": "r", "data": "real", "sizes": [1], "colour": 1}
+    path.write_text(yaml.safe_dump({"regimes": [regime], "seeds": [0, "one"], "thraeds": 2, "ood": "x"}))
+    completed = subprocess.run(
+        [sys.executable, "-m", "synthaug.cli", "study", str(path), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    start = lines.index(f"error: {path}: 5 problems:")  # third-party import warnings may precede it
+    assert [line.split(":")[0].strip() for line in lines[start + 1 :]] == [
+        "real", "regimes[0].colour", "seeds[1]", "ood", "thraeds"
+    ]  # fmt: skip
+
+
 def test_a_log_line_cut_short_is_dropped(tmp_path: Path) -> None:
     log = tmp_path / "results.jsonl"
-    append_row(log, {"unit_id": "a", "value": float("nan")})
+    append_row(log, {"unit_id": "a", "source": "nan", "metrics": {"ece": float("nan")}})
     with log.open("a") as handle:
         handle.write('{"unit_id": "b", "val')  # a crash mid-write
     rows = read_rows(log)
     assert [row["unit_id"] for row in rows] == ["a"]
-    assert rows[0]["value"] != rows[0]["value"]  # nan survives the round trip
+    assert rows[0]["metrics"]["ece"] != rows[0]["metrics"]["ece"]  # a NaN metric survives the round trip
+    assert rows[0]["source"] == "nan"  # and a name that reads "nan" stays a name
     append_row(log, {"unit_id": "b"})
     assert [row["unit_id"] for row in read_rows(log)] == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_a_held_out_class_becomes_the_ood_set(tmp_path: Path) -> None:
     data = tiny_config_data(write_tiny_folders(tmp_path / "data"))
     data.update(
@@ -184,6 +208,7 @@ def test_a_held_out_class_becomes_the_ood_set(tmp_path: Path) -> None:
     assert 0.0 <= row.metrics["held-out:ood_auroc_entropy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_generation_specs_run_through_the_engine_and_are_cached(tmp_path: Path) -> None:
     from synthaug.data import load_dataset
     from synthaug.generate.ddpm.train import GeneratorTrainingConfig, train_generator
@@ -264,3 +289,36 @@ def test_a_temperature_unit_calibrates_the_deterministic_units_network(tiny_stud
         assert tensors.keys() - {"temperature"} == {f"base.{name}" for name in base}
         for name, value in base.items():
             assert tensors[f"base.{name}"].equal(value), name
+
+
+@pytest.mark.slow
+def test_a_release_reuses_the_cache_unless_it_changes_a_default(tmp_path: Path, monkeypatch) -> None:
+    """Models are keyed on resolved parameters, not the version: a new version with the same
+    defaults trains nothing; a changed default retrains only the units it touches, and resuming
+    a run folder whose rows were computed under the old default is refused."""
+    import synthaug
+    from synthaug.methods.temperature import TemperatureScaling
+
+    data = tiny_config_data(write_tiny_folders(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))
+    data.update(regimes=[{"name": "real", "data": "real", "sizes": [8]}], synthetic=[], inspect="off", ood=[],
+                methods=["deterministic", "temperature"], seeds=[0])  # fmt: skip
+    first = run_study(parse_config(data), tmp_path / "first")
+    assert [r.trained for r in first.results] == [True, True]
+    key_files = [Path(r.model_dir) / "key.json" for r in first.results]
+    recorded = json.loads(key_files[0].read_text())
+    assert recorded["synthaug_version"] == synthaug.__version__  # recorded for provenance, not keyed on
+    written = [path.stat().st_mtime_ns for path in key_files]
+
+    monkeypatch.setattr(synthaug, "__version__", "99.0.0")  # a release that changes no default
+    second = run_study(parse_config(data), tmp_path / "second")
+    assert [r.trained for r in second.results] == [False, False]
+    assert [r.model_key for r in second.results] == [r.model_key for r in first.results]
+    assert [path.stat().st_mtime_ns for path in key_files] == written
+
+    monkeypatch.setitem(TemperatureScaling.__init__.__kwdefaults__, "max_iter", 50)  # one that changes one
+    third = run_study(parse_config(data), tmp_path / "third")
+    assert {r.key.method: r.trained for r in third.results} == {"deterministic": False, "temperature": True}
+    assert third.results[1].params_key != first.results[1].params_key
+    with pytest.raises(ConfigError, match=r"temperature/seed=0 was computed with other resolved parameters.*new --out"):
+        run_study(parse_config(data), tmp_path / "first")
+    assert len(read_rows(tmp_path / "first" / "results.jsonl")) == 2

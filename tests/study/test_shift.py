@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_study import tiny_config_data, write_tiny_folders
 
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config
 from synthaug.study.shift import EpistemicVerdict, ShiftedSet, epistemic_verdict, parse_shift_metric_key
 from synthaug.study.stats import Interval
+
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,7 @@ def shifted_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"result": result, "report": report}
 
 
+@pytest.mark.slow
 def test_every_unit_has_metrics_on_every_shifted_set(shifted_study):
     for unit in shifted_study["result"].results:
         for corruption in ("contrast", "gaussian_noise"):

@@ -13,8 +13,9 @@ import pytest
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config, run_study
 from synthaug.study.targeted import allocate, class_scores, read_targeted_run, round_shares, targeted_analysis
-from tiny_study import CLASSES, tiny_config_data, write_tiny_folders
-from tiny_targeted import targeted_config_data, tiny_targeted_study
+
+from helpers.tiny_study import CLASSES, tiny_config_data, write_tiny_folders
+from helpers.tiny_targeted import targeted_config_data, tiny_targeted_study
 
 
 def test_allocate_splits_exactly_with_a_floor() -> None:
@@ -59,6 +60,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         parse_config(plain)
 
 
+@pytest.mark.slow
 def test_a_tiny_targeted_study_spends_its_budget_by_rounds(tmp_path_factory: pytest.TempPathFactory) -> None:
     from synthaug.data import load_dataset
 
@@ -98,7 +100,7 @@ def test_a_tiny_targeted_study_spends_its_budget_by_rounds(tmp_path_factory: pyt
 
 
 def test_a_synthetic_targeted_regime_starts_from_generated_images(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from tiny_targeted import tiny_generator
+    from helpers.tiny_targeted import tiny_generator
 
     base = tmp_path_factory.getbasetemp()
     folders = write_tiny_folders(base / "tiny-data")

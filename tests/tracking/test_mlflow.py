@@ -1,6 +1,6 @@
 """MLflow tracking of a study, against a real local MLflow store (SQLite, no server).
 
-A two-unit version of the tiny study (``tests/study/tiny_study.py``) is interrupted after its
+A two-unit version of the tiny study (``tests/helpers/tiny_study.py``) is interrupted after its
 first unit with tracking on, then finished through ``synthaug study --track mlflow``, then
 rerun: the store must hold one study run with each unit logged exactly once, nested under it,
 with what the issue asks for (config, method parameters, seed, data fingerprints, metrics,
@@ -9,7 +9,6 @@ training curves, the model folder; the analysis, summary and report on the study
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,13 @@ from typer.testing import CliRunner
 
 mlflow = pytest.importorskip("mlflow")
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "study"))
-from tiny_study import StopStudy, tiny_config_data, write_tiny_folders  # noqa: E402
-
 import synthaug.cli.main  # noqa: E402,F401  (registers the commands)
 from synthaug.cli._app import app  # noqa: E402
 from synthaug.study import parse_config, run_study  # noqa: E402
 from synthaug.study.results import read_results  # noqa: E402
 from synthaug.tracking.mlflow import TAG_UNIT, MLflowTracker, default_tracking_uri  # noqa: E402
+
+from helpers.tiny_study import StopStudy, tiny_config_data, write_tiny_folders  # noqa: E402
 
 
 def two_unit_config(folders: dict[str, Path]) -> dict:

@@ -8,8 +8,6 @@ through jinja2's autoescaping, since labels of a generated set come from user pr
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +17,7 @@ import jinja2
 from PIL import Image, ImageOps
 
 from synthaug.data import ImageDataset
-from synthaug.fileio import atomic_write_text
+from synthaug.fileio import atomic_write_text, png_base64
 
 THUMBNAIL_SIDE = 84
 """Side in pixels images are shown at (28x28 images are scaled up 3x, pixelated)."""
@@ -88,9 +86,7 @@ def _show(value: Any) -> str:
 
 def image_data_uri(image: Image.Image) -> str:
     """A PNG ``data:`` URI of ``image`` (for inline ``<img src>``)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + png_base64(image)
 
 
 def _thumbnail(dataset: ImageDataset, index: int) -> str:

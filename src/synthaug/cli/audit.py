@@ -34,7 +34,8 @@ def audit_cli(
                                         "mc-dropout also give disagreement and mutual information).")] = "ensemble",
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Hyper-parameter of the fold method as "
                      "KEY=VALUE (JSON values); default num_members=3 for ensemble.")] = None,
-    backbone: Annotated[str, typer.Option(help="cnn, or a torchvision model name (frozen features).")] = "cnn",
+    backbone: Annotated[str, typer.Option(help="cnn, a torchvision model name or timm:MODEL "
+                                          "(frozen features).")] = "cnn",
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs of every model the audit trains "
                       "[default: the methods' own: 15, or more on a small set].")] = None,

@@ -9,7 +9,7 @@ study config as it is typed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ from synthaug.cli._app import app
 @app.command("config-schema")
 def config_schema_cli(
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Write the schema to this file instead of printing it.")
+        Path | None, typer.Option("--out", help="Write the schema to this file instead of printing it.")
     ] = None,
 ) -> None:
     """Print the JSON schema of a study config (`synthaug study CONFIG`), every key with its

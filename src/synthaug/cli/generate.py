@@ -17,8 +17,10 @@ from synthaug.errors import ConfigError, GenerationError
 from synthaug.generate.prompts import (
     BUILTIN_BACKGROUNDS,
     BUILTIN_STYLES,
+    DEFAULT_NEGATIVE_PROMPT,
     DEFAULT_TEMPLATE,
     PromptSpec,
+    class_descriptions,
     resolve_choices,
 )
 
@@ -35,7 +37,13 @@ def generate_cli(
     ] = None,
     classes_file: Annotated[
         Path | None,
-        typer.Option("--classes-file", help="Class labels: one per line, or a JSON/YAML list."),
+        typer.Option("--classes-file", help="Class labels: one per line, a JSON/YAML list, or a JSON/YAML "
+                     "mapping label -> description (e.g. crane: the bird)."),
+    ] = None,
+    describe: Annotated[
+        list[str] | None,
+        typer.Option("--describe", help="LABEL=DESCRIPTION, repeatable: written after the class name in every "
+                     "prompt, e.g. --describe 'crane=the bird'."),
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="ddpm, openai or diffusers.")] = "ddpm",
     model: Annotated[str | None, typer.Option("--model", help="Model name, hub id or local path.")] = None,
@@ -72,7 +80,36 @@ def generate_cli(
     steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps (ddpm, diffusers).")] = None,
     guidance_scale: Annotated[float | None, typer.Option("--guidance-scale", help="Guidance scale.")] = None,
     negative_prompt: Annotated[
-        str | None, typer.Option("--negative-prompt", help="Text to avoid (diffusers).")
+        str | None,
+        typer.Option("--negative-prompt", help=f"Text to avoid (diffusers); 'default': {DEFAULT_NEGATIVE_PROMPT!r}."),
+    ] = None,
+    expand: Annotated[
+        str | None,
+        typer.Option("--expand", help="A text model writes the prompts: 'openai[:CHAT_MODEL]' (default "
+                     "gpt-4o-mini) or 'transformers:DIR_OR_HUB_ID'; saved in OUT/prompts.json and reused."),
+    ] = None,
+    expand_per_class: Annotated[int, typer.Option("--expand-per-class", help="Prompts per class.")] = 20,
+    expand_instruction: Annotated[
+        Path | None, typer.Option("--expand-instruction", help="Your own instruction file (see the shipped one).")
+    ] = None,
+    expand_max_words: Annotated[int, typer.Option("--expand-max-words", help="Longest prompt kept.")] = 30,
+    expand_max_cost: Annotated[
+        float | None, typer.Option("--expand-max-cost", help="USD cap on the text model's cost.")
+    ] = None,
+    expand_describe: Annotated[
+        bool, typer.Option("--expand-describe", help="Ask the text model what each undescribed class means.")
+    ] = False,
+    expand_price: Annotated[
+        str | None,
+        typer.Option("--expand-price", help="INPUT,OUTPUT USD per million tokens of an unlisted chat model."),
+    ] = None,
+    captions_model: Annotated[
+        str | None,
+        typer.Option("--captions-model", help="Captioning model folder (e.g. BLIP): prompts join each class name "
+                     "with captions of its real images (--captions-of)."),
+    ] = None,
+    captions_of: Annotated[
+        str | None, typer.Option("--captions-of", help="Real images to caption (folder or dataset; classes by name).")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, mps (local backends).")] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32, float16, bfloat16 (diffusers).")] = None,
@@ -109,9 +146,12 @@ def generate_cli(
     ] = 0.0,
 ) -> None:
     """Generate a labelled image dataset from text prompts (resumable: rerun to continue)."""
-    labels = read_classes(classes, classes_file)
+    labels, meanings = read_classes(classes, classes_file)
+    meanings = {**meanings, **parse_descriptions(describe or [])}
     spec = PromptSpec.from_file(prompt_file) if prompt_file is not None else PromptSpec()
     overrides: dict[str, Any] = {}
+    if meanings:
+        overrides["class_descriptions"] = {**spec.class_descriptions, **meanings}
     if prompt is not None:
         overrides["templates"] = (prompt,)
     if backgrounds is not None:
@@ -123,8 +163,27 @@ def generate_cli(
     if guidance_scale_range is not None:
         overrides["guidance_scale_range"] = _parse_range(guidance_scale_range)
     spec = dataclasses.replace(spec, **overrides)
+    if negative_prompt == "default":
+        negative_prompt = DEFAULT_NEGATIVE_PROMPT
     params = _given(size=size, quality=quality, style=style, steps=steps, guidance_scale=guidance_scale,
                     negative_prompt=negative_prompt)  # fmt: skip
+    if expand is not None and captions_model is not None:
+        raise ConfigError("give either --expand or --captions-model: both write the per-class prompts")
+    expansion = None
+    if expand is not None:
+        from synthaug.generate.expand import PromptExpansion
+
+        expand_backend, _, expand_model = expand.partition(":")
+        expansion = PromptExpansion(
+            backend=expand_backend, model=expand_model or None, per_class=expand_per_class,
+            instruction=str(expand_instruction) if expand_instruction is not None else None,
+            max_words=expand_max_words, seed=seed, max_cost=expand_max_cost, describe=expand_describe,
+            usd_per_million_tokens=_parse_pair(expand_price, "--expand-price") if expand_price else None,
+        )  # fmt: skip
+    elif any(v is not None for v in (expand_instruction, expand_max_cost, expand_price)) or expand_describe:
+        raise ConfigError("--expand-* options need --expand (the text model that writes the prompts)")
+    if (captions_model is None) != (captions_of is None):
+        raise ConfigError("give --captions-model and --captions-of together (the model, and the images to caption)")
     options = _given(concurrency=concurrency, price_per_image=price_per_image, device=device, dtype=dtype,
                      batch_size=batch_size, lora=lora)  # fmt: skip
 
@@ -141,6 +200,10 @@ def generate_cli(
     from synthaug.generate.engine import generate_dataset
 
     console = Console()
+    if expansion is not None:
+        spec = _expanded_spec(console, spec, labels, expansion, out, dry_run)
+    if captions_model is not None:
+        spec = _captioned_spec(spec, labels, captions_model, captions_of, device)
     # One process by default: a backend already runs its calls (openai) or batches (GPU) in
     # parallel; --workers/--ray spread the shards over processes or machines.
     with (
@@ -179,12 +242,12 @@ def generate_cli(
         )
 
 
-def read_classes(classes: str | None, classes_file: Path | None) -> list[str]:
-    """Class labels from ``--classes`` or ``--classes-file`` (exactly one of them)."""
+def read_classes(classes: str | None, classes_file: Path | None) -> tuple[list[str], dict[str, str]]:
+    """Class labels and their descriptions from ``--classes`` or ``--classes-file`` (exactly one of them)."""
     if (classes is None) == (classes_file is None):
         raise ConfigError("give the class labels with either --classes or --classes-file")
     if classes is not None:
-        return [label.strip() for label in classes.split(",") if label.strip()]
+        return [label.strip() for label in classes.split(",") if label.strip()], {}
     try:
         text = classes_file.read_text(encoding="utf-8")
     except OSError as error:
@@ -196,14 +259,76 @@ def read_classes(classes: str | None, classes_file: Path | None) -> list[str]:
             raise ConfigError(
                 f"--classes-file {classes_file}: not valid {classes_file.suffix[1:]} ({error})"
             ) from error
+        if isinstance(labels, dict):
+            return [str(label) for label in labels], class_descriptions(labels, f"--classes-file {classes_file}")
         if not isinstance(labels, list):
-            raise ConfigError(f"--classes-file {classes_file}: expected a list of labels")
-        return [str(label) for label in labels]
-    return [line.strip() for line in text.splitlines() if line.strip()]
+            raise ConfigError(f"--classes-file {classes_file}: expected a list of labels or a label -> description map")
+        return [str(label) for label in labels], {}
+    return [line.strip() for line in text.splitlines() if line.strip()], {}
+
+
+def parse_descriptions(values: list[str]) -> dict[str, str]:
+    """``--describe LABEL=DESCRIPTION`` options as a mapping."""
+    descriptions = {}
+    for value in values:
+        label, equals, description = value.partition("=")
+        if not equals or not label.strip() or not description.strip():
+            raise ConfigError(f"--describe {value!r}: expected LABEL=DESCRIPTION, e.g. 'crane=the bird'")
+        descriptions[label.strip()] = " ".join(description.split())
+    return descriptions
+
+
+def _expanded_spec(
+    console: Console, spec: PromptSpec, labels: list[str], expansion: Any, out: Path, dry_run: bool
+) -> PromptSpec:
+    """The spec with the text model's prompts; a dry run asks nothing and prints what it would ask."""
+    from synthaug.generate.expand import expand_prompts, plan_expansion
+
+    classes = {label: spec.class_descriptions.get(label) for label in labels}
+    if dry_run:
+        plan = plan_expansion(classes, expansion, out)
+        console.print(
+            f"prompt expansion ({expansion.backend}, {expansion.model_name}): {len(plan.saved)} class(es) saved, "
+            f"{len(plan.to_ask)} to ask in at most {plan.max_calls} call(s), at most ${plan.max_cost_usd:.4f}"
+        )
+        if plan.to_ask:
+            return spec  # the plan below shows template prompts for the classes not yet expanded
+    with progress_reporter(not dry_run) as progress:
+        expanded = expand_prompts(classes, expansion, out, progress=progress)
+    if expanded.requests:
+        console.print(f"prompt expansion: {expanded.requests} call(s), ${expanded.cost_usd:.4f} in total; "
+                      f"prompts saved in {out}/prompts.json")  # fmt: skip
+    return expanded.prompt_spec(spec)
+
+
+def _captioned_spec(spec: PromptSpec, labels: list[str], model: str, images: str, device: str | None) -> PromptSpec:
+    """The spec with caption prompts of the real images of ``labels``."""
+    import numpy as np
+
+    from synthaug.data import load_dataset
+    from synthaug.generate.captions import caption_images, caption_prompt_spec
+
+    real = load_dataset(images)
+    missing = [label for label in labels if label not in real.classes]
+    if missing:
+        raise ConfigError(f"--captions-of {images}: no images of {', '.join(map(repr, missing))}")
+    wanted = [real.classes.index(label) for label in labels]
+    real = real.subset(np.flatnonzero(np.isin(real.targets, wanted)))
+    with progress_reporter(True) as progress:
+        captions = caption_images(real, model, device=device, progress=progress)
+    return caption_prompt_spec(real, captions, base=spec)
 
 
 def _split(value: str, keyword: str) -> str | list[str]:
     return keyword if value.strip() == keyword else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _parse_pair(value: str, option: str) -> tuple[float, float]:
+    try:
+        first, second = (float(part) for part in value.split(","))
+    except ValueError as error:
+        raise ConfigError(f"{option} {value!r}: expected two numbers A,B, e.g. 0.15,0.60") from error
+    return first, second
 
 
 def _parse_range(value: str) -> tuple[float, float]:

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "audit",
     "filter",
     "inspect",
+    "retrieve",
 ]
 
 for _name in COMMAND_MODULES:
@@ -37,7 +38,8 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Run the CLI; a :class:`SynthaugError` becomes one line on stderr and exit code 1."""
+    """Run the CLI; a :class:`SynthaugError` becomes its message on stderr (one line, or one
+    per problem for a config with several) and exit code 1, without a traceback."""
     try:
         app()
     except SynthaugError as error:

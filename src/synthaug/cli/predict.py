@@ -77,7 +77,8 @@ def predict(
 @app.command("predict")
 def predict_cli(
     model: Annotated[Path, typer.Option("--model", help="Model directory written by `synthaug train`.")],
-    data: Annotated[str, typer.Option("--data", help="Image folder or built-in dataset name, e.g. fashion-mnist:test.")],
+    data: Annotated[str, typer.Option("--data", help="Image folder, built-in dataset name (e.g. "
+                                      "fashion-mnist:test) or hf:NAME[:SPLIT].")],
     out: Annotated[Path, typer.Option("--out", help="Predictions file (.npz) to write.")],
     device: Annotated[str | None, typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images instead of stopping.")] = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -41,7 +41,7 @@ def study_cli(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Render RUN_DIR/report.html at the end.")] = True,
     workers: StudyWorkersOption = None,
     ray: RayOption = None,
-    track: Annotated[Optional[list[str]], typer.Option("--track", help="Log the study to an experiment tracker: "
+    track: Annotated[list[str] | None, typer.Option("--track", help="Log the study to an experiment tracker: "
                      "mlflow (a run per unit under a run for the study; store: the config's tracking.mlflow.uri, "
                      "$MLFLOW_TRACKING_URI, or mlruns/ beside --out).")] = None,
 ) -> None:

@@ -125,12 +125,14 @@ def train(
 
 @app.command("train")
 def train_cli(
-    train_data: Annotated[list[str], typer.Option("--train", help="Training set: image folder or built-in name "
-                                                  "(e.g. fashion-mnist:train[:50000]); repeat to mix sets.")],
+    train_data: Annotated[list[str], typer.Option("--train", help="Training set: image folder, built-in name "
+                                                  "(e.g. fashion-mnist:train[:50000]) or hf:NAME[:SPLIT]; "
+                                                  "repeat to mix sets.")],
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
     method: Annotated[str, typer.Option(help="Uncertainty method: deterministic, temperature, mc-dropout, "
                                         "ensemble, bnn, laplace.")] = "deterministic",
-    backbone: Annotated[str, typer.Option(help="cnn, or a torchvision model name (resnet18, resnet152, ...).")] = "cnn",
+    backbone: Annotated[str, typer.Option(help="cnn, a torchvision model name (resnet18, resnet152, ...) "
+                                          "or timm:MODEL.")] = "cnn",
     weight: Annotated[list[float] | None, typer.Option("--weight", help="Loss weight of each --train set, "
                                                         "in the same order (default: all 1).")] = None,
     val: Annotated[str | None, typer.Option("--val", help="Validation set; default: a seeded stratified "

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from synthaug.data import digits, fashion_mnist, shift
+from synthaug.data import digits, fashion_mnist, hf, shift
 from synthaug.data.dataset import ImageDataset
 from synthaug.data.folder import load_image_folder
 from synthaug.errors import DataError
@@ -66,7 +65,19 @@ _SPEC = re.compile(r"(?P<name>[a-z0-9-]+(?::[a-z0-9-]+)?)(?:\[(?P<start>-?\d*):(
 def _builtin_help() -> str:
     names = ", ".join(BUILTIN_DATASETS.keys())
     return (f"built-in datasets: {names}, optionally sliced like fashion-mnist:train[50000:], or corrupted "
-            "like fashion-mnist-c:test:blur:3")
+            "like fashion-mnist-c:test:blur:3; Hugging Face datasets as hf:NAME[:SPLIT]")
+
+
+def _slice(dataset: ImageDataset, start: int | None, stop: int | None, spec: str) -> ImageDataset:
+    """``dataset[start:stop]`` named ``spec``, or a one-line error if it is empty or out of range."""
+    sliced = dataset.subset(slice(start, stop), name=spec)
+    if len(sliced) == 0:
+        raise DataError(f"{spec}: the slice selects no images ({dataset.name} has {len(dataset)}); fix the indices")
+    outside = [bound for bound in (start, stop) if bound is not None and not -len(dataset) <= bound <= len(dataset)]
+    if outside:
+        raise DataError(f"{spec}: index {outside[0]} is out of range ({dataset.name} has {len(dataset)} images); "
+                        f"use indices in [-{len(dataset)}, {len(dataset)}]")
+    return sliced
 
 
 def load_dataset(spec: str | os.PathLike, *, skip_bad: bool = False) -> ImageDataset:
@@ -80,7 +91,9 @@ def load_dataset(spec: str | os.PathLike, *, skip_bad: bool = False) -> ImageDat
             built-in; write ``./digits`` for a folder of that name. A ``Path`` is always a
             folder. A corrupted copy (:mod:`synthaug.data.shift`) is
             ``fashion-mnist-c:test:<corruption>:<severity>`` or
-            ``shift:<corruption>:<severity>:<any spec>``.
+            ``shift:<corruption>:<severity>:<any spec>``. A Hugging Face dataset (Hub, a
+            ``save_to_disk`` folder or parquet files) is ``hf:NAME[:SPLIT][START:STOP]``; see
+            :mod:`synthaug.data.hf`.
         skip_bad: For folders, skip bad files and rows (listed in ``.skipped``) instead of
             raising.
 
@@ -92,18 +105,17 @@ def load_dataset(spec: str | os.PathLike, *, skip_bad: bool = False) -> ImageDat
         if shifted is not None:
             corruption, severity, source = shifted
             return shift.corrupt(load_dataset(source, skip_bad=skip_bad), corruption, severity)
+        if hf.is_hf_spec(str(spec).strip()):
+            parsed = hf.parse_hf_spec(str(spec))
+            dataset = hf.load_hf_dataset(parsed, name=parsed.unsliced)
+            return _slice(dataset, parsed.start, parsed.stop, str(spec).strip()) if parsed.sliced else dataset
         match = _SPEC.fullmatch(str(spec).strip())
         if match is not None and match["name"] in BUILTIN_DATASETS:
             dataset = BUILTIN_DATASETS.get(match["name"]).load()
             if match["start"] is None:
                 return dataset
             start, stop = (int(match[part]) if match[part] else None for part in ("start", "stop"))
-            sliced = dataset.subset(slice(start, stop), name=str(spec).strip())
-            if len(sliced) == 0:
-                raise DataError(
-                    f"{spec}: the slice selects no images ({match['name']} has {len(dataset)}); fix the indices"
-                )
-            return sliced
+            return _slice(dataset, start, stop, str(spec).strip())
         if match is not None and ":" in match["name"] and match["name"].split(":")[0] + ":train" in BUILTIN_DATASETS:
             raise DataError(f"{spec}: unknown split; {_builtin_help()}")
     if not Path(spec).exists():

@@ -11,7 +11,8 @@ Two engines:
 
 - ``local`` (:class:`~synthaug.execution.local.LocalExecutor`): ``workers`` processes on this
   machine (``workers=1`` runs every unit in this process, as synthaug always did). Each worker
-  gets ``cores // workers`` torch threads so that the machine is used once, not oversubscribed.
+  gets ``cores // workers`` torch threads so that the machine is used once, not oversubscribed
+  (a study unit then runs with its config's own ``threads``, the same on every engine).
 - ``ray`` (:class:`~synthaug.execution.ray_engine.RayExecutor`): Ray Core tasks on a cluster
   (``address="auto"`` for one started with ``ray start``, ``"local"`` for a private one on this
   machine, or ``"ray://HOST:10001"``); each unit asks for the :class:`Resources` it needs,

@@ -11,33 +11,40 @@ its row is in the manifest and the file's sha256 matches the row:
 A crash between 1 and 2 leaves a file without a row: it is regenerated from its seed on
 resume (same name, so nothing piles up). A crash during 2 leaves a torn last line: it is
 dropped. Temporary files only ever match ``.synthaug-*.tmp`` and are removed on resume.
-Writers hold an exclusive lock on ``DIR/.synthaug.lock`` so two runs never interleave.
+Writers hold an exclusive lock on ``DIR/.synthaug.lock`` (:func:`synthaug.fileio.directory_lock`)
+so two runs never interleave.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from synthaug import fileio
-from synthaug.errors import DataError, GenerationError
-from synthaug.fileio import fsync_directory, sha256_file
+from synthaug.errors import GenerationError
+from synthaug.fileio import LOCK_NAME, fsync_directory, read_jsonl, sha256_file
 
-__all__ = ["fsync_directory", "sha256_file"]  # re-exported: the engine and shards import them from here
+# Re-exported: the engine, the runners and the shards import them from here.
+__all__ = ["LOCK_NAME", "fsync_directory", "read_jsonl", "sha256_file"]
 
 MANIFEST_NAME = "metadata.jsonl"
 CONFIG_NAME = "generation.json"
 REJECTED_NAME = "rejected.jsonl"
-LOCK_NAME = ".synthaug.lock"
+PROMPTS_NAME = "prompts.json"  # the prompt list a text model wrote (synthaug.generate.expand)
 TEMP_PREFIX = ".synthaug-"
 TEMP_SUFFIX = ".tmp"
 # Files of ours that may sit in a folder that holds no images yet.
-OWN_FILES = frozenset({MANIFEST_NAME, CONFIG_NAME, REJECTED_NAME, LOCK_NAME})
+OWN_FILES = frozenset({MANIFEST_NAME, CONFIG_NAME, REJECTED_NAME, LOCK_NAME, PROMPTS_NAME})
+
+
+def utc_now() -> str:
+    """The ``created`` time stamp of a row or run record: UTC, to the second, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def temp_path(path: Path) -> Path:
@@ -78,23 +85,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def row_line(row: dict[str, Any]) -> str:
     """One manifest line: compact JSON (labels kept verbatim, non-ASCII included) and ``\\n``."""
     return fileio.json_line(row)
-
-
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Read a JSON-lines file written by :class:`JsonlAppender` (see :func:`synthaug.fileio.read_jsonl`).
-
-    Returns:
-        The rows, and whether the file needs rewriting: its last line was torn by a crash
-        (dropped here) or lacks its newline.
-
-    Raises:
-        DataError: A line other than the last is not a JSON object (the file was edited
-            by hand); the message names the line.
-    """
-    try:
-        return fileio.read_jsonl(path)
-    except ValueError as error:
-        raise DataError(f"{error}, then rerun") from error
 
 
 def rewrite_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -187,39 +177,3 @@ def scan_manifest(root: Path, workers: int = 8) -> ManifestScan:
             scan.dropped.append((str(row.get("file_name")), reason))
     scan.needs_rewrite = scan.needs_rewrite or bool(scan.dropped)
     return scan
-
-
-@contextmanager
-def directory_lock(root: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``root`` for the duration of a run.
-
-    The operating system releases the lock when the process dies, so a killed run never
-    leaves a stale lock behind.
-
-    Raises:
-        GenerationError: Another process holds the lock.
-    """
-    handle = open(root / LOCK_NAME, "a+b")  # noqa: SIM115 (closed below)
-    try:
-        try:
-            _lock(handle)
-        except OSError as error:
-            raise GenerationError(
-                f"another synthaug process is writing to {root}; wait for it to finish or stop it"
-            ) from error
-        yield
-    finally:
-        handle.close()  # closing the descriptor releases the lock
-
-
-if os.name == "nt":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock(handle: Any) -> None:
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock(handle: Any) -> None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

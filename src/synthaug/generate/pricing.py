@@ -1,4 +1,4 @@
-"""Price table of the OpenAI Images API, used to estimate and cap what a run costs.
+"""Price tables of the OpenAI Images and chat APIs, used to estimate and cap what a run costs.
 
 Prices are in US dollars as published on https://openai.com/api/pricing/ (image
 generation section) and in the model pages of the API documentation, as of
@@ -13,6 +13,9 @@ Two kinds of entries:
   published per-image figures of the GPT image models, used for *estimates*);
 - ``PER_TOKEN``: prices per token of the GPT image models, used to compute the *actual*
   cost of an image from the ``usage`` the API returns with it.
+
+- ``CHAT_PER_TOKEN``: prices per input and output token of the chat models that write
+  prompts (:mod:`synthaug.generate.expand`), applied to the ``usage`` of each completion.
 
 Where a request leaves quality or size to the model (``auto``), the estimate takes the
 most expensive option, so that ``--max-cost`` is never exceeded because of it.
@@ -56,9 +59,22 @@ PER_TOKEN: dict[str, dict[str, float]] = {
 DEFAULT_QUALITY = {"dall-e-2": "standard", "dall-e-3": "standard"}
 
 
-def priced_model(model: str) -> str | None:
-    """The table entry for ``model``, matching dated snapshots (``gpt-image-1-2025-04-23``)."""
-    for name in sorted(PER_IMAGE, key=len, reverse=True):
+# chat model -> USD per token: input (prompt) and output (completion) text tokens.
+CHAT_PER_TOKEN: dict[str, dict[str, float]] = {
+    "gpt-4o-mini": {"input": 0.15e-6, "output": 0.60e-6},
+    "gpt-4o": {"input": 2.50e-6, "output": 10.00e-6},
+    "gpt-4.1-nano": {"input": 0.10e-6, "output": 0.40e-6},
+    "gpt-4.1-mini": {"input": 0.40e-6, "output": 1.60e-6},
+    "gpt-4.1": {"input": 2.00e-6, "output": 8.00e-6},
+    "gpt-5-nano": {"input": 0.05e-6, "output": 0.40e-6},
+    "gpt-5-mini": {"input": 0.25e-6, "output": 2.00e-6},
+    "gpt-5": {"input": 1.25e-6, "output": 10.00e-6},
+}
+
+
+def priced_model(model: str, table: Mapping[str, Any] = PER_IMAGE) -> str | None:
+    """The entry of ``table`` for ``model``, matching dated snapshots (``gpt-image-1-2025-04-23``)."""
+    for name in sorted(table, key=len, reverse=True):
         if model == name or (model.startswith(name + "-") and model[len(name) + 1 :][:1].isdigit()):
             return name
     return None
@@ -128,3 +144,14 @@ def edit_input_price(model: str) -> float:
     prices = PER_TOKEN.get(name) if name is not None else None
     return EDIT_INPUT_IMAGE_TOKENS * prices["image_input"] if prices is not None else 0.0
 
+
+
+def chat_prices(model: str) -> dict[str, float] | None:
+    """USD per ``input``/``output`` token of a chat model, or ``None`` if the table does not list it."""
+    name = priced_model(model, CHAT_PER_TOKEN)
+    return CHAT_PER_TOKEN[name] if name is not None else None
+
+
+def chat_cost(prices: Mapping[str, float], usage: Mapping[str, Any]) -> float:
+    """USD cost of one chat completion from its ``usage`` (``prompt_tokens``, ``completion_tokens``)."""
+    return usage.get("prompt_tokens", 0) * prices["input"] + usage.get("completion_tokens", 0) * prices["output"]

@@ -16,6 +16,10 @@ References:
     (random backgrounds, multi-domain styles and a randomised guidance scale).
     He, Sun, Yu, Xue, Zhang, Torr, Bai, Qi. "Is synthetic data from generative models
     ready for image recognition?" ICLR 2023 (richer class descriptions in prompts).
+
+Prompts written by a text model (:mod:`synthaug.generate.expand`) or built from captions of
+real images (:mod:`synthaug.generate.captions`) enter as ``class_prompts`` with an
+``origins`` entry per prompt, which the manifest row of each image records.
 """
 
 from __future__ import annotations
@@ -61,8 +65,26 @@ BUILTIN_STYLES: tuple[str, ...] = (
     "photo in natural daylight",
 )
 
+DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, jpeg artifacts, text, watermark, signature, cartoon, drawing"
+"""What ``--negative-prompt default`` asks a diffusers pipeline to avoid.
+
+The common Stable Diffusion practice of steering away from artefacts that hurt a photo
+classifier's training images (blur, compression, overlaid text and watermarks from web
+training data, non-photographic renderings); the datadreamer tool (Luxonis, 2024) ships a
+default negative prompt of the same kind for its synthetic detection datasets.
+"""
+
 # Keys of the structured prompt-file form; any other top-level key is a class label.
-_SPEC_KEYS = {"templates", "prompts", "descriptions", "backgrounds", "styles", "guidance_scale"}
+_SPEC_KEYS = {"templates", "prompts", "descriptions", "backgrounds", "styles", "guidance_scale", "classes"}
+
+
+def described(label: str, description: str | None) -> str:
+    """The class name as prompts write it: ``crane (the bird)``, or ``crane`` without a description.
+
+    A description disambiguates a name with several meanings (Sariyildiz et al. 2023 add the
+    WordNet gloss for the same reason).
+    """
+    return f"{label} ({description})" if description else label
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,13 @@ class PromptSpec:
         styles: Photographic styles appended to the prompt, one drawn per image.
         guidance_scale_range: ``(low, high)``: draw each image's guidance scale uniformly
             from this range; ``None`` keeps the backend's (or the run's) guidance scale.
+        class_descriptions: Per-class disambiguation (``{"crane": "the bird"}``), written
+            after the class name in every template prompt: ``a photo of a crane (the bird)``.
+            Unlike ``descriptions`` (alternative names, each used on its own), it goes with
+            the name every time.
+        origins: Per class, how each of its ``class_prompts`` was made (a small JSON-ready
+            mapping: ``{"kind": "expand", "backend": ..., "model": ...}``), recorded in the
+            manifest row of every image made from it; classes without an entry have none.
     """
 
     templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)
@@ -102,6 +131,8 @@ class PromptSpec:
     backgrounds: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()
     guidance_scale_range: tuple[float, float] | None = None
+    class_descriptions: Mapping[str, str] = field(default_factory=dict)
+    origins: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
 
     def validate(self, classes: Sequence[str]) -> None:
         """Check the spec against the run's classes.
@@ -119,7 +150,8 @@ class PromptSpec:
                     "per-class prompts in a --prompt-file"
                 )
         known = set(classes)
-        for what, mapping in (("prompts", self.class_prompts), ("descriptions", self.descriptions)):
+        for what, mapping in (("prompts", self.class_prompts), ("descriptions", self.descriptions),
+                              ("classes", self.class_descriptions)):  # fmt: skip
             unknown = sorted(set(mapping) - known)
             if unknown:
                 raise ConfigError(
@@ -129,6 +161,12 @@ class PromptSpec:
             empty = sorted(label for label, values in mapping.items() if not values)
             if empty:
                 raise ConfigError(f"prompt file {what}: empty list for {', '.join(map(repr, empty))}")
+        for label, origins in self.origins.items():
+            if len(origins) != len(self.class_prompts.get(label, ())):
+                raise ConfigError(
+                    f"prompt origins of {label!r}: {len(origins)} origin(s) for "
+                    f"{len(self.class_prompts.get(label, ()))} prompt(s); give one per prompt"
+                )
         if self.guidance_scale_range is not None:
             low, high = self.guidance_scale_range
             if not 0 <= low <= high:
@@ -140,7 +178,8 @@ class PromptSpec:
         """The prompt variants of ``label``, before backgrounds and styles are appended."""
         if label in self.class_prompts:
             return list(self.class_prompts[label])
-        names = [label, *self.descriptions.get(label, ())]
+        meaning = self.class_descriptions.get(label)
+        names = [described(name, meaning) for name in (label, *self.descriptions.get(label, ()))]
         return [template.replace(LABEL_PLACEHOLDER, name) for template in self.templates for name in names]
 
     def choose(self, label: str, index: int, attempt: int, seed: int) -> PromptChoice:
@@ -154,6 +193,8 @@ class PromptSpec:
         rng = random.Random(seed)
         prompt = variants[variant]
         options: dict[str, Any] = {"variant": variant}
+        if label in self.origins:
+            options["origin"] = dict(self.origins[label][variant])
         if self.backgrounds:
             options["background"] = rng.choice(self.backgrounds)
             prompt = f"{prompt}, {options['background']}"
@@ -174,6 +215,10 @@ class PromptSpec:
             "backgrounds": list(self.backgrounds),
             "styles": list(self.styles),
             "guidance_scale_range": list(self.guidance_scale_range) if self.guidance_scale_range else None,
+            # Only written when used, so folders generated before these fields keep their settings.
+            **({"class_descriptions": dict(self.class_descriptions)} if self.class_descriptions else {}),
+            **({"origins": {label: [dict(o) for o in origins] for label, origins in self.origins.items()}}
+               if self.origins else {}),
         }
 
     @classmethod
@@ -187,8 +232,9 @@ class PromptSpec:
 
         or a mapping with any of the keys ``templates`` (list), ``prompts`` (label -> list),
         ``descriptions`` (label -> list of synonyms/descriptions), ``backgrounds`` and
-        ``styles`` (lists, or ``builtin`` for the built-in lists) and ``guidance_scale``
-        (``[low, high]``).
+        ``styles`` (lists, or ``builtin`` for the built-in lists), ``guidance_scale``
+        (``[low, high]``) and ``classes`` (label -> its disambiguating description, e.g.
+        ``crane: the bird``).
 
         Raises:
             ConfigError: The file is missing, unreadable or not one of these forms.
@@ -222,7 +268,22 @@ class PromptSpec:
             ),
             styles=resolve_choices(data.get("styles", []), BUILTIN_STYLES, f"prompt file {path}: styles"),
             guidance_scale_range=(float(guidance[0]), float(guidance[1])) if guidance else None,
+            class_descriptions=class_descriptions(data.get("classes", {}), f"prompt file {path}: classes"),
         )
+
+
+def class_descriptions(value: Any, where: str) -> dict[str, str]:
+    """A ``label -> description`` mapping checked to hold non-empty strings (``None``: no description)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of class label -> description, e.g. {{crane: the bird}}")
+    descriptions = {}
+    for label, text in value.items():
+        if text is None:
+            continue
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"{where}: the description of {label!r} must be a non-empty string, got {text!r}")
+        descriptions[str(label)] = " ".join(text.split())
+    return descriptions
 
 
 def resolve_choices(value: Any, builtin: tuple[str, ...], where: str) -> tuple[str, ...]:

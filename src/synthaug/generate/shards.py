@@ -40,6 +40,7 @@ __all__ = [
     "MergedShards",
     "committed_in_shard",
     "merge_shards",
+    "refusal_key",
     "shard_paths",
     "unmerged",
     "worker_name",
@@ -86,7 +87,8 @@ def _good_rows(root: Path, paths: Iterable[Path], skip: set[str]) -> list[dict[s
     return [kept[name] for name in sorted(kept)]
 
 
-def _refusal_key(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+def refusal_key(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """A refusal's slot and attempt, ``(label, index, attempt)``: one refusal is counted once."""
     return row.get("label"), row.get("index"), row.get("attempt")
 
 
@@ -98,7 +100,7 @@ def committed_in_shard(root: Path, shard: str) -> tuple[set[str], set[tuple[Any,
     """
     manifests, rejected = _shard_files(root, shard)
     files = {row["file_name"] for row in _good_rows(root, manifests, set())}
-    refusals = {_refusal_key(row) for path in rejected for row in read_jsonl(path)[0]}
+    refusals = {refusal_key(row) for path in rejected for row in read_jsonl(path)[0]}
     return files, refusals
 
 
@@ -125,7 +127,7 @@ def unmerged(
     seen = set(refused)
     for path in rejected:
         for row in read_jsonl(path)[0]:
-            key = _refusal_key(row)
+            key = refusal_key(row)
             if key not in seen:
                 seen.add(key)
                 merged.rejections.append(row)
@@ -157,7 +159,7 @@ def merge_shards(
             finally:
                 appender.close()
     committed.update(row["file_name"] for row in merged.rows)
-    refused.update(_refusal_key(row) for row in merged.rejections)
+    refused.update(refusal_key(row) for row in merged.rejections)
     for path in files:
         path.unlink(missing_ok=True)
     return merged

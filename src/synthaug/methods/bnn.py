@@ -98,105 +98,17 @@ class BayesByBackprop(UncertaintyMethod):
     these *probabilities*. Batch norm and dropout run in eval mode at prediction.
 
     Why the default is the deterministic network with a Bayesian output layer and a wide
-    Bayesian bias (issue 14). With a
-    posterior on the output layer, the logits are ``f_k(x) = w_k . phi(x) + b_k`` with
-    ``w_kj ~ N(m_kj, sigma_kj^2)`` and ``b_k ~ N(beta_k, s_k^2)``, so
-
-        Var[f_k(x)] = sum_j sigma_kj^2 phi_j(x)^2 + s_k^2,
-
-    and for small logit noise the mutual information between label and weights is
-
-        I(y; w | x) ~= 1/2 tr(Cov[f(x)] (diag(p) - p p^T)),   p = the predictive at x.
-
-    The softmax curvature ``diag(p) - p p^T`` is large where the prediction is flat (OOD
-    inputs), but weight noise is *multiplicative*: it scales with ``phi(x)^2``. A
-    Fashion-MNIST network maps scikit-learn digits to features of 0.4-0.5x the norm of test
-    images (penultimate layer 11.8 vs 27.3, logits 3.4 vs 9.0 at 80 images per class), so the
-    two effects cancel or invert, and weight-only posteriors — the old default (every layer,
-    bias as narrow as the weights), MC dropout, a wider initial posterior — give mutual
-    information at or *below* chance as an OOD score (table below). The bias variance
-    ``s_k^2`` does not shrink with the features, so ``I`` grows with how flat the predictive
-    is, as the posterior of the output offsets says it should. It is also the cheapest
-    uncertainty under the ELBO: the likelihood gradient of ``b_k`` is ``p_k - y_k``, close to
-    0 on fitted training examples, so a wide bias posterior costs little likelihood and the
-    KL to the ``N(0, 1)`` prior holds it up (after 800-4,000 steps it is still 0.42-0.45
-    from 0.5). Richer variational families were not needed and would not help here: a
-    rank-1 BNN (Dusenberry et al. 2020) multiplies the weights by its random factors and a
-    variational Bayesian last layer (Harrison et al. 2024) has variance
-    ``phi(x)^T Sigma phi(x)``; both shrink with the features as mean-field weights do.
-    What this epistemic term measures is largely how flat the mean prediction is: on this
-    OOD pair it ranks inputs much as the predictive entropy does (0.96-0.98 against
-    0.98-0.99), and the report says so rather than presenting it as new information.
-
-    Measured on Fashion-MNIST (cnn, Adam 1e-3, early stopping; test: the first 2,000 test
-    images; OOD: the 1,797 digits; ``benchmarks/bnn_levers.py``, seed 0), accuracy (%) / NLL /
-    OOD AUROC of mutual information, every lever against the old default (all layers, 1 %
-    initial std for weights and biases, prior N(0, 1), full KL from the start, LRT, S = 30,
-    no dropout):
-
-    ================================== ====================== =========================
-    variant                             80 per class, 8 epochs 10,000 images, 10 epochs
-                                        (the demo's setting)
-    ================================== ====================== =========================
-    deterministic (dropout 0.3)         80.0 / 0.539 / –       89.8 / 0.295 / –
-    ensemble of 5                       80.8 / 0.519 / 0.831
-    mc-dropout (0.3, S = 30)            79.9 / 0.558 / 0.447
-    old default                         81.6 / 0.511 / 0.633
-    posterior init std 10 %             81.2 / 0.528 / 0.534
-    prior N(0, 0.1^2)                   80.9 / 0.562 / 0.486
-    KL annealed over 4 epochs           81.5 / 0.511 / 0.633
-    Flipout                             81.7 / 0.507 / 0.622
-    last layer only                     81.8 / 0.507 / 0.487   89.2 / 0.305 / 0.747
-    last, from 3 deterministic epochs   78.8 / 0.598 / 0.468
-    last, init std 30 %                 81.1 / 0.517 / 0.435
-    last, bias 0.2                      81.5 / 0.505 / 0.962
-    last, bias 0.5 (0.2's default)      81.8 / 0.506 / 0.968   89.6 / 0.304 / 0.959
-    last, bias 1.0                      81.4 / 0.516 / 0.982
-    last, bias 0.5, S = 10 / 100        0.930 / 0.966 (AUROC)
-    last, bias 0.5, Flipout             82.0 / 0.507 / 0.970
-    all layers, bias 0.5                81.2 / 0.510 / 0.971
-    **last, bias 0.5, dropout 0.3**     79.8 / 0.537 / 0.975   90.1 / 0.297 / 0.966
-    **(the default)**
-    ================================== ====================== =========================
-
-    Over seeds 0-2 at 80 per class, without dropout: 81.3 / 0.517 / 0.976 (deterministic
-    80.1 / 0.539). At 100 per class (100 epochs, batch 128, seed 0): deterministic 81.3 /
-    0.505, without dropout 81.9 / 0.494 / 0.980, all layers with bias 0.5 82.5 / 0.508 / 0.934,
-    the old default 83.5 / 0.475 / 0.716 (better fit, no epistemic signal), a 5-member
-    ensemble 83.5 / 0.477 / 0.688. On 10,000 images MC dropout and the ensemble reach 0.915
-    and 0.944. With 20 % of the 10,000 labels flipped: 88.6 / 0.526 / 0.958 against the
-    deterministic 88.9 / 0.526.
-    On all 54,000 training images (``benchmarks/methods_fashion_mnist.py``: 10 epochs, batch
-    128, the 10,000 test images, seeds 0-2, this 2-core CPU) the posterior narrows with the
-    data (without dropout: output-bias std 0.32 after 4,200 steps, weights 0.004), and the
-    mutual information separated the digits at only 0.939 (seed 0; bias 1.0: 0.944; 100 or
-    300 predictive samples: 0.935 / 0.937). Keeping the backbone's dropout while training —
-    so that the default is exactly the deterministic network with a Bayesian output layer —
-    gives 0.963 (0.970 / 0.955 / 0.964) at 92.02 % / NLL 0.2180 / ECE 1.01 %, against the
-    deterministic network's 92.13 % / 0.2169 / 1.05 % (max-probability AUROC 0.937), MC
-    dropout's 0.967 and one 5-member ensemble's 0.958 (92.46 % / 0.2065). At 100 per class
-    (100 epochs with early stopping, seeds 0-9) it gives 81.20 % / 0.538 / 0.956 against the
-    deterministic 81.03 % / 0.535 (without dropout, seeds 0-2: 80.52 % / 0.568 / 0.967); with
-    20 % of the labels flipped, 90.77 % / 0.462 / 0.948 against 90.72 % / 0.463 (a 5-member
-    ensemble, seed 0: 0.890). The NLL ties the deterministic network's
-    rather than beating it (paired over seeds: full +0.001 [-0.009, +0.011], 100 per class
-    +0.004 [-0.010, +0.017]).
-    Under the six corruptions of :mod:`synthaug.data.shift` at severity 5 (Ovadia et al.
-    2019) a last-layer posterior adds little: the shift is in the features, which are point
-    estimates here, and the posterior's noise is either fixed (the bias) or shrinks with them,
-    so the ECE stays at the deterministic network's (full: 0.468 against 0.449; 100 per
-    class: 0.333 against 0.318), where MC dropout (0.377 / 0.283), last-layer Laplace (0.374
-    / 0.275) and the ensemble (0.436 / 0.305), whose noise moves with the features, lower it.
-    ``test_time_dropout=True`` samples the features as well (MC dropout on top of the
-    posterior): at 100 per class (seeds 0-2) the shifted ECE falls from 0.310 to 0.273 and
-    the clean ECE from 3.7 % to 1.0 %, but the mutual information then ranks the digits at
-    0.735 instead of 0.965, because the dropout part of it is larger on the in-distribution
-    images, as for MC dropout. Noise that follows the features calibrates under shift; noise
-    that does not separates OOD inputs; the default keeps the second.
-    Mean-field VI run to convergence on the last layer alone (features fixed, 3,000 Adam
-    steps at 1e-2) moves every weight's std to the prior's order and gives AUROC 0.88 but
-    NLL 0.76 (prior 1), 0.78 / 0.60 (prior 0.3); an empirical-Bayes prior (its variance
-    refitted to the posterior's second moment) shrinks to 0.1 and gives 0.66.
+    Bayesian bias: with a posterior on the output layer the logit variance is
+    ``Var[f_k(x)] = sum_j sigma_kj^2 phi_j(x)^2 + s_k^2``. Weight noise is multiplicative, so
+    it shrinks with the features ``phi(x)``, and a network maps OOD inputs to smaller features;
+    weight-only posteriors (every layer, MC dropout, a wider initial posterior) then give a
+    mutual information at or below chance as an OOD score. The bias variance ``s_k^2`` does not
+    shrink with the features, and costs little likelihood on fitted examples (the gradient of
+    ``b_k`` is ``p_k - y_k``), so the KL to the prior holds it up and the mutual information
+    grows with how flat the predictive is. It therefore ranks OOD inputs much as the
+    predictive entropy does, and the report says so. The derivation, the lever sweep, the
+    results over training-set sizes and under shift are in ``docs/methods.md`` (section
+    ``bnn``) and ``benchmarks/results/bnn_levers.cpu.txt``.
 
     Why each choice is there (what makes a BNN train in practice):
 
@@ -210,56 +122,43 @@ class BayesByBackprop(UncertaintyMethod):
       vanishes and the KL pulls every weight to the prior: the network collapses to chance.
       Started narrow, it first fits like a deterministic net, then the KL widens each
       weight's variance (Blundell et al. 2015 start at ``sigma ~ 7e-3`` for the same reason).
-      On 10,000 Fashion-MNIST images, 5 epochs, 1 % gave 87.9 % accuracy / NLL 0.332 and
-      10 % gave 87.5 % / 0.343.
     - One learning rate for means and standard deviations: Adam moves ``rho`` (a log-scale
       parameter for small sigma) by about ``learning_rate`` per step, so the posterior
       widens gradually during training, and early stopping on the validation NLL of the
       averaged predictive keeps the best epoch. Pushing the mean-field posterior to its
-      optimum faster (we tried a 30x learning rate for ``rho``) reproduces the known
-      pathology of mean-field VI in wide networks: the posterior of most weights falls back
-      to the prior ("over-pruning") and the network underfits (Trippe & Turner 2018; Coker
-      et al. 2022) — 75-80 % instead of 88 % in the setting above, the study's collapse
-      in miniature. On all 54,000 training images (10 epochs, 3 seeds) the 30x rate gave
-      84.1 % against the deterministic network's 92.1 %; one rate gives 92.3 %.
+      optimum faster (a 30x learning rate for ``rho``) reproduces the known pathology of
+      mean-field VI in wide networks: the posterior of most weights falls back to the prior
+      ("over-pruning") and the network underfits (Trippe & Turner 2018; Coker et al. 2022).
     - ``prior_sigma``: a zero-mean Gaussian ``N(0, prior_sigma^2)`` with a closed-form KL
       (no Monte Carlo noise in the regulariser, unlike the scale mixture of Blundell et al.).
       With ``sigma << prior_sigma`` its pull on the means is an L2 penalty of
       ``1 / (2 prior_sigma^2 N)``, a mild weight decay at the default 1.0 (the standard
-      choice, e.g. Wen et al. 2018). Tighter priors make the KL dominate: an absolute 0.05,
-      or ``1 / sqrt(fan_in)`` per layer, gave 80 % and 75 % above.
+      choice, e.g. Wen et al. 2018). Tighter priors make the KL dominate and the network
+      underfit.
     - ``kl_annealing_epochs``: optional warm-up of the KL weight from 0 to 1 (Bowman et al.
       2016; Sønderby et al. 2016), letting the likelihood shape the means before the prior
       acts; after it the objective is the true ELBO. Off by default: with a narrow initial
       posterior the KL's pull on the means is already weak.
     - ``init_from_deterministic``: optionally pre-train the deterministic network for
       ``pretrain_epochs`` with the same optimiser and start the posterior means there
-      (Krishnan et al. 2020, "MOPED"); useful for deep networks where VI from scratch is
-      slow (a last-layer BNN pre-trained 3 epochs, then 3 variational epochs: 87.9 % / 0.333).
+      (Krishnan et al. 2020, "MOPED"); useful for deep networks where VI from scratch is slow.
     - ``bayesian_layers`` defaults to ``"last"`` (``"all"`` for full-network VI, an int for
       the last k layers): partially stochastic networks keep the deterministic network's
       accuracy and much of the predictive uncertainty at a fraction of the KL (Kristiadi et
-      al. 2020; Sharma et al. 2023), a training step costs 1.06x a deterministic one instead
-      of 2.2x (``benchmarks/bnn_step.py``), and prediction reruns only the output layer
-      S times. The other layers are trained as point estimates. Full-network VI with the
-      same Bayesian bias was no better at separating OOD data (0.934 against 0.980 at 100
-      per class) and is 2x slower.
+      al. 2020; Sharma et al. 2023), a training step costs about what a deterministic one
+      does (``benchmarks/bnn_step.py``), and prediction reruns only the output layer S times.
+      The other layers are trained as point estimates. Full-network VI with the same
+      Bayesian bias was no better at separating OOD data and is 2x slower.
     - ``bias_posterior_init_std`` defaults to 0.5 on the logit scale (see above): 0.2
       separates OOD data a little less, 1.0 a little more at a higher NLL.
-    - ``num_samples``: 30; 10 samples estimate the mutual information too noisily (0.930),
-      100 add nothing (0.966).
+    - ``num_samples``: 30; 10 samples estimate the mutual information too noisily, 100 add
+      nothing.
     - ``dropout`` defaults to the backbone's (``None``; 0.3 for ``cnn``), off at prediction.
-      It is what lets the mutual information separate OOD inputs on large training sets
-      (0.963 against 0.939 on 54,000 images, above). It costs on very small sets: at 80 per
-      class (the demo's setting, seeds 0-2, the whole test set) 78.5 % / NLL 0.577 / AUROC
-      0.951 against 80.3 % / 0.542 / 0.953 with ``dropout=0`` (deterministic 79.2 % /
-      0.561); on the demo's generated images 72.3 % / 1.235 / 0.962 against 72.2 % / 1.269
-      / 0.952 (deterministic 72.1 % / 1.219). ``dropout=0`` is the choice for a few dozen
-      images per class.
-      (For full-network VI, dropout on top of the KL injects a second, non-Bayesian noise:
-      87.3 % / NLL 0.348 instead of 87.9 % / 0.332 after 5 epochs on 10,000 images; on all
-      54,000 images, 10 epochs, it gave 92.0 % / NLL 0.219 / ECE 0.8 % against 92.5 % / 0.221
-      / 1.6 % without.)
+      It is what lets the mutual information separate OOD inputs on large training sets, and
+      it costs a little accuracy and NLL on very small ones: ``dropout=0`` is the choice for a
+      few dozen images per class.
+    - ``test_time_dropout`` (off): sampling the features too calibrates better under shift,
+      but the mutual information then stops separating OOD inputs, as for MC dropout.
 
     Args:
         estimator: ``"lrt"`` or ``"flipout"``.

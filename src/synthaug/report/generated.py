@@ -13,11 +13,11 @@ Both draw what the study saved and compute no statistic:
 
 from __future__ import annotations
 
-import base64
 import math
 from pathlib import Path
 from typing import Any
 
+from synthaug.fileio import png_base64
 from synthaug.study.inspection import inspection_dirs
 from synthaug.study.records import StudyAnalysis
 
@@ -56,7 +56,7 @@ def generator_quality(run_dir: str | Path) -> list[dict[str, Any]]:
             "nearest_k": summary.nearest_k,
             "chance": f"{100 * summary.overall.memorisation.real_quantile:.0f} %",
             "rows": rows,
-            "grid": base64.b64encode(grid.read_bytes()).decode("ascii") if grid.is_file() else None,
+            "grid": png_base64(grid.read_bytes()) if grid.is_file() else None,
             "classes": [group.name for group in summary.classes if group.nearest],
             "page": str(folder / "inspect.html"),
         })

@@ -8,9 +8,7 @@ the real images came from). Nothing is trained or generated here.
 
 from __future__ import annotations
 
-import base64
 import functools
-import io
 import json
 import re
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from synthaug.errors import SynthaugError
+from synthaug.fileio import png_base64
 from synthaug.study.records import StudyAnalysis
 
 __all__ = ["THUMBNAIL_PIXELS", "guided_samples", "thumbnail_png"]
@@ -39,9 +38,7 @@ def thumbnail_png(image: Image.Image) -> str:
         image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
     else:
         image.thumbnail((THUMBNAIL_PIXELS * 2, THUMBNAIL_PIXELS * 2))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_base64(image, optimize=True)
 
 
 @functools.lru_cache(maxsize=4)

@@ -8,8 +8,6 @@ GUI backend or global state. Reliability diagrams reuse
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from synthaug.fileio import png_base64
 from synthaug.metrics import ReliabilityDiagram, ReliabilityDisplay
 from synthaug.study.records import ExchangeRateRow, GroupSummary, LearningCurve, ReliabilityBins
 from synthaug.study.stats import Interval
@@ -37,9 +36,7 @@ MARKERS = "osD^vP*Xh<>"
 
 def figure_to_base64_png(figure: Figure, dpi: int = 110) -> str:
     """The figure as a base64-encoded PNG (for an inline ``data:`` URI)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_base64(figure, dpi=dpi)
 
 
 def _errorbar(ax: Any, x: Sequence[float], intervals: Sequence[Interval], scale: float = 100.0, **style: Any) -> None:

@@ -1,4 +1,4 @@
-"""Two report sections of issue 14: calibration under dataset shift, and whether the
+"""Two report sections: calibration under dataset shift, and whether the
 epistemic score means anything. Both only draw records of the analysis.
 
 :func:`shift_section` draws accuracy, ECE and NLL against corruption severity (0 = the clean

@@ -1,9 +1,11 @@
 """A content-addressed store for what a study computes: trained models and predictions.
 
 Every entry's key is the sha256 of a JSON description of everything that produced it (data
-fingerprints, method and backbone configuration, seed, synthaug version), so a rerun — after
-an interruption, or by another study pointed at the same folder — reuses an entry exactly when
-it would compute the same thing. Entries are written under a temporary name and renamed into
+fingerprints, the method's and backbone's resolved configuration with every default filled in,
+training config, seed, torch threads), so a rerun — after an interruption, by another study
+pointed at the same folder, or by a later release that changed no default — reuses an entry
+exactly when it would compute the same thing. The synthaug version is recorded in each entry
+(``key.json``, the saved method's config), not keyed on. Entries are written under a temporary name and renamed into
 place, so an interrupted write never leaves an entry that looks complete.
 
 Layout::
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+import synthaug
 from synthaug.errors import ConfigError
 from synthaug.fileio import sha256_bytes
 
@@ -59,7 +62,8 @@ class StudyCache:
 
     def save_model(self, key: str, description: Mapping[str, Any], save: Callable[[Path], None]) -> Path:
         """Store a model: ``save(directory)`` writes it into a temporary folder that is then
-        renamed to its final place, with ``key.json`` recording ``description``.
+        renamed to its final place, with ``key.json`` recording ``description`` (and the
+        synthaug version that trained it).
 
         Returns:
             The model's folder.
@@ -70,8 +74,11 @@ class StudyCache:
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
         save(staging)
-        # key.json is written last: its presence marks the entry complete.
-        (staging / "key.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=str))
+        # key.json is written last: its presence marks the entry complete. It records the version
+        # that trained the model too, for provenance: the key leaves it out (a release that
+        # changes no default reuses the entry).
+        record = {**description, "synthaug_version": synthaug.__version__}
+        (staging / "key.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
         if final.exists():  # another process finished the same entry first; keep theirs
             shutil.rmtree(staging)
         else:

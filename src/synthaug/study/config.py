@@ -43,8 +43,19 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from synthaug.errors import ConfigError
 from synthaug.study.config_regimes import ClipFilter, Mixing, Regime, RegimeFilter, Targeting
-from synthaug.study.config_sections import (BackboneSpec, Execution, GenerationSpec, MethodSpec, OODSpec,
-                                            RayExecution, RealData, ShiftSpec, Strict, SyntheticSource, Tracking)
+from synthaug.study.config_sections import (
+    BackboneSpec,
+    Execution,
+    GenerationSpec,
+    MethodSpec,
+    OODSpec,
+    RayExecution,
+    RealData,
+    ShiftSpec,
+    Strict,
+    SyntheticSource,
+    Tracking,
+)
 
 __all__ = [  # the sections are defined in config_sections and config_regimes, read from here
     "BackboneSpec", "ClipFilter", "Execution", "GenerationSpec", "MethodSpec", "Mixing", "OODSpec", "RayExecution",
@@ -130,11 +141,13 @@ class StudyConfig(Strict):
         default=None,
         description="torch device (`cpu`, `cuda`, ...); default: the best available.",
     )
-    threads: int | None = Field(
-        default=None, ge=1,
+    threads: int = Field(
+        default=1, ge=1,
         description=(
-            "CPU threads torch may use while the study runs; default: torch's own (one per core). Small "
-            "networks parallelise poorly, so 1 can be as fast, and much faster on a busy machine."
+            "torch CPU threads of every unit (on any engine) and of the driver's own work. Fixed rather than "
+            "cores / workers because the float reduction order follows the thread count: a fixed count gives "
+            "the same numbers with 1 or 2 workers or on Ray. 1: small networks parallelise poorly, so 1 is "
+            "about as fast per unit and leaves the cores to parallel units."
         ),
     )
     cache_dir: str | None = Field(
@@ -259,30 +272,46 @@ def _format_location(location: tuple[int | str, ...]) -> str:
     return text or "(top level)"
 
 
-def _first_error_line(error: ValidationError, model: type[BaseModel]) -> str:
-    """One line naming the key path of the first problem pydantic found."""
-    details = error.errors(include_url=False)
-    first = details[0]
-    where = _format_location(first["loc"])
-    kind = first["type"]
+#: Problems a config error lists one per line; the rest are counted ("and N more").
+MAX_LISTED_PROBLEMS = 8
+
+
+def _problem_line(detail: Any, model: type[BaseModel]) -> str:
+    """One short line naming the key path of one problem pydantic found, and what is wrong."""
+    where = _format_location(detail["loc"])
+    kind = detail["type"]
     if kind == "extra_forbidden":
-        parent = _model_at(model, first["loc"][:-1])
+        parent = _model_at(model, detail["loc"][:-1])
         valid = ", ".join(parent.model_fields) if parent is not None else ""
         message = f"unknown key; valid keys here: {valid}" if valid else "unknown key"
     elif kind == "missing":
         message = "missing required key"
     else:
-        message = first["msg"].removeprefix("Value error, ")
+        message = detail["msg"].removeprefix("Value error, ")
         message = message[0].lower() + message[1:]
         # A model validator names the key it is about ("mix.synthetic_per_class: ..."): it
         # joins the path.
         key, _, rest = message.partition(": ")
         if kind == "value_error" and rest and re.fullmatch(r"[a-z_][a-z_0-9.]*", key):
-            where, message = f"{where}.{key}" if first["loc"] else key, rest
-        elif "input" in first and not isinstance(first["input"], dict | list):
-            message += f" (got {first['input']!r})"
-    more = f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})" if len(details) > 1 else ""
-    return f"{where}: {message}{more}"
+            where, message = f"{where}.{key}" if detail["loc"] else key, rest
+        elif "input" in detail and not isinstance(detail["input"], dict | list):
+            message += f" (got {detail['input']!r})"
+    return f"{where}: {message}"
+
+
+def _error_message(error: ValidationError, model: type[BaseModel]) -> str:
+    """Every problem pydantic found, one line each with its key path (the first
+    :data:`MAX_LISTED_PROBLEMS`, then how many more), so a user fixes them all in one go.
+
+    One problem reads as one line; several as ``N problems:`` and an indented line each.
+    """
+    lines = list(dict.fromkeys(_problem_line(detail, model) for detail in error.errors(include_url=False)))
+    if len(lines) == 1:
+        return lines[0]
+    listed = [f"  {line}" for line in lines[:MAX_LISTED_PROBLEMS]]
+    if len(lines) > MAX_LISTED_PROBLEMS:
+        listed.append(f"  and {len(lines) - MAX_LISTED_PROBLEMS} more")
+    return "\n".join([f"{len(lines)} problems:", *listed])
 
 
 def _model_at(model: type[BaseModel], location: tuple[int | str, ...]) -> type[BaseModel] | None:
@@ -423,14 +452,14 @@ def parse_config(data: Any) -> StudyConfig:
     """Validate a parsed YAML/JSON mapping into a :class:`StudyConfig`.
 
     Raises:
-        ConfigError: One line naming the key path of the first problem.
+        ConfigError: Every problem found, one line each naming its key path.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"(top level): the study config must be a mapping of keys, got {type(data).__name__}")
     try:
         config = StudyConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_first_error_line(error, StudyConfig)) from None
+        raise ConfigError(_error_message(error, StudyConfig)) from None
     _check_references(config)
     return config
 

@@ -278,7 +278,8 @@ class ShiftSpec(Strict):
     (accuracy, ECE, NLL and Brier under dataset shift; Ovadia et al. 2019)."""
 
     corruptions: list[Corruption] = Field(
-        default_factory=lambda: ["gaussian_noise", "blur", "contrast", "brightness", "rotation", "translation"], min_length=1,
+        default_factory=lambda: ["gaussian_noise", "blur", "contrast", "brightness", "rotation", "translation"],
+        min_length=1,
         description="Corruptions (MNIST-C / ImageNet-C recipe, generated in code); default: all six.",
     )
     severities: list[Literal[1, 2, 3, 4, 5]] = Field(

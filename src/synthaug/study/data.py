@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import synthaug
 from synthaug.errors import ConfigError, DataError, SynthaugError
 from synthaug.progress import ProgressCallback, report
 from synthaug.study.cache import StudyCache, content_key
 from synthaug.study.config import GenerationSpec, Regime, StudyConfig, SyntheticSource, audit_config
 from synthaug.study.shift import shifted_test_sets
-from synthaug.study.units import Unit, make_unit_method
+from synthaug.study.units import Unit, make_unit_method, method_identity
 
 if TYPE_CHECKING:  # the data package pulls in torch; it is imported when data is loaded
     from synthaug.data import ImageDataset
@@ -267,6 +266,18 @@ def _check_method_params(config: StudyConfig) -> None:
                 raise ConfigError(f"regimes[{index}].method_params: {error}") from error
 
 
+def _audit_method_identities(settings: Any) -> dict[str, Any]:
+    """:func:`~synthaug.study.units.method_identity` of the fold and reference methods an audit
+    with ``settings`` (an ``AuditConfig``) trains."""
+    from synthaug.methods import make_method
+
+    common = {"backbone": settings.backbone, "epochs": settings.epochs, "seed": settings.seed}
+    return {
+        "folds": method_identity(make_method(settings.method, **common, **settings.method_options)),
+        "reference": method_identity(make_method(settings.reference_method, **common)),
+    }
+
+
 def _audit_source(
     config: StudyConfig, data: StudyData, cache: StudyCache, name: str, progress: ProgressCallback | None,
     prepare: bool = True,
@@ -283,8 +294,10 @@ def _audit_source(
     settings = audit_config(config)
     synthetic = data.synthetic[name]
     description = {
-        "synthaug_version": synthaug.__version__,
         "audit": settings.to_dict(),
+        # The resolved parameters of the methods the audit trains (their defaults included), not
+        # the package version: a release that changes no default keeps the audit.
+        "methods": _audit_method_identities(settings),
         "data": synthetic.fingerprint(),
         "reference": data.pool.fingerprint(),
         "test": data.test.fingerprint(),

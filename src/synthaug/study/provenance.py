@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from synthaug.errors import DataError
 from synthaug.fileio import read_jsonl
 from synthaug.study.records import GeneratorProvenance, SampleImage
 
@@ -34,10 +33,7 @@ def generator_provenance(
     from synthaug.data.folder import METADATA_FILE  # the data package pulls in torch
 
     root = Path(directory)
-    try:
-        rows, _ = read_jsonl(root / METADATA_FILE)
-    except ValueError as error:
-        raise DataError(str(error)) from error
+    rows, _ = read_jsonl(root / METADATA_FILE)
     settings_path = root / "generation.json"
     settings = json.loads(settings_path.read_text()) if settings_path.is_file() else None
     by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -24,10 +24,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthaug.study.analysis_records import (BootstrapInterval, ComparisonKind, DataKind, ExchangeRateRow,
-                                             GeneratorProvenance, Headline, Histogram, LearningCurve, MainSetting,
-                                             MetricDifference, PairedComparison, ReliabilityBins, SampleImage,
-                                             SyntheticWorth, TargetedComparison, TargetedCurve, make_group_id)
+from synthaug.study.analysis_records import (
+    BootstrapInterval,
+    ComparisonKind,
+    DataKind,
+    ExchangeRateRow,
+    GeneratorProvenance,
+    Headline,
+    Histogram,
+    LearningCurve,
+    MainSetting,
+    MetricDifference,
+    PairedComparison,
+    ReliabilityBins,
+    SampleImage,
+    SyntheticWorth,
+    TargetedComparison,
+    TargetedCurve,
+    make_group_id,
+)
 from synthaug.study.codec import Record, record_from_dict, record_to_dict
 from synthaug.study.literature import literature_dict
 from synthaug.study.shift import EpistemicVerdict, epistemic_verdicts, severity_curves
@@ -118,6 +133,10 @@ class UnitResult(Record):
             ``<ood set>:<metric>``.
         targeted: A targeted regime's rounds (:class:`synthaug.study.targeted.TargetedRun`
             JSON), relative to the run folder where possible; ``None`` for other regimes.
+        params_key: Hash of the unit's resolved parameters (defaults included; see
+            :func:`synthaug.study.units.resolved_params`): what the row was computed with, so a
+            resume under other defaults is refused. ``None`` in logs written before it existed.
+        threads: torch CPU threads the unit ran with (``None`` in older logs).
     """
 
     unit_id: str
@@ -134,6 +153,8 @@ class UnitResult(Record):
     unit_seconds: float
     metrics: dict[str, float]
     targeted: str | None = None
+    params_key: str | None = None
+    threads: int | None = None
 
     @property
     def group_id(self) -> str:
@@ -162,12 +183,14 @@ class UnitResult(Record):
             "unit_seconds": self.unit_seconds,
             "metrics": dict(self.metrics),
             **({"targeted": self.targeted} if self.targeted is not None else {}),
+            **({"params_key": self.params_key} if self.params_key is not None else {}),
+            **({"threads": self.threads} if self.threads is not None else {}),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UnitResult:
-        """A results row as read back from ``results.jsonl`` (any version of it: ``audit`` and
-        ``targeted`` are absent from rows written before they existed)."""
+        """A results row as read back from ``results.jsonl`` (any version of it: ``audit``,
+        ``targeted``, ``params_key`` and ``threads`` are absent from rows written before they existed)."""
         return record_from_dict(cls, {**data, "key": data})
 
 

@@ -13,7 +13,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from synthaug.errors import DataError
 from synthaug.fileio import append_jsonl, read_jsonl
 from synthaug.study.records import UnitResult
 from synthaug.study.run_folder import RESULTS_FILE
@@ -28,11 +27,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     Raises:
         DataError: A line other than the last is not JSON (the log was edited by hand).
     """
-    try:
-        rows, _ = read_jsonl(path)
-    except ValueError as error:
-        raise DataError(str(error)) from error
-    return rows
+    return read_jsonl(path, floats=("metrics",))[0]
 
 
 def append_row(path: str | os.PathLike[str], row: Mapping[str, Any]) -> None:

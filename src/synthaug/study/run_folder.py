@@ -186,9 +186,7 @@ class RunFolder:
 
 
 def environment_record(config: StudyConfig, seconds: float | None = None) -> dict[str, Any]:
-    """Package versions, platform, device and seeds, saved as ``environment.json``."""
-    import torch
-
+    """Package versions, platform, device, torch threads and seeds, saved as ``environment.json``."""
     from synthaug.runtime import pick_device
 
     versions = {}
@@ -201,7 +199,7 @@ def environment_record(config: StudyConfig, seconds: float | None = None) -> dic
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": str(pick_device(config.device)),
-        "torch_threads": config.threads or torch.get_num_threads(),
+        "torch_threads": config.threads,  # of every unit, whatever engine ran it
         "cpu_count": os.cpu_count(),
         "seeds": list(config.seeds),
         "seconds": seconds,

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthaug.errors import ConfigError
 from synthaug.execution import Executor, Resources, drop_worker_state, make_executor, worker_state
+from synthaug.fileio import directory_lock
 from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
 from synthaug.study.cache import StudyCache, content_key
@@ -40,10 +42,17 @@ from synthaug.study.results import append_result, read_results
 from synthaug.study.run_folder import RunFolder, environment_record
 from synthaug.study.shift import shift_metrics
 from synthaug.study.summary import write_summary_files
-from synthaug.study.units import Unit, make_unit_method, model_description, plan_units, unit_method_params
+from synthaug.study.units import (
+    Unit,
+    make_unit_base,
+    make_unit_method,
+    method_identity,
+    model_description,
+    params_key,
+    plan_units,
+)
 
 if TYPE_CHECKING:  # the data package pulls in torch; the runner imports it when it runs
-    from synthaug.data import ImageDataset
     from synthaug.methods import UncertaintyMethod
 
 __all__ = ["StudyResult", "UnitCallback", "evaluate_unit", "run_study", "run_unit", "unit_group"]
@@ -82,16 +91,16 @@ def _cached_base(
     """The trained model a post-hoc unit (``temperature``, ``laplace``) starts from, if cached.
 
     A unit of the base method (``deterministic``) with the same data, seed, backbone and base
-    hyper-parameters has the same model description but for ``method`` and ``params``, so its
+    hyper-parameters has the same model description but for the method's identity, so its
     content key finds it; ``None`` when no such model was trained yet (the unit then trains
     its own base, with the same result).
     """
-    from synthaug.methods import METHODS, load_method
+    from synthaug.methods import load_method
 
-    base = METHODS.get(unit.method.key).posthoc_base(unit_method_params(config, unit))
+    base = make_unit_base(config, unit)
     if base is None:
         return None
-    base_key = content_key({**description, "method": base.key, "params": base.params})
+    base_key = content_key({**description, **method_identity(base)})
     if not cache.has_model(base_key):
         return None
     return load_method(cache.model_dir(base_key), device=config.device)
@@ -128,6 +137,8 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
     Writes only to the cache (content-addressed, so two workers running the same unit agree);
     recording the result in the log is the caller's job.
     """
+    import torch
+
     from synthaug.methods import load_method
     from synthaug.metrics import load_predictions
 
@@ -197,6 +208,8 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
         unit_seconds=time.perf_counter() - started,
         metrics=metrics,
         targeted=None if targeted_run is None else _relative(targeted_run, run_dir),
+        params_key=params_key(config, unit),
+        threads=torch.get_num_threads(),  # what the unit ran with (the config's `threads`)
     )
 
 
@@ -218,6 +231,31 @@ def evaluate_unit(
         with_ood = evaluate_predictions(test_probs, test_labels, ood_probs=probs)
         metrics.update({f"{name}:{key}": value for key, value in with_ood.items() if key not in metrics})
     return metrics
+
+
+def _check_finished_params(
+    config: StudyConfig, units: list[Unit], finished: dict[str, UnitResult], results_path: Path
+) -> None:
+    """Refuse to resume when a finished unit's row was computed with other resolved parameters
+    than this run would use (a release changed a default): the log would mix two sets of
+    defaults.
+
+    Raises:
+        ConfigError: A finished unit's parameters differ, or its row does not record them.
+    """
+    for unit in units:
+        result = finished.get(unit.unit_id)
+        if result is None or result.params_key == params_key(config, unit):
+            continue
+        why = (
+            "was logged without its resolved parameters (by an older synthaug)"
+            if result.params_key is None
+            else "was computed with other resolved parameters (defaults) than this synthaug gives it"
+        )
+        raise ConfigError(
+            f"{results_path}: unit {unit.unit_id} {why}; resuming would mix two sets of defaults in one "
+            "log: choose a new --out folder, or delete the run folder to start over"
+        )
 
 
 @contextlib.contextmanager
@@ -256,7 +294,10 @@ def _run_unit_task(task: _UnitTask) -> UnitResult:
     what the driver generated and audited, only when it was not shared)."""
     cache = StudyCache(task.cache_root)
     data = worker_state(task.data_key, lambda: open_study_data(task.config, cache))
-    return run_unit(task.config, data, cache, task.unit, Path(task.run_dir))
+    # The unit's own thread count, whatever its engine gave the worker: the numbers then do not
+    # depend on the engine or the worker count.
+    with _torch_threads(task.config.threads):
+        return run_unit(task.config, data, cache, task.unit, Path(task.run_dir))
 
 
 def study_executor(config: StudyConfig, default_workers: int = 1) -> Executor:
@@ -333,11 +374,26 @@ def run_study(
         :func:`synthaug.report.build_report` (``synthaug study`` does both).
 
     Raises:
-        ConfigError: Bad data paths, class mismatches, sizes beyond the data, or a run folder
-            bound to a different config.
+        ConfigError: Bad data paths, class mismatches, sizes beyond the data, a run folder
+            bound to a different config, or one that another process is writing.
     """
-    started = time.perf_counter()
     run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # One writer per run folder: a second study would run every unit again and log it twice.
+    # The lock is the operating system's, so a killed run leaves none behind.
+    with directory_lock(run_dir, ConfigError):
+        return _run_study_locked(config, run_dir, progress, on_unit_done, executor)
+
+
+def _run_study_locked(
+    config: StudyConfig,
+    run_dir: Path,
+    progress: ProgressCallback | None,
+    on_unit_done: UnitCallback | None,
+    executor: Executor | None,
+) -> StudyResult:
+    """:func:`run_study`'s work, with the run folder's lock held."""
+    started = time.perf_counter()
     folder = RunFolder(run_dir)
     folder.bind(config)
     cache = StudyCache(folder.cache(config))
@@ -352,6 +408,7 @@ def run_study(
             data = prepare_study_data(config, cache, progress=progress, executor=executor, resources=resources)
             inspect_sources(config, data, cache, run_dir, progress)  # "what the generator made" (study/inspection.py)
             finished = {result.unit_id: result for result in read_results(results_path)}
+            _check_finished_params(config, units, finished, results_path)
             resumed = sum(unit.unit_id in finished for unit in units)
             report(progress, "study", resumed, len(units), unit="units")
             todo = [unit for unit in units if unit.unit_id not in finished]

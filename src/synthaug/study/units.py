@@ -2,14 +2,22 @@
 
 A :class:`Unit` is one point of regimes x sizes x backbones x methods x seeds. Its id is its
 group's id (:func:`synthaug.study.records.make_group_id`) plus the seed.
+
+A unit's model is cached under the hash of what it depends on (:func:`model_description`):
+its data and its *resolved* parameters (:func:`resolved_params`: every hyper-parameter of the
+constructed method with its defaults filled in, the backbone's full config, the training
+config, the torch threads), not the package version. A release that changes no default thus
+reuses every cached model, and one that changes a default retrains exactly the units whose
+resolved parameters moved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import synthaug
+from synthaug.study.cache import content_key
 from synthaug.study.config import BackboneSpec, MethodSpec, Regime, StudyConfig
 from synthaug.study.records import make_group_id
 
@@ -17,7 +25,17 @@ if TYPE_CHECKING:  # the methods package pulls in torch; a unit builds its metho
     from synthaug.data import ImageDataset
     from synthaug.methods import UncertaintyMethod
 
-__all__ = ["Unit", "make_unit_method", "model_description", "plan_units", "unit_method_params"]
+__all__ = [
+    "Unit",
+    "make_unit_base",
+    "make_unit_method",
+    "method_identity",
+    "model_description",
+    "params_key",
+    "plan_units",
+    "resolved_params",
+    "unit_method_params",
+]
 
 
 @dataclass(frozen=True)
@@ -67,18 +85,48 @@ def unit_method_params(config: StudyConfig, unit: Unit) -> dict[str, Any]:
     return params
 
 
+def method_identity(method: UncertaintyMethod) -> dict[str, Any]:
+    """What a model trained by ``method`` depends on besides its data: the method's key, every
+    hyper-parameter with its default filled in (``get_params()``, without the run-time
+    ``device``/``progress``), the backbone's full config and the resolved training config.
+
+    Keying on these rather than on the package version lets a cache outlive a release that
+    changes no default, and a changed default retrain only what it touches.
+    """
+    from synthaug.methods.base import RUNTIME_PARAMETERS
+    from synthaug.models import make_backbone
+
+    params = {name: value for name, value in method.get_params().items() if name not in RUNTIME_PARAMETERS}
+    backbone = make_backbone(method.backbone, **(method.backbone_options or {}))
+    return {
+        "method": method.key,
+        "params": params,
+        "backbone": backbone.get_config(),
+        "training": dataclasses.asdict(method.training_config()),
+    }
+
+
+def resolved_params(config: StudyConfig, unit: Unit) -> dict[str, Any]:
+    """A unit's resolved parameters: :func:`method_identity` of its method and the torch
+    threads it runs with (the float reduction order follows the thread count)."""
+    return {**method_identity(make_unit_method(config, unit)), "threads": config.threads}
+
+
+def params_key(config: StudyConfig, unit: Unit) -> str:
+    """Hash of :func:`resolved_params`, stored in each results row: a resumed run whose
+    parameters for a finished unit differ (a release changed a default) is refused rather than
+    mixing two sets of defaults in one log."""
+    return content_key(resolved_params(config, unit))
+
+
 def model_description(config: StudyConfig, unit: Unit, train: ImageDataset, val: ImageDataset) -> dict[str, Any]:
     """What a unit's trained model depends on; its content key addresses the model in the cache
-    (shared by a study's units and a targeted regime's rounds, so equal trainings are shared)."""
-    return {
-        "synthaug_version": synthaug.__version__,
-        "train": train.fingerprint(),
-        "val": val.fingerprint(),
-        "method": unit.method.key,
-        "params": unit_method_params(config, unit),
-        "backbone": unit.backbone.model_dump(mode="json"),
-        "seed": unit.seed,
-    }
+    (shared by a study's units and a targeted regime's rounds, so equal trainings are shared).
+
+    The package version is not part of it (it is recorded in the model's saved config): see
+    the module docstring.
+    """
+    return {"train": train.fingerprint(), "val": val.fingerprint(), **resolved_params(config, unit)}
 
 
 def make_unit_method(config: StudyConfig, unit: Unit) -> UncertaintyMethod:
@@ -95,3 +143,18 @@ def make_unit_method(config: StudyConfig, unit: Unit) -> UncertaintyMethod:
         options["backbone_options"] = dict(unit.backbone.params)
     # The study reports progress per unit, not per training run.
     return make_method(unit.method.key, seed=unit.seed, device=config.device, **options)
+
+
+def make_unit_base(config: StudyConfig, unit: Unit) -> UncertaintyMethod | None:
+    """The (unfitted) method whose trained model a post-hoc unit (``temperature``, ``laplace``)
+    starts from, as a unit of that base method would build it; ``None`` for a method that
+    trains from scratch, or whose base cannot be named from the unit's parameters."""
+    from synthaug.methods import METHODS, make_method
+
+    base = METHODS.get(unit.method.key).posthoc_base(unit_method_params(config, unit))
+    if base is None:
+        return None
+    options: dict[str, Any] = {**base.params, "backbone": unit.backbone.name}
+    if unit.backbone.params:
+        options["backbone_options"] = dict(unit.backbone.params)
+    return make_method(base.key, seed=unit.seed, device=config.device, **options)

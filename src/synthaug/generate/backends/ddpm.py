@@ -58,10 +58,10 @@ from synthaug.generate.backends.base import (
 )
 from synthaug.generate.ddpm.pipeline import (
     DEFAULT_SAMPLING_BATCH,
-    default_sampling_batch,
     WEIGHTS_FILE,
     DiffusionGenerator,
     default_generator_dir,
+    default_sampling_batch,
     read_generator_config,
     seeded_noise,
 )

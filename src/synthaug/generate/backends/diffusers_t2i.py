@@ -41,6 +41,7 @@ import torch
 from PIL import Image
 
 from synthaug.errors import ConfigError
+from synthaug.fileio import sha256_file
 from synthaug.generate.backends.base import (
     GeneratedImage,
     GeneratorBackend,
@@ -49,7 +50,6 @@ from synthaug.generate.backends.base import (
     check_positive_int,
     parse_size,
 )
-from synthaug.fileio import sha256_file
 from synthaug.runtime import pick_device
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -166,7 +166,8 @@ class DiffusersBackend(GeneratorBackend):
         index_file = Path(self.model) / "model_index.json"
         if self.lora is not None:
             weights = self.lora / LORA_WEIGHTS_FILE if self.lora.is_dir() else self.lora
-            description["lora"] = {"path": str(self.lora), "sha256": sha256_file(weights) if weights.is_file() else None}
+            digest = sha256_file(weights) if weights.is_file() else None
+            description["lora"] = {"path": str(self.lora), "sha256": digest}
         if index_file.is_file():  # a local directory: record which pipeline family it holds
             try:
                 description["pipeline"] = json.loads(index_file.read_text()).get("_class_name")

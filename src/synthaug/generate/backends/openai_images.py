@@ -334,7 +334,7 @@ class OpenAIImagesBackend(GeneratorBackend):
         return {
             "backend": self.name,
             "model": self.model,
-            "endpoint": _public_endpoint(os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"),
+            "endpoint": public_endpoint(os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"),
             "openai_sdk_version": openai.__version__,
             "price_table": pricing.PRICES_AS_OF if self.price_per_image is None else "price_per_image",
         }
@@ -415,7 +415,7 @@ class OpenAIImagesBackend(GeneratorBackend):
         except asyncio.CancelledError:
             raise
         except openai.OpenAIError as error:  # e.g. the client cannot be configured
-            put(GenerationError(f"openai client: {_redact(str(error))}"))
+            put(GenerationError(f"openai client: {redact(str(error))}"))
         except BaseException as error:
             put(error)
 
@@ -435,11 +435,11 @@ class OpenAIImagesBackend(GeneratorBackend):
                 break
             except openai.APIStatusError as error:
                 if error.status_code == 400 and error.code in REFUSAL_CODES:
-                    return RejectedRequest(request, reason=_error_text(error), code=error.code)
-                if not _is_transient(error):
+                    return RejectedRequest(request, reason=error_text(error), code=error.code)
+                if not is_transient(error):
                     # Not chained: the SDK error carries the server's text, which may quote the key.
-                    raise GenerationError(_fatal_message(error, self.model)) from None
-                wait = _retry_after_seconds(error.response.headers)
+                    raise GenerationError(fatal_message(error, self.model)) from None
+                wait = retry_after_seconds(error.response.headers)
                 failure = f"HTTP {error.status_code}"
             except openai.APIConnectionError as error:  # includes APITimeoutError
                 wait, failure = None, type(error).__name__
@@ -501,14 +501,15 @@ class OpenAIImagesBackend(GeneratorBackend):
         return call, {**arguments, "image": ("image.png", buffer.getvalue(), "image/png")}
 
 
-def _is_transient(error: openai.APIStatusError) -> bool:
-    """Rate limits (not an exhausted quota), lock/request timeouts and server errors."""
+def is_transient(error: openai.APIStatusError) -> bool:
+    """Worth retrying: rate limits (not an exhausted quota), lock/request timeouts and server
+    errors (shared with the chat client of :mod:`synthaug.generate.expand`)."""
     if error.status_code == 429:
         return error.code != "insufficient_quota" and error.type != "insufficient_quota"
     return error.status_code in (408, 409) or error.status_code >= 500
 
 
-def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds a ``retry-after-ms`` or ``retry-after`` (seconds) header asks to wait, if any."""
     for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(header)
@@ -520,12 +521,13 @@ def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def _error_text(error: openai.APIStatusError) -> str:
+def error_text(error: openai.APIStatusError) -> str:
     body = error.body if isinstance(error.body, dict) else {}
-    return _redact(str(body.get("message") or error.message))
+    return redact(str(body.get("message") or error.message))
 
 
-def _fatal_message(error: openai.APIStatusError, model: str) -> str:
+def fatal_message(error: openai.APIStatusError, model: str, api: str = "Images API") -> str:
+    """One line for an error no retry fixes; never the server's text around a bad key."""
     if error.status_code == 401:
         # The server's text around a bad key may quote the key itself: leave it out.
         return "OpenAI rejected the API key (HTTP 401); set OPENAI_API_KEY to a valid key and rerun"
@@ -535,10 +537,10 @@ def _fatal_message(error: openai.APIStatusError, model: str) -> str:
             "then rerun the same command to resume"
         )
     code = f" {error.code}" if error.code else ""
-    return f"OpenAI Images API refused {model} (HTTP {error.status_code}{code}): {_error_text(error)}"
+    return f"OpenAI {api} refused {model} (HTTP {error.status_code}{code}): {error_text(error)}"
 
 
-def _redact(text: str) -> str:
+def redact(text: str) -> str:
     """``text`` without the API key or anything shaped like an OpenAI key."""
     key = os.environ.get("OPENAI_API_KEY")
     if key:
@@ -546,7 +548,7 @@ def _redact(text: str) -> str:
     return _KEY_PATTERN.sub("sk-[redacted]", text)
 
 
-def _public_endpoint(url: str) -> str:
+def public_endpoint(url: str) -> str:
     """``url`` without user info, query or fragment (which could hold credentials)."""
     parts = urlsplit(url)
     host = parts.hostname or ""

@@ -136,10 +136,8 @@ class DiffusionSchedule:
 
         signal, sigma = self._coefficients(timesteps)
         noisy = signal * images + sigma * noise
-        if self.config.prediction_type == "epsilon":
-            target = noise
-        else:
-            target = signal * noise - sigma * images
+        # epsilon: predict the noise; v: predict signal * noise - sigma * images (Salimans & Ho 2022).
+        target = noise if self.config.prediction_type == "epsilon" else signal * noise - sigma * images
         squared_error = (model(noisy, timesteps, labels) - target).pow(2).mean(dim=(1, 2, 3))
 
         if self.config.min_snr_gamma is not None:

@@ -122,8 +122,28 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": per_param, "param_groups": groups})
 
 
+def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float, updates: int) -> None:
+    """Move ``average``'s parameters towards ``model``'s: ``a <- decay_n * a + (1 - decay_n) * p``.
+
+    The decay is warmed up as ``decay_n = min(decay, (1 + n) / (10 + n))`` (``n = updates``), so
+    the average forgets its random start within the first few dozen steps instead of the
+    ``1 / (1 - decay)`` steps a fixed decay needs (the schedule of TensorFlow's
+    ``ExponentialMovingAverage`` with ``num_updates``). Only parameters are averaged: the
+    network has no running statistics. ``torch.optim.swa_utils.get_ema_multi_avg_fn`` has a
+    fixed decay and no warm-up, so it is not used here.
+    """
+    decay = min(decay, (1 + updates) / (10 + updates))
+    with torch.no_grad():
+        for average_parameter, parameter in zip(average.parameters(), model.parameters(), strict=True):
+            average_parameter.lerp_(parameter, 1 - decay)
+
+
 def _identity(
-    dataset: Any, unet_config: UNetConfig, schedule_config: ScheduleConfig, training: GeneratorTrainingConfig, image_size: int
+    dataset: Any,
+    unet_config: UNetConfig,
+    schedule_config: ScheduleConfig,
+    training: GeneratorTrainingConfig,
+    image_size: int,
 ) -> dict[str, Any]:
     """Everything that must match for a checkpoint to be continued (not ``steps``)."""
     settings = asdict(training)
@@ -288,10 +308,7 @@ def train_generator(
         torch.nn.utils.clip_grad_norm_(model.parameters(), training.max_grad_norm)
         optimizer.step()
         step += 1
-        decay = min(training.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for ema_parameter, parameter in zip(ema_model.parameters(), model.parameters(), strict=True):
-                ema_parameter.lerp_(parameter, 1 - decay)
+        update_ema(ema_model, model, training.ema_decay, step)
 
         interval_loss += loss.item()
         interval_steps += 1

@@ -31,6 +31,7 @@ import torch
 from synthaug.data import ImageDataset
 from synthaug.errors import ConfigError
 from synthaug.generate.ddpm.pipeline import DiffusionGenerator, default_generator_dir
+from synthaug.generate.ddpm.train import update_ema
 from synthaug.progress import ProgressCallback, report
 from synthaug.runtime import pick_device
 
@@ -126,10 +127,7 @@ def tune_generator(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        decay = min(config.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for ema_parameter, parameter in zip(ema_model.parameters(), model.parameters(), strict=True):
-                ema_parameter.lerp_(parameter, 1 - decay)
+        update_ema(ema_model, model, config.ema_decay, step)
         losses.append(loss.item())
         report(progress, "tune", step + 1, config.steps)
     tuned = DiffusionGenerator(

@@ -8,6 +8,7 @@ draws the same bars with more noise and a one-row jitter (a learnable but worse 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -140,10 +141,8 @@ def interrupted_then_resumed_study(base: Path, stop_after: int = 3) -> dict[str,
         if len(finished) == stop_after:
             raise StopStudy
 
-    try:
+    with contextlib.suppress(StopStudy):
         run_study(config, run_dir, on_unit_done=stop)
-    except StopStudy:
-        pass
     rows_after_interruption = len(read_rows(run_dir / "results.jsonl"))
     models_after_interruption = len(list((run_dir / "cache" / "models").iterdir()))
     rerun: list[tuple[str, bool]] = []

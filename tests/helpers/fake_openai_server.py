@@ -6,7 +6,11 @@ real PNG per image, as ``b64_json`` or as a ``url`` the server also serves), a
 ``POST /v1/images/edits`` (gpt-image models) and ``POST /v1/images/variations`` (dall-e-2
 only, square PNG only) take multipart forms like the real API; their pixels depend on the
 input image's bytes (and the prompt of an edit), and the recorded call holds
-``image_sha256`` and ``image_size`` instead of the file. Failures are scripted:
+``image_sha256`` and ``image_size`` instead of the file. ``POST /v1/chat/completions``
+answers the last user message with ``server.chat_reply(message)`` (default: as many
+numbered lines as the first number in the message asks for), with token ``usage`` (words
+in, words out); a message containing :data:`REFUSAL_MARKER` gets a ``refusal`` (HTTP 200,
+as the real API answers one). Failures are scripted, for every endpoint:
 
 - a prompt containing :data:`REFUSAL_MARKER` gets HTTP 400 ``content_policy_violation``
   (dall-e) or ``moderation_blocked`` (gpt-image);
@@ -30,9 +34,11 @@ import functools
 import hashlib
 import io
 import json
+import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -64,6 +70,14 @@ def png_for(prompt: str, size: str) -> bytes:
     return buffer.getvalue()
 
 
+def default_chat_reply(message: str) -> str:
+    """Numbered lines, as many as the first number in ``message`` asks for (3 without one)."""
+    match = re.search(r"\d+", message)
+    count = int(match.group()) if match else 3
+    digest = hashlib.sha256(message.encode()).hexdigest()[:6]
+    return "\n".join(f"{i + 1}. scene {i + 1} in setting {digest}" for i in range(count))
+
+
 class FakeImagesServer(ThreadingHTTPServer):
     """The server; use as a context manager. ``base_url`` is what ``OPENAI_BASE_URL`` takes."""
 
@@ -79,6 +93,7 @@ class FakeImagesServer(ThreadingHTTPServer):
         self.call_times: list[float] = []  # time.monotonic() at which each request arrived
         self.images_served = 0  # successful generations (what a real account would pay for)
         self.files: dict[str, bytes] = {}
+        self.chat_reply: Callable[[str], str] = default_chat_reply
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -125,7 +140,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status: int, message: str, kind: str, code: str | None, headers: dict[str, str] | None = None) -> None:
+    def _error(
+        self, status: int, message: str, kind: str, code: str | None, headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
         self._send(status, body, "application/json", headers)
 
@@ -164,7 +181,8 @@ class _Handler(BaseHTTPRequestHandler):
         with server._lock:
             server.calls.append({**body, "endpoint": self.path})
             server.call_times.append(time.monotonic())
-        if self.path not in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
+        if self.path not in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations",
+                             "/v1/chat/completions"):
             self._error(404, f"unknown path {self.path}", "invalid_request_error", None)
             return
         key = self.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -184,6 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
         delay = server.latency + (failure[1] if failure is not None and failure[0] == "sleep" else 0.0)
         if delay:
             time.sleep(delay)
+        if self.path == "/v1/chat/completions":
+            self._chat(body)
+            return
         model = body.get("model", "dall-e-2")
         gpt_image = model.startswith("gpt-image")
         if self.path != "/v1/images/generations":
@@ -232,6 +253,26 @@ class _Handler(BaseHTTPRequestHandler):
             }
         with server._lock:
             server.images_served += 1
+        self._send(200, json.dumps(answer).encode(), "application/json")
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        message = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+        refused = REFUSAL_MARKER in message
+        content = None if refused else self.server.chat_reply(message)
+        answer = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [{
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content,
+                            "refusal": "I can't help with that." if refused else None},
+            }],
+            "usage": {"prompt_tokens": len(message.split()), "completion_tokens": len((content or "").split()),
+                      "total_tokens": len(message.split()) + len((content or "").split())},
+        }
         self._send(200, json.dumps(answer).encode(), "application/json")
 
 

@@ -1,33 +1,17 @@
-"""Helpers shared by the audit tests (importable because tests/audit/conftest.py puts this
-folder on sys.path)."""
+"""Helpers shared by the audit tests: fast audit settings, seeded noise, folder digests."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from synthaug.audit import AuditConfig
 
+from helpers.patterns import PATTERN_CLASSES, make_pattern_images
 
-def _suite_conftest():
-    # The session fixtures need the suite's seeded image maker, but fixtures of tests/conftest.py
-    # are function-scoped and the file is not importable by name (several folders have a
-    # conftest.py), so it is loaded once from its path.
-    name = "synthaug_suite_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-PATTERN_CLASSES = _suite_conftest().PATTERN_CLASSES
-make_pattern_images = _suite_conftest().make_pattern_images
+__all__ = ["FAST_CONFIG", "PATTERN_CLASSES", "make_pattern_images", "noised", "tree_digest"]
 
 
 def noised(image: np.ndarray, seed: int, sigma: float = 3.0) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tiny_study import tiny_config_data, write_tiny_folders
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 
 def tiny_generator(folder: Path, pool: Path) -> Path:
