@@ -82,7 +82,7 @@ def test_defaults_and_shortcuts() -> None:
         ),
         (
             lambda d: d["regimes"].append({"name": "mix", "data": "mixed", "sizes": [10]}),
-            "regimes[2].synthetic_per_class: missing",
+            "regimes[2].mix.synthetic_per_class: missing; a mixed regime needs it",
         ),
         (lambda d: d["regimes"][0].update(name="synthetic"), "regimes: regime names must be distinct"),
         (lambda d: d["regimes"][0].update(methods=["bnn"]), "regimes[0].methods[0]: unknown method 'bnn'"),
@@ -126,12 +126,12 @@ def test_defaults_and_shortcuts() -> None:
         ),
         (
             lambda d: d["regimes"][1].update(synthetic_probability=0.5),
-            "regimes[1].synthetic_probability: only a mixed regime takes it",
+            "regimes[1].mix: only a mixed regime takes it",
         ),
         (
             lambda d: d["regimes"].append({"name": "mix", "data": "mixed", "sizes": [10], "synthetic_per_class": 100,
                                            "synthetic_weight": 0.5, "synthetic_probability": 0.5}),
-            "regimes[2].synthetic_probability: give it or synthetic_weight, not both",
+            "regimes[2].mix.synthetic_probability: give it or synthetic_weight, not both",
         ),
         (lambda d: d.update(audit={"fold": 3}), "audit.fold: unknown key; valid keys here: folds, method"),
         (lambda d: d.update(audit={"folds": 1}), "audit: invalid audit setting folds=1"),
@@ -217,6 +217,81 @@ def test_synthetic_probability_samples_batches_by_per_set_weights() -> None:
     params = {unit.regime.name: unit_method_params(config, unit) for unit in plan_units(config)}
     assert params["mix"]["weighted_sampling"] is True
     assert "weighted_sampling" not in params["real"] and "weighted_sampling" not in params["synthetic"]
+
+
+# -- sections of a regime: `mix` and `targeted`, and the flat keys of older configs ------------
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_every_example_loads_and_survives_a_round_trip_through_the_resolved_config(path: Path) -> None:
+    from synthaug.study.config import config_to_dict
+
+    config = load_config(path)
+    resolved = config_to_dict(config)
+    assert parse_config(resolved) == config  # what config.resolved.yaml holds reads back the same
+    for regime in resolved["regimes"]:
+        assert not {"synthetic_per_class", "budget", "rounds", "method"} & set(regime)  # written nested
+
+
+def test_the_demo_config_loads_nested() -> None:
+    config = demo_config()
+    mixed = [regime for regime in config.regimes if regime.data == "mixed"]
+    assert mixed and all(regime.mix is not None and regime.mix.synthetic_per_class for regime in mixed)
+
+
+def test_flat_keys_of_older_configs_go_into_their_sections() -> None:
+    from synthaug.study.config import Mixing, Targeting
+
+    flat = config_with(lambda d: d["regimes"].extend([
+        {"name": "mix", "data": "mixed", "sizes": [10], "synthetic_per_class": 50, "synthetic_weight": 0.3},
+        {"name": "targeted", "data": "mixed", "sizes": [10], "budget": 40, "method": "deterministic"},
+    ]))  # fmt: skip
+    nested = config_with(lambda d: d["regimes"].extend([
+        {"name": "mix", "data": "mixed", "sizes": [10], "mix": {"synthetic_per_class": 50, "synthetic_weight": 0.3}},
+        {"name": "targeted", "data": "mixed", "sizes": [10], "targeted": {"budget": 40, "method": "deterministic"}},
+    ]))  # fmt: skip
+    config = parse_config(flat)
+    assert config == parse_config(nested)
+    mix, targeted = config.regimes[2:]
+    assert mix.mix == Mixing(synthetic_per_class=50, synthetic_weight=0.3) and mix.synthetic_per_class == 50
+    # The targeted defaults are the section's, written once.
+    assert targeted.targeted == Targeting(budget=40, method="deterministic", rounds=4, allocate="epistemic", floor=0.2)
+    assert targeted.treatment == "targeted (epistemic): 40 images in 4 rounds"
+    assert error_of(config_with(lambda d: d["regimes"].append(
+        {"name": "t", "data": "mixed", "sizes": [10], "budget": 40, "targeted": {"budget": 40, "method": "x"}}
+    ))) == "regimes[2].budget: give it inside `targeted`, not beside it"  # fmt: skip
+    assert error_of(config_with(lambda d: d["regimes"].append(
+        {"name": "t", "data": "real", "sizes": [10], "targeted": {"budget": 40, "method": "deterministic"}}
+    ))) == "regimes[2].targeted: only a synthetic or mixed regime takes it"  # fmt: skip
+
+
+def test_a_run_folder_bound_with_flat_keys_resumes_under_the_nested_config(tmp_path: Path) -> None:
+    from synthaug.study.run_folder import RunFolder
+
+    flat = config_with(lambda d: d["regimes"].append(
+        {"name": "mix", "data": "mixed", "sizes": [10], "synthetic_per_class": 50}))  # fmt: skip
+    folder = RunFolder(tmp_path / "run")
+    folder.root.mkdir()
+    folder.config.write_text(yaml.safe_dump(flat, sort_keys=False))
+    folder.bind(parse_config(flat))  # no difference reported
+    changed = copy.deepcopy(flat)
+    changed["regimes"][2]["synthetic_per_class"] = 60
+    with pytest.raises(ConfigError, match=r"first difference at `regimes\[2\]\.mix\.synthetic_per_class`"):
+        folder.bind(parse_config(changed))
+
+
+def test_every_field_is_described_in_the_json_schema() -> None:
+    from synthaug.study.config import StudyConfig
+
+    schema = StudyConfig.model_json_schema()
+    models = {"StudyConfig": schema, **schema["$defs"]}
+    assert {"Regime", "Mixing", "Targeting", "GenerationSpec"} <= set(models)
+    undescribed = [f"{name}.{key}" for name, model in models.items()
+                   for key, field in model.get("properties", {}).items() if not field.get("description")]
+    assert undescribed == []
+    assert schema["$defs"]["Targeting"]["properties"]["rounds"]["default"] == 4
 
 
 def test_every_problem_is_listed_one_line_each() -> None:

@@ -12,7 +12,7 @@ import pytest
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config, run_study
 from synthaug.study.cache import StudyCache
-from synthaug.study.data import load_study_data, training_set
+from synthaug.study.data import prepare_study_data, training_set
 from synthaug.study.units import plan_units
 
 
@@ -44,7 +44,7 @@ def manifest(folder: Path) -> list[dict]:
 def test_each_regime_is_guided_by_its_own_real_images(tmp_path):
     config = parse_config(config_data({"init_images": "real", "strength": [0.5, 0.75], "real_per_class": 2},
                                       cache_dir=str(tmp_path / "cache")))  # fmt: skip
-    data = load_study_data(config, StudyCache(tmp_path / "cache"))
+    data = prepare_study_data(config, StudyCache(tmp_path / "cache"))
     assert sorted(data.per_real) == [("guided", 2, 0), ("guided", 2, 1)]
     for unit in plan_units(config):
         if unit.regime.data != "mixed":
@@ -93,12 +93,12 @@ def test_guidance_from_test_images_is_refused_in_one_line(tmp_path):
                        real={"train": "fashion-mnist:test[:400]", "test": "fashion-mnist:test[:400]",
                              "val_fraction": 0.25}, cache_dir=str(tmp_path / "cache"))  # fmt: skip
     with pytest.raises(ConfigError, match=r"synthetic\[0\] \(guided\).*also in the test set") as error:
-        load_study_data(parse_config(data), StudyCache(tmp_path / "cache"))
+        prepare_study_data(parse_config(data), StudyCache(tmp_path / "cache"))
     assert "\n" not in str(error.value)
     spec = config_data({"init_images": "fashion-mnist:test[:50]", "strength": 0.5}, cache_dir=str(tmp_path / "c2"))
     spec["regimes"] = spec["regimes"][:2]
     with pytest.raises(ConfigError, match=r"synthetic\[0\]\.generate\.init_images: .*also in the test set"):
-        load_study_data(parse_config(spec), StudyCache(tmp_path / "c2"))
+        prepare_study_data(parse_config(spec), StudyCache(tmp_path / "c2"))
 
 
 def test_config_checks_the_guidance_keys():
@@ -117,5 +117,5 @@ def test_a_per_regime_guided_source_that_no_regime_uses_is_refused_in_one_line(t
     data["regimes"] = [data["regimes"][0], {"name": "text", "data": "synthetic", "source": "text", "sizes": [3]}]
     with pytest.raises(ConfigError, match=r"synthetic\[0\]\.generate\.init_images: .*no real or mixed regime uses "
                                           r"source 'guided'") as error:  # fmt: skip
-        load_study_data(parse_config(data), StudyCache(tmp_path / "c"))
+        prepare_study_data(parse_config(data), StudyCache(tmp_path / "c"))
     assert "\n" not in str(error.value)

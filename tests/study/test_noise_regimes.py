@@ -16,7 +16,7 @@ from synthaug.errors import ConfigError
 from synthaug.report import build_report
 from synthaug.study import parse_config, run_study
 from synthaug.study.cache import StudyCache
-from synthaug.study.data import load_study_data, training_set
+from synthaug.study.data import prepare_study_data, training_set
 from synthaug.study.records import UnitResult
 from synthaug.study.results import read_rows
 from synthaug.study.units import Unit
@@ -124,9 +124,25 @@ def test_rows_and_tables_name_each_treatment(noise_study) -> None:
     assert analysis["headline"]["main"]["synthetic_regime"] == "synthetic"  # the plain regime leads
 
 
+def test_a_worker_opens_what_the_driver_prepared_and_makes_nothing(noise_study, tmp_path) -> None:
+    from synthaug.errors import DataError
+    from synthaug.study.data import open_study_data
+
+    config = noise_study["config"]
+    prepared = prepare_study_data(config, StudyCache(noise_study["cache_dir"]))
+    opened = open_study_data(config, StudyCache(noise_study["cache_dir"]))
+    assert opened.audits == prepared.audits
+    assert {name: pool.fingerprint() for name, pool in opened.regime_pools.items()} == {
+        name: pool.fingerprint() for name, pool in prepared.regime_pools.items()}
+    empty = tmp_path / "empty-cache"
+    with pytest.raises(DataError, match="audit of synthetic source 'hand-drawn': not in the cache"):
+        open_study_data(config, StudyCache(empty))
+    assert not (empty / "audits").exists() or not any((empty / "audits").iterdir())
+
+
 def test_filtered_and_weighted_training_sets(noise_study) -> None:
     config = noise_study["config"]
-    data = load_study_data(config, StudyCache(noise_study["cache_dir"]))
+    data = prepare_study_data(config, StudyCache(noise_study["cache_dir"]))
     regimes = {regime.name: regime for regime in config.regimes}
     backbone, method = config.backbones[0], config.methods[0]
     synthetic = data.synthetic["hand-drawn"]
@@ -175,7 +191,7 @@ def test_a_run_folder_written_before_these_keys_existed_still_resumes(tmp_path) 
     import yaml
 
     from synthaug.study.config import config_to_dict
-    from synthaug.study.runner import CONFIG_FILE, bind_run_dir
+    from synthaug.study.run_folder import RunFolder
 
     folders = {name: tmp_path / name for name in ("pool", "test", "synthetic", "ood")}
     config = parse_config(tiny_config_data(folders))
@@ -185,12 +201,12 @@ def test_a_run_folder_written_before_these_keys_existed_still_resumes(tmp_path) 
         for key in ("filter", "weights", "method_params"):
             del regime[key]
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / CONFIG_FILE).write_text(yaml.safe_dump(old, sort_keys=False))
-    bind_run_dir(config, tmp_path / "run")  # the same study: no difference reported
+    RunFolder(tmp_path / "run").config.write_text(yaml.safe_dump(old, sort_keys=False))
+    RunFolder(tmp_path / "run").bind(config)  # the same study: no difference reported
     with pytest.raises(ConfigError, match=r"first difference at `regimes\[1\]\.method_params`"):
         changed = tiny_config_data(folders)
         changed["regimes"][1]["method_params"] = {"label_smoothing": 0.1}
-        bind_run_dir(parse_config(changed), tmp_path / "run")
+        RunFolder(tmp_path / "run").bind(parse_config(changed))
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from synthaug.fileio import from_json_value, to_json_value
 from synthaug.study.analysis import read_analysis
 from synthaug.study.records import GroupKey, StudyAnalysis, UnitResult, make_group_id
@@ -86,3 +88,21 @@ def test_analysis_json_is_the_serialisation_of_the_analysis(tiny_study: dict[str
     main = analysis.headline.main
     assert main is not None and analysis.group(main.group_id(main.real_regime)) is not None
     assert {group.group_id for group in analysis.groups} == {group["group_id"] for group in saved["groups"]}
+
+
+def test_the_generic_codec_reads_old_rows_and_ignores_unknown_keys() -> None:
+    from synthaug.study.records import GroupKey, Headline, MetricDifference
+    from synthaug.study.stats import Interval
+
+    row = {"regime": "real", "data": "real", "size": 8, "real_per_class": 8, "synthetic_per_class": 0,
+           "backbone": "cnn", "method": "deterministic", "method_key": "deterministic", "added_later": 1}
+    key = GroupKey.from_dict(row)  # no `source` or `treatment`: rows from before they existed
+    assert key.source is None and key.treatment is None and key.size == 8
+    assert GroupKey.from_dict(key.to_dict()) == key
+    difference = MetricDifference(Interval(mean=0.1, low=0.0, high=0.2, std=0.05, n=3))
+    assert difference.to_dict() == {"seeds": difference.seeds.to_dict()}  # no bootstrap: no key
+    assert MetricDifference.from_dict(difference.to_dict()) == difference
+    headline = Headline(question="q", answer="", facts=[], main=None)
+    assert headline.to_dict()["main"] == {} and Headline.from_dict(headline.to_dict()) == headline
+    with pytest.raises(KeyError, match="method_key"):
+        GroupKey.from_dict({name: value for name, value in row.items() if name != "method_key"})

@@ -153,9 +153,7 @@ def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     # Only the error line is checked: third-party import warnings may precede it.
     assert completed.stderr.strip().splitlines()[-1] == (
         f"error: {path}: regimes[0].colour: unknown key; valid keys here: "
-        "name, data, sizes, source, synthetic_per_class, synthetic_weight, synthetic_probability, methods, filter, "
-        "weights, method_params, "
-        "budget, rounds, allocate, floor, method"
+        "name, data, sizes, source, mix, methods, filter, weights, method_params, targeted"
     )
 
 

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from synthaug.errors import ConfigError
-from synthaug.report.shift import epistemic_verdict
 from synthaug.study import parse_config
-from synthaug.study.shift import ShiftedSet, parse_shift_metric_key
+from synthaug.study.shift import EpistemicVerdict, ShiftedSet, epistemic_verdict, parse_shift_metric_key
 from synthaug.study.stats import Interval
 
 from helpers.tiny_study import tiny_config_data, write_tiny_folders
@@ -62,6 +61,39 @@ def test_the_report_draws_the_shift_section_and_judges_the_epistemic_score(shift
     assert "Under dataset shift" in report
     assert "accuracy, ECE and NLL against corruption severity" in report
     assert "does MI separate noise?" in report
+
+
+def test_the_analysis_holds_the_severity_curves_and_verdicts_and_reads_them_back(shifted_study, tmp_path):
+    import json
+
+    from synthaug.study.analysis import read_analysis
+
+    result = shifted_study["result"]
+    analysis = result.analysis
+    for group in analysis.groups:
+        curves = analysis.shift_curves[group.group_id]
+        assert sorted(curves) == ["accuracy", "ece", "nll"] and sorted(curves["accuracy"]) == [0, 1, 5]
+        assert curves["accuracy"][0] == pytest.approx(group.metrics["accuracy"].mean)
+        noise, contrast = (group.metrics[f"shift:{name}:5:accuracy"].mean for name in ("gaussian_noise", "contrast"))
+        assert curves["accuracy"][5] == pytest.approx((noise + contrast) / 2)
+        # Only the sampling method has a verdict on its mutual information.
+        assert (group.group_id in analysis.epistemic) == group.has_weight_samples
+    saved_analysis = read_analysis(result.run_dir)
+    assert (saved_analysis.shift_curves, saved_analysis.epistemic) == (analysis.shift_curves, analysis.epistemic)
+    # A file written before these records existed gets them from its groups.
+    saved = json.loads((result.run_dir / "analysis.json").read_text())
+    for key in ("shift_curves", "epistemic", "targeted_curves", "targeted_comparisons"):
+        del saved[key]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "analysis.json").write_text(json.dumps(saved))
+    legacy = read_analysis(old)
+    assert legacy.shift_curves == analysis.shift_curves and legacy.epistemic == analysis.epistemic
+
+
+def test_a_verdict_round_trips():
+    verdict = epistemic_verdict(_interval(0.9), 100, 100)
+    assert EpistemicVerdict.from_dict(verdict.to_dict()) == verdict
 
 
 def test_metric_keys_round_trip():

@@ -47,16 +47,16 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     good = targeted_config_data(folders, tmp_path / "generator")
     assert parse_config(good).regime_methods(parse_config(good).regimes[0])[0].name == "ensemble"
     cases = {
-        "regimes[0].method: unknown method 'bnn'": {"method": "bnn"},
-        "regimes[0].synthetic_per_class: a targeted regime does not take it": {"synthetic_per_class": 3},
-        "regimes[0].budget: 12 images cannot be spent in 20 rounds": {"rounds": 20},
+        "regimes[0].targeted.method: unknown method 'bnn'": {"method": "bnn"},
+        "regimes[0].mix: a targeted regime does not take it": {"synthetic_per_class": 3},
+        "regimes[0].targeted.budget: 12 images cannot be spent in 20 rounds": {"rounds": 20},
     }
     for message, change in cases.items():
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
             parse_config(targeted_config_data(folders, tmp_path / "generator", **change))
     plain = tiny_config_data(folders)
     plain["regimes"][0]["rounds"] = 3
-    with pytest.raises(ConfigError, match=r"regimes\[0\].rounds: only a targeted regime takes it"):
+    with pytest.raises(ConfigError, match=r"regimes\[0\]\.targeted\.budget: missing required key"):
         parse_config(plain)
 
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "generate",
     "train_generator",
     "study",
+    "config_schema",
     "report",
     "demo",
     "audit",

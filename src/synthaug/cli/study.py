@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from synthaug.cli._app import app
-from synthaug.cli._execution import RayOption, StudyWorkersOption
+from synthaug.cli._execution import RayOption, StudyWorkersOption, study_executor_from_options
 from synthaug.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,12 +19,12 @@ def print_outcome(result: StudyResult, report_path: Path | None) -> None:
     """Print the Markdown summary, then where the results and the report are."""
     from rich.console import Console
 
+    from synthaug.study.run_folder import RunFolder
+
     console = Console(highlight=False, soft_wrap=True)
-    run_dir = result.run_dir
+    folder = RunFolder(result.run_dir)
     console.print(result.summary_markdown, markup=False)
-    console.print(
-        f"results: {run_dir / 'results.jsonl'}, {run_dir / 'summary.csv'}, {run_dir / 'summary.md'}", markup=False
-    )
+    console.print(f"results: {folder.results}, {folder.summary_csv}, {folder.summary_md}", markup=False)
     if report_path is not None:
         console.print(f"report: {report_path.resolve()}", markup=False)
     console.print(f"done in {result.seconds:.0f} s", markup=False)
@@ -41,7 +41,7 @@ def study_cli(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Render RUN_DIR/report.html at the end.")] = True,
     workers: StudyWorkersOption = None,
     ray: RayOption = None,
-    track: Annotated[Optional[list[str]], typer.Option("--track", help="Log the study to an experiment tracker: "
+    track: Annotated[list[str] | None, typer.Option("--track", help="Log the study to an experiment tracker: "
                      "mlflow (a run per unit under a run for the study; store: the config's tracking.mlflow.uri, "
                      "$MLFLOW_TRACKING_URI, or mlruns/ beside --out).")] = None,
 ) -> None:
@@ -50,7 +50,6 @@ def study_cli(
     analysis.json and report.html into --out."""
     from synthaug.cli._progress import progress_reporter
     from synthaug.study import load_config, run_study
-    from synthaug.study.runner import study_executor_from_options
     from synthaug.tracking.mlflow import study_tracker
 
     unknown = sorted(set(track or []) - {"mlflow"})

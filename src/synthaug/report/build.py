@@ -33,11 +33,10 @@ from synthaug.report import generated, guided, plots, shift
 from synthaug.study.analysis import read_analysis
 from synthaug.study.literature import ORIGINAL_STUDY, literature_dict
 from synthaug.study.records import GroupSummary, StudyAnalysis
+from synthaug.study.run_folder import RunFolder
 from synthaug.study.text import interval_percent, interval_plain, interval_points, size_text, training_data_text
 
 __all__ = ["SavedRun", "build_report", "load_run", "render_report", "report_context"]
-
-REPORT_FILE = "report.html"
 
 #: The groups shown side by side in the calibration, confusion and uncertainty sections:
 #: ``[(method, [(column title, group), ...]), ...]``.
@@ -67,14 +66,12 @@ def load_run(run_dir: str | os.PathLike[str]) -> SavedRun:
     Raises:
         ConfigError: ``run_dir`` holds no finished study (no ``analysis.json``).
     """
-    run_dir = Path(run_dir)
-    environment_path = run_dir / "environment.json"
-    config_path = run_dir / "config.resolved.yaml"
+    folder = RunFolder(run_dir)
     return SavedRun(
-        run_dir=run_dir,
-        analysis=read_analysis(run_dir),
-        environment=json.loads(environment_path.read_text()) if environment_path.is_file() else {},
-        config_text=config_path.read_text(encoding="utf-8") if config_path.is_file() else "",
+        run_dir=folder.root,
+        analysis=read_analysis(folder.root),
+        environment=folder.read_environment(),
+        config_text=folder.config_text(),
     )
 
 
@@ -362,7 +359,7 @@ def report_context(run: SavedRun) -> dict[str, Any]:
         "generators": generator_table(analysis),
         # "What the generator made" and the targeted regimes (report/generated.py).
         "generated_quality": generated.generator_quality(run.run_dir),
-        "targeted": generated.targeted_generation(run.run_dir),
+        "targeted": generated.targeted_generation(analysis),
         **provenance(run),
     }
 
@@ -383,6 +380,6 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
     Raises:
         ConfigError: ``run_dir`` holds no finished study.
     """
-    path = Path(run_dir) / REPORT_FILE
+    path = RunFolder(run_dir).report
     atomic_write_text(path, render_report(load_run(run_dir)))
     return path

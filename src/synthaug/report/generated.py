@@ -1,14 +1,14 @@
 """The report's "What the generator made" and "Uncertainty-targeted generation" sections.
 
-Both read files the study saved and train nothing:
+Both draw what the study saved and compute no statistic:
 
 * :func:`generator_quality`: each synthetic source's inspection (``RUN_DIR/inspect/<source>/``,
   written by :func:`synthaug.study.inspection.inspect_sources`): precision, recall, density,
   coverage, FD and memorisation per class, and the nearest/farthest thumbnails;
-* :func:`targeted_generation`: the targeted regimes' rounds (``results.jsonl`` rows point at
-  each unit's :class:`~synthaug.study.targeted.TargetedRun`): accuracy against synthetic images
-  spent, each rule against uniform at equal budget paired by seed, and the images each class
-  got in each round.
+* :func:`targeted_generation`: the targeted regimes' curves and comparisons, as the analysis
+  computed them (:func:`synthaug.study.targeted.targeted_analysis`): accuracy against synthetic
+  images spent, each rule against uniform at equal budget paired by seed, and the images each
+  class got in each round.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from synthaug.fileio import png_base64
 from synthaug.study.inspection import inspection_dirs
+from synthaug.study.records import StudyAnalysis
 
 __all__ = ["allocation_figure", "generator_quality", "targeted_figure", "targeted_generation"]
 
@@ -134,21 +133,12 @@ def allocation_figure(curves: list[Any]) -> Any:
     return figure
 
 
-def targeted_generation(run_dir: str | Path) -> dict[str, Any] | None:
-    """Figures and the comparison table of the targeted regimes; ``None`` when the study has none."""
+def targeted_generation(analysis: StudyAnalysis) -> dict[str, Any] | None:
+    """Figures and the comparison table of the targeted regimes (the analysis's
+    ``targeted_curves`` and ``targeted_comparisons``); ``None`` when the study has none."""
     from synthaug.report.plots import figure_to_base64_png
-    from synthaug.study.config import parse_config
-    from synthaug.study.results import RESULTS_FILE, read_results
-    from synthaug.study.targeted import targeted_analysis
 
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.resolved.yaml"
-    if not config_path.is_file():
-        return None
-    config = parse_config(yaml.safe_load(config_path.read_text(encoding="utf-8")))
-    if not any(regime.targeted for regime in config.regimes):
-        return None
-    curves, comparisons = targeted_analysis(config, read_results(run_dir / RESULTS_FILE), run_dir)
+    curves, comparisons = analysis.targeted_curves, analysis.targeted_comparisons
     if not curves:
         return None
     rows = []

@@ -9,6 +9,9 @@ prediction files they point to, and writes ``RUN_DIR/analysis.json``, the serial
 - :mod:`~synthaug.study.comparisons`: paired comparisons between groups;
 - :mod:`~synthaug.study.provenance`: what made each synthetic source, and sample images;
 - :mod:`~synthaug.study.headline`: the answer the report opens with;
+- :mod:`~synthaug.study.shift`: metrics against corruption severity, and whether each
+  sampling method's epistemic score separates OOD data (its verdict);
+- :mod:`~synthaug.study.targeted`: the targeted regimes' curves and their comparisons with uniform;
 - :mod:`~synthaug.study.summary`: ``summary.csv`` and ``summary.md``.
 
 The report (:mod:`synthaug.report.build`) only draws this data, so ``synthaug report RUN_DIR``
@@ -31,11 +34,12 @@ from synthaug.study.data import StudyData
 from synthaug.study.groups import group_results, summarize_group
 from synthaug.study.headline import headline
 from synthaug.study.provenance import generator_provenance
-from synthaug.study.records import StudyAnalysis, UnitResult
+from synthaug.study.records import StudyAnalysis, UnitResult, derived_group_statistics
+from synthaug.study.run_folder import ANALYSIS_FILE, RunFolder
+from synthaug.study.targeted import targeted_analysis
 
 __all__ = ["ANALYSIS_FILE", "analyze_study", "read_analysis", "write_analysis"]
 
-ANALYSIS_FILE = "analysis.json"
 
 
 def analyze_study(
@@ -66,16 +70,19 @@ def analyze_study(
     generators, samples = {}, {}
     for name, directory in data.synthetic_dirs.items():
         generators[name], samples[name] = generator_provenance(name, directory, data.classes)
+    dataset_sizes = {
+        "pool": len(data.pool),
+        "val": len(data.val),
+        "test": len(data.test),
+        **{f"ood:{name}": len(d) for name, d in data.ood.items()},
+    }
+    shift_curves, epistemic = derived_group_statistics(groups, list(data.ood), dataset_sizes)
+    targeted_curves, targeted_comparisons = targeted_analysis(config, list(results), run_dir)
     analysis = StudyAnalysis(
         title=config.title,
         classes=list(data.classes),
         ood_sets=list(data.ood),
-        dataset_sizes={
-            "pool": len(data.pool),
-            "val": len(data.val),
-            "test": len(data.test),
-            **{f"ood:{name}": len(d) for name, d in data.ood.items()},
-        },
+        dataset_sizes=dataset_sizes,
         baseline_method=config.methods[0].name,
         groups=groups,
         curves=curves,
@@ -85,6 +92,10 @@ def analyze_study(
         generators=generators,
         samples=samples,
         headline=headline(config, groups, rates, worth, comparisons),
+        shift_curves=shift_curves,
+        epistemic=epistemic,
+        targeted_curves=targeted_curves,
+        targeted_comparisons=targeted_comparisons,
     )
     write_analysis(analysis, run_dir)
     return analysis
@@ -92,7 +103,7 @@ def analyze_study(
 
 def write_analysis(analysis: StudyAnalysis, run_dir: str | os.PathLike[str]) -> Path:
     """Write ``RUN_DIR/analysis.json``: strict JSON (``nan``/``inf`` as strings)."""
-    path = Path(run_dir) / ANALYSIS_FILE
+    path = RunFolder(run_dir).analysis
     atomic_write_text(path, json.dumps(to_json_value(analysis.to_dict()), indent=1, allow_nan=False))
     return path
 
@@ -105,10 +116,10 @@ def read_analysis(run_dir: str | os.PathLike[str]) -> StudyAnalysis:
             is not valid JSON.
     """
     run_dir = Path(run_dir)
-    path = run_dir / ANALYSIS_FILE
+    path = RunFolder(run_dir).analysis
     if not path.is_file():
         raise ConfigError(
-            f"{run_dir}: no analysis.json here; run `synthaug study CONFIG --out {run_dir}` first "
+            f"{run_dir}: no {ANALYSIS_FILE} here; run `synthaug study CONFIG --out {run_dir}` first "
             "(a study interrupted before its end writes it when rerun)"
         )
     try:
@@ -116,7 +127,25 @@ def read_analysis(run_dir: str | os.PathLike[str]) -> StudyAnalysis:
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON ({error}); rerun the study to rewrite it") from error
     try:
-        return StudyAnalysis.from_dict(data)
+        analysis = StudyAnalysis.from_dict(data)
     except (KeyError, TypeError, ValueError) as error:
         raise ConfigError(f"{path}: not a study analysis ({type(error).__name__}: {error}); rerun the study "
                           "to rewrite it") from error
+    if "targeted_curves" not in data:  # written before the targeted records were part of the analysis
+        analysis = _with_targeted_records(analysis, run_dir)
+    return analysis
+
+
+def _with_targeted_records(analysis: StudyAnalysis, run_dir: Path) -> StudyAnalysis:
+    """``analysis`` with the targeted curves and comparisons of an older run folder, computed
+    from its saved config and results (the report of such a folder once did this itself)."""
+    import dataclasses
+
+    from synthaug.study.results import read_results
+
+    folder = RunFolder(run_dir)
+    config = folder.saved_config()
+    if config is None or not folder.results.is_file() or not any(regime.targeted for regime in config.regimes):
+        return analysis
+    curves, comparisons = targeted_analysis(config, read_results(folder.results), run_dir)
+    return dataclasses.replace(analysis, targeted_curves=curves, targeted_comparisons=comparisons)

@@ -110,6 +110,10 @@ class StudyCache:
 
     # -- audits ---------------------------------------------------------------------------
 
+    def targeted_run_path(self, key: str) -> Path:
+        """File of the targeted run (a unit's rounds) with content key ``key`` (may not exist yet)."""
+        return self.root / "targeted" / f"{key}.json"
+
     def audit_dir(self, key: str) -> Path:
         """Folder of the audit with content key ``key`` (may not exist yet)."""
         return self.root / "audits" / key

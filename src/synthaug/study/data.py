@@ -1,11 +1,18 @@
 """A study's datasets: load the real, OOD and synthetic data once, and draw each unit's
 training set from it.
 
-:func:`load_study_data` loads every dataset a study needs (generating synthetic sources that
-are declared by a generation spec, auditing the sources that filtered or audit-weighted regimes
-draw from), class-aligned to the real training pool, and checks that every regime's sizes are
-available before anything is trained. :func:`training_set` then draws a unit's ``n`` images per
-class with the unit's seed.
+The driver prepares, a worker opens. :func:`prepare_study_data` (the driver, once, before any
+unit runs) generates the synthetic sources declared by a generation spec, audits the sources
+that filtered or audit-weighted regimes draw from, loads every dataset class-aligned to the real
+training pool and checks that every regime's sizes are available. :func:`open_study_data` (a
+worker that was not sent the driver's data) loads the same datasets from what the driver made
+and never generates or audits: two workers must never write into one folder. :func:`training_set`
+then draws a unit's ``n`` images per class with the unit's seed.
+
+One exception, on purpose: a targeted regime's units (:mod:`synthaug.study.targeted`) generate
+in their worker, because which images a round needs depends on the model the round before
+trained; the runner gives each targeted unit a wave of its own, so one process at a time writes
+the regime's folder.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ if TYPE_CHECKING:  # the data package pulls in torch; it is imported when data i
     from synthaug.data import ImageDataset
     from synthaug.execution import Executor, Resources
 
-__all__ = ["StudyData", "load_study_data", "synthetic_pool", "training_set"]
+__all__ = ["StudyData", "open_study_data", "prepare_study_data", "synthetic_pool", "training_set"]
 
 
 @dataclass
@@ -83,15 +90,6 @@ def _restrict(dataset: ImageDataset, classes: list[str], where: str) -> ImageDat
     return dataset.subset(np.flatnonzero(keep)).with_classes(classes)
 
 
-def _tuples(value: Any) -> Any:
-    """YAML lists as the tuples PromptSpec expects (also inside per-class mappings)."""
-    if isinstance(value, list):
-        return tuple(value)
-    if isinstance(value, dict):
-        return {key: _tuples(item) for key, item in value.items()}
-    return value
-
-
 def _generate_source(
     source: SyntheticSource,
     spec: GenerationSpec,
@@ -105,8 +103,7 @@ def _generate_source(
 ) -> Path:
     """Generate (or resume generating) a synthetic source; returns its folder (only that
     when not ``generate``: a worker uses the folder its driver generated)."""
-    from synthaug.generate import generate_dataset
-    from synthaug.generate.prompts import PromptSpec
+    from synthaug.study.generation import generate_from_spec
 
     description: dict[str, Any] = {"generate": spec.identity(), "classes": classes}
     guidance = None
@@ -118,45 +115,21 @@ def _generate_source(
     directory = Path(spec.dir) if spec.dir else cache.generated_dir(content_key(description))
     if not generate:
         return directory
-    prompt: Any = spec.prompt
-    if isinstance(prompt, dict):
-        try:
-            prompt = PromptSpec(**{key: _tuples(value) for key, value in prompt.items()})
-        except TypeError as error:
-            raise ConfigError(f"synthetic[{index}].generate.prompt: {error}") from error
-    try:
-        generate_dataset(
-            directory,
-            classes,
-            spec.per_class,
-            backend=spec.backend,
-            model=spec.model,
-            prompt=prompt,
-            seed=spec.seed,
-            params=spec.params,
-            backend_options=spec.backend_options,
-            max_cost=spec.max_cost,
-            progress=progress,
-            executor=executor,
-            resources=resources,
-            init_images=guidance,
-        )
-    except SynthaugError as error:
-        raise type(error)(f"synthetic[{index}] ({source.name}): {error}") from error
+    generate_from_spec(directory, spec, classes, spec.per_class, f"synthetic[{index}]", source.name,
+                       init_images=guidance, progress=progress, executor=executor, resources=resources)
     return directory
 
 
-def load_study_data(
+def prepare_study_data(
     config: StudyConfig,
     cache: StudyCache,
     progress: ProgressCallback | None = None,
     executor: Executor | None = None,
-    generate: bool = True,
     resources: Resources | None = None,
 ) -> StudyData:
-    """Load the real, OOD and synthetic datasets (generating synthetic ones as needed), audit
-    the synthetic sources that filtered or audit-weighted regimes need (or find the audits in
-    the cache), and check that every regime's sizes are available.
+    """The driver's part: generate the synthetic sources that are missing (or resume them),
+    audit the sources that filtered or audit-weighted regimes need (or find the audits in the
+    cache), load every dataset and check that every regime's sizes are available.
 
     Args:
         config: The study config.
@@ -164,9 +137,6 @@ def load_study_data(
         progress: Told as loading starts and ends and as each audit starts and ends, and passed
             to generation and the audits, which report their own images, folds and epochs.
         executor: Where generation runs (:mod:`synthaug.execution`); ``None``: this process.
-        generate: ``False`` in a worker process: its driver generated and audited every
-            source before handing out units, so the worker only reads them (two workers must
-            never generate into one folder).
         resources: What one generation shard reserves on a Ray cluster (the units' own).
 
     Raises:
@@ -174,6 +144,30 @@ def load_study_data(
             regime's ``method_params`` are invalid, or a regime asks for more images per class
             than its data has; the message names the key.
     """
+    return _study_data(config, cache, progress, executor, resources, prepare=True)
+
+
+def open_study_data(config: StudyConfig, cache: StudyCache) -> StudyData:
+    """A worker's part: the same datasets as :func:`prepare_study_data`, from the folders and
+    audits its driver made; nothing is generated or audited here.
+
+    Raises:
+        ConfigError: A dataset is missing or unreadable (the driver has not prepared it).
+        DataError: An audit the driver should have made is not in the cache.
+    """
+    return _study_data(config, cache, None, None, None, prepare=False)
+
+
+def _study_data(
+    config: StudyConfig,
+    cache: StudyCache,
+    progress: ProgressCallback | None,
+    executor: Executor | None,
+    resources: Resources | None,
+    prepare: bool,
+) -> StudyData:
+    """What :func:`prepare_study_data` and :func:`open_study_data` share: every dataset, loaded
+    and class-aligned; with ``prepare``, made first where missing."""
     from synthaug.data import train_val_split
 
     _check_method_params(config)
@@ -226,7 +220,7 @@ def load_study_data(
             from synthaug.study.guided import per_real_sets
 
             folders = per_real_sets(config, source, index, data.pool, data.test, data.val, classes, cache,
-                                    progress, generate)  # fmt: skip
+                                    progress, generate=prepare)  # fmt: skip
             for (size, seed), folder in folders.items():
                 data.per_real[(source.name, size, seed)] = aligned(_load(str(folder), f"{where}.generate"), where)
             if not folders:
@@ -243,13 +237,13 @@ def load_study_data(
                 check_guidance(guidance_from_spec(source.generate, source.generate.init_images, classes), data.test,
                                data.val, f"{where}.generate.init_images")  # fmt: skip
             directory = _generate_source(
-                source, source.generate, index, classes, cache, progress, executor, generate, resources
+                source, source.generate, index, classes, cache, progress, executor, prepare, resources
             )
             dataset = _load(str(directory), f"{where}.generate")
         data.synthetic[source.name] = aligned(dataset, where)
         data.synthetic_dirs[source.name] = str(directory)
     for name in config.audited_sources():
-        data.audits[name] = _audit_source(config, data, cache, name, progress)
+        data.audits[name] = _audit_source(config, data, cache, name, progress, prepare)
     for regime in config.regimes:
         if regime.filter is not None or regime.weights is not None:
             data.regime_pools[regime.name] = _treated_pool(config, data, regime)
@@ -285,10 +279,16 @@ def _audit_method_identities(settings: Any) -> dict[str, Any]:
 
 
 def _audit_source(
-    config: StudyConfig, data: StudyData, cache: StudyCache, name: str, progress: ProgressCallback | None
+    config: StudyConfig, data: StudyData, cache: StudyCache, name: str, progress: ProgressCallback | None,
+    prepare: bool = True,
 ) -> Path:
     """Audit synthetic source ``name`` against the real training pool and test set, once:
-    the audit is cached under the hash of its settings and data (an interrupted audit resumes)."""
+    the audit is cached under the hash of its settings and data (an interrupted audit resumes).
+    Without ``prepare`` (a worker) the audit is only found.
+
+    Raises:
+        DataError: Without ``prepare``, the audit is not in the cache.
+    """
     from synthaug.audit import audit_dataset
 
     settings = audit_config(config)
@@ -304,6 +304,9 @@ def _audit_source(
     }
     key = content_key(description)
     directory = cache.audit_dir(key)
+    if not cache.has_audit(key) and not prepare:
+        raise DataError(f"audit of synthetic source {name!r}: not in the cache at {directory}; the study's "
+                        "driver audits every source before its workers start (rerun the study)")
     if not cache.has_audit(key):
         stage = f"audit {name}"
         report(progress, stage, 0, item=f"{len(synthetic)} images")
@@ -392,7 +395,8 @@ def training_set(config: StudyConfig, data: StudyData, unit: Unit) -> ImageDatas
         return subsample_per_class(synthetic, unit.size, seed=unit.seed)
     real = subsample_per_class(data.pool, unit.size, seed=unit.seed)
     added = subsample_per_class(synthetic, regime.synthetic_per_class, seed=unit.seed)
-    share = regime.synthetic_weight if regime.synthetic_weight is not None else regime.synthetic_probability
+    mix = regime.mix
+    share = mix.synthetic_weight if mix.synthetic_weight is not None else mix.synthetic_probability
     if share is None:
         return concat_datasets([real, added])
     # Per-set factors that give the synthetic images a total share of the loss

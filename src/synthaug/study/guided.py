@@ -83,10 +83,10 @@ def per_real_sets(
         ``(size, seed) -> folder``; with ``generate=False`` the folders are only located.
     """
     from synthaug.data import subsample_per_class
-    from synthaug.generate import generate_dataset
+    from synthaug.study.generation import generate_from_spec
 
     spec = source.generate
-    where = f"synthetic[{index}] ({source.name})"
+    where = f"synthetic[{index}]"
     folders: dict[tuple[int, int], Path] = {}
     for size in real_sizes(config, source):
         for seed in config.seeds:
@@ -109,12 +109,10 @@ def per_real_sets(
                 else:
                     guidance = guidance_from_spec(spec, real, classes)
                     check_guidance(guidance, test, val, f"{where}.generate.init_images")
-                generate_dataset(folder, classes, spec.per_class, backend=spec.backend, model=model,
-                                 prompt=spec.prompt if isinstance(spec.prompt, str) else _prompt(spec.prompt),
-                                 seed=spec.seed, params=spec.params, backend_options=spec.backend_options,
-                                 max_cost=spec.max_cost, progress=progress, init_images=guidance)  # fmt: skip
             except SynthaugError as error:
-                raise type(error)(f"{where}: {error}") from error
+                raise type(error)(f"{where} ({source.name}): {error}") from error
+            generate_from_spec(folder, spec, classes, spec.per_class, where, source.name, model=model,
+                               init_images=guidance, progress=progress)
     return folders
 
 
@@ -131,8 +129,3 @@ def _tuned_generator(
                        progress=progress, steps=spec.tune_steps or DEFAULT_TUNE_STEPS)  # fmt: skip
     return folder
 
-
-def _prompt(prompt: dict[str, Any]) -> Any:
-    from synthaug.generate.prompts import PromptSpec
-
-    return PromptSpec(**{key: tuple(value) if isinstance(value, list) else value for key, value in prompt.items()})

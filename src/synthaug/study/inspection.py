@@ -20,10 +20,10 @@ from synthaug.progress import ProgressCallback
 from synthaug.study.cache import StudyCache
 from synthaug.study.config import StudyConfig, audit_config
 from synthaug.study.data import StudyData
+from synthaug.study.run_folder import INSPECT_DIR, RunFolder
 
 __all__ = ["INSPECT_DIR", "inspect_sources", "inspection_dirs"]
 
-INSPECT_DIR = "inspect"
 IDENTITY_FILE = "identity.json"
 INSPECT_PROTOCOL = 2
 """Version of what an inspection measures; 2: equal-size samples beside a real-vs-real baseline, KID."""
@@ -31,7 +31,7 @@ INSPECT_PROTOCOL = 2
 
 def inspection_dirs(run_dir: str | Path) -> dict[str, Path]:
     """Inspection folder of each synthetic source of a run, by source name (those that exist)."""
-    root = Path(run_dir) / INSPECT_DIR
+    root = RunFolder(run_dir).inspect
     found = {}
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         identity = folder / IDENTITY_FILE
@@ -55,7 +55,7 @@ def inspect_sources(
     folders = class_folders(list(data.synthetic))
     found = {}
     for name, synthetic in data.synthetic.items():
-        out = Path(run_dir) / INSPECT_DIR / folders[name]
+        out = RunFolder(run_dir).inspect / folders[name]
         identity = {"source": name, "protocol": INSPECT_PROTOCOL, "synthetic": synthetic.fingerprint(),
                     "reference": data.pool.fingerprint(), "features": features, "settings": settings.to_dict(),
                     "synthaug_version": synthaug.__version__}

@@ -30,8 +30,10 @@ def generator_provenance(
     Raises:
         DataError: ``metadata.jsonl`` has a line that is not JSON.
     """
+    from synthaug.data.folder import METADATA_FILE  # the data package pulls in torch
+
     root = Path(directory)
-    rows, _ = read_jsonl(root / "metadata.jsonl")
+    rows, _ = read_jsonl(root / METADATA_FILE)
     settings_path = root / "generation.json"
     settings = json.loads(settings_path.read_text()) if settings_path.is_file() else None
     by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)

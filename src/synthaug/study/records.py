@@ -9,23 +9,51 @@ their serialisation.
   :class:`SyntheticWorth`, :class:`PairedComparison`, :class:`Headline`: the parts of
   ``analysis.json``, gathered in :class:`StudyAnalysis`.
 
-Every record has ``to_dict`` (plain data, the JSON keys files have always used) and
-``from_dict``. Keys added after the first release (``treatment``, ``audit``) are optional
-when reading, so run folders written before them still load and resume. Keys a record does
-not know are ignored, so a log written by a newer synthaug still reads.
+Every record is a :class:`~synthaug.study.codec.Record`: one generic ``to_dict`` (plain data,
+the JSON keys files have always used) and ``from_dict``. Keys added after the first release
+(``treatment``, ``audit``) are optional when reading, so run folders written before them
+still load and resume. Keys a record does not know are ignored, so a log written by a newer
+synthaug still reads. Hand-written codecs remain only where a file flattens a record on
+purpose (a results row and a group summary carry their group key at the top level).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
+from synthaug.study.analysis_records import (
+    BootstrapInterval,
+    ComparisonKind,
+    DataKind,
+    ExchangeRateRow,
+    GeneratorProvenance,
+    Headline,
+    Histogram,
+    LearningCurve,
+    MainSetting,
+    MetricDifference,
+    PairedComparison,
+    ReliabilityBins,
+    SampleImage,
+    SyntheticWorth,
+    TargetedComparison,
+    TargetedCurve,
+    make_group_id,
+)
+from synthaug.study.codec import Record, record_from_dict, record_to_dict
 from synthaug.study.literature import literature_dict
-from synthaug.study.stats import ExchangeRate, Interval
+from synthaug.study.shift import EpistemicVerdict, epistemic_verdicts, severity_curves
+from synthaug.study.stats import Interval
 
 __all__ = [
     "BootstrapInterval",
+    "ComparisonKind",
+    "DataKind",
+    "ExchangeRateRow",
+    "GeneratorProvenance",
     "GroupKey",
     "GroupSummary",
     "Headline",
@@ -38,34 +66,16 @@ __all__ = [
     "SampleImage",
     "StudyAnalysis",
     "SyntheticWorth",
-    "ExchangeRateRow",
-    "GeneratorProvenance",
+    "TargetedComparison",
+    "TargetedCurve",
     "UnitResult",
+    "derived_group_statistics",
     "make_group_id",
 ]
 
-DataKind = Literal["real", "synthetic", "mixed"]
-ComparisonKind = Literal[
-    "synthetic vs real", "mixed vs real", "method vs baseline", "treatment vs plain", "real-image source vs text-only"
-]
-
-
-def make_group_id(regime: str, size: int, backbone: str, method: str) -> str:
-    """Readable id of a group, unique within a study: ``"real/n=8/cnn/deterministic"``.
-
-    The only place the format is written; a unit's id adds ``/seed=<seed>``.
-    """
-    return f"{regime}/n={size}/{backbone}/{method}"
-
-
-def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of ``data`` that are fields of dataclass ``cls``."""
-    names = {item.name for item in fields(cls)}
-    return {key: value for key, value in data.items() if key in names}
-
 
 @dataclass(frozen=True)
-class GroupKey:
+class GroupKey(Record):
     """What every unit of a group shares: its training data, backbone and method.
 
     Attributes:
@@ -98,29 +108,9 @@ class GroupKey:
         """Readable id of the group (see :func:`make_group_id`)."""
         return make_group_id(self.regime, self.size, self.backbone, self.method)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, one key per attribute."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GroupKey:
-        """The key of a results row or a group summary (``treatment`` may be absent)."""
-        return cls(
-            regime=data["regime"],
-            data=data["data"],
-            source=data.get("source"),
-            treatment=data.get("treatment"),  # absent from logs written before treatments existed
-            size=int(data["size"]),
-            real_per_class=int(data["real_per_class"]),
-            synthetic_per_class=int(data["synthetic_per_class"]),
-            backbone=data["backbone"],
-            method=data["method"],
-            method_key=data["method_key"],
-        )
-
 
 @dataclass(frozen=True)
-class UnitResult:
+class UnitResult(Record):
     """One finished unit: what it trained on, where its model and predictions are, its metrics.
 
     One line of ``RUN_DIR/results.jsonl`` (:meth:`to_dict` gives that line's keys).
@@ -199,93 +189,13 @@ class UnitResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UnitResult:
-        """A results row as read back from ``results.jsonl`` (any version of it)."""
-        return cls(
-            unit_id=data["unit_id"],
-            key=GroupKey.from_dict(data),
-            audit=data.get("audit"),  # absent from logs written before audited regimes existed
-            seed=int(data["seed"]),
-            n_train=int(data["n_train"]),
-            model_key=data["model_key"],
-            model_dir=data["model_dir"],
-            predictions=dict(data["predictions"]),
-            trained=bool(data["trained"]),
-            train_seconds=float(data["train_seconds"]),
-            predict_seconds=float(data["predict_seconds"]),
-            unit_seconds=float(data["unit_seconds"]),
-            metrics={name: float(value) for name, value in data["metrics"].items()},
-            targeted=data.get("targeted"),  # only targeted regimes' rows have it
-            params_key=data.get("params_key"),  # absent from logs written before it existed
-            threads=data.get("threads"),
-        )
+        """A results row as read back from ``results.jsonl`` (any version of it: ``audit``,
+        ``targeted``, ``params_key`` and ``threads`` are absent from rows written before they existed)."""
+        return record_from_dict(cls, {**data, "key": data})
 
 
 @dataclass(frozen=True)
-class BootstrapInterval:
-    """A statistic on the test set with its percentile-bootstrap interval over test examples."""
-
-    point: float
-    low: float
-    high: float
-
-    def to_dict(self) -> dict[str, float]:
-        """Plain data."""
-        return {"point": self.point, "low": self.low, "high": self.high}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BootstrapInterval:
-        """Inverse of :meth:`to_dict`."""
-        return cls(float(data["point"]), float(data["low"]), float(data["high"]))
-
-
-@dataclass(frozen=True)
-class ReliabilityBins:
-    """A reliability diagram's bins (see :class:`synthaug.metrics.ReliabilityDiagram`)."""
-
-    bin_edges: list[float]
-    bin_confidence: list[float]
-    bin_accuracy: list[float]
-    bin_count: list[int]
-    expected_calibration_error: float
-    maximum_calibration_error: float
-    strategy: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, one key per attribute."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ReliabilityBins:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**_known(cls, data))
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """Histograms of one uncertainty score on several evaluation sets, on shared bin edges.
-
-    Attributes:
-        edges: ``bins + 1`` bin edges.
-        counts: Evaluation set (``"test"`` or an OOD set) -> count per bin.
-        means: Evaluation set -> mean score.
-    """
-
-    edges: list[float]
-    counts: dict[str, list[int]]
-    means: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {"edges": self.edges, "counts": self.counts, "means": self.means}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Histogram:
-        """Inverse of :meth:`to_dict`."""
-        return cls(list(data["edges"]), dict(data["counts"]), dict(data["means"]))
-
-
-@dataclass(frozen=True)
-class GroupSummary:
+class GroupSummary(Record):
     """One group's results over its seeds, and the data of its figures.
 
     Attributes:
@@ -325,369 +235,17 @@ class GroupSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """The group as saved in ``analysis.json`` (the key flattened to the top level)."""
-        return {
-            "group_id": self.group_id,
-            **self.key.to_dict(),
-            "seeds": list(self.seeds),
-            "train_seconds": self.train_seconds,
-            "metrics": {name: interval.to_dict() for name, interval in self.metrics.items()},
-            "reliability": self.reliability.to_dict(),
-            "confusion": self.confusion,
-            "histograms": {name: histogram.to_dict() for name, histogram in self.histograms.items()},
-            "samples_per_seed": list(self.samples_per_seed),
-            "test_bootstrap": {name: interval.to_dict() for name, interval in self.test_bootstrap.items()},
-        }
+        data = record_to_dict(self)
+        return {"group_id": self.group_id, **data.pop("key"), **data}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GroupSummary:
         """Inverse of :meth:`to_dict`."""
-        return cls(
-            key=GroupKey.from_dict(data),
-            seeds=[int(seed) for seed in data["seeds"]],
-            train_seconds=float(data["train_seconds"]),
-            metrics={name: Interval.from_dict(value) for name, value in data["metrics"].items()},
-            test_bootstrap={name: BootstrapInterval.from_dict(value) for name, value in data["test_bootstrap"].items()},
-            reliability=ReliabilityBins.from_dict(data["reliability"]),
-            confusion=[list(row) for row in data["confusion"]],
-            histograms={name: Histogram.from_dict(value) for name, value in data["histograms"].items()},
-            samples_per_seed=[int(count) for count in data["samples_per_seed"]],
-        )
+        return record_from_dict(cls, {**data, "key": data})
 
 
 @dataclass(frozen=True)
-class LearningCurve:
-    """Accuracy and ECE against images per class for one regime, backbone and method.
-
-    Attributes:
-        regime: Regime name.
-        data: The regime's kind of data.
-        source: Its synthetic source (``None`` for real data).
-        backbone: Backbone name.
-        method: Method name.
-        sizes: Images per class, ascending.
-        accuracy: Accuracy over seeds at each size.
-        ece: ECE over seeds at each size.
-        by_seed: Size -> seed -> accuracy (what the exchange-rate bootstrap resamples).
-    """
-
-    regime: str
-    data: DataKind
-    source: str | None
-    backbone: str
-    method: str
-    sizes: list[int]
-    accuracy: list[Interval]
-    ece: list[Interval]
-    by_seed: dict[int, dict[int, float]]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (sizes and seeds as strings in ``by_seed``, as JSON keys must be)."""
-        return {
-            "regime": self.regime,
-            "data": self.data,
-            "source": self.source,
-            "backbone": self.backbone,
-            "method": self.method,
-            "sizes": list(self.sizes),
-            "accuracy": [interval.to_dict() for interval in self.accuracy],
-            "ece": [interval.to_dict() for interval in self.ece],
-            "by_seed": {
-                str(size): {str(seed): value for seed, value in seeds.items()} for size, seeds in self.by_seed.items()
-            },
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LearningCurve:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            regime=data["regime"],
-            data=data["data"],
-            source=data.get("source"),
-            backbone=data["backbone"],
-            method=data["method"],
-            sizes=[int(size) for size in data["sizes"]],
-            accuracy=[Interval.from_dict(value) for value in data["accuracy"]],
-            ece=[Interval.from_dict(value) for value in data["ece"]],
-            by_seed={
-                int(size): {int(seed): float(value) for seed, value in seeds.items()}
-                for size, seeds in data["by_seed"].items()
-            },
-        )
-
-
-@dataclass(frozen=True)
-class ExchangeRateRow:
-    """The exchange rate of one synthetic regime's curve against the real curve at one size.
-
-    Attributes:
-        synthetic_regime: The synthetic regime.
-        source: Its synthetic source.
-        backbone: Backbone name.
-        method: Method name.
-        largest_synthetic: Largest synthetic size measured.
-        estimate: The rate at ``estimate.real_per_class`` real images per class.
-    """
-
-    synthetic_regime: str
-    source: str | None
-    backbone: str
-    method: str
-    largest_synthetic: int
-    estimate: ExchangeRate
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, the estimate's fields flattened to the top level."""
-        return {
-            "synthetic_regime": self.synthetic_regime,
-            "source": self.source,
-            "backbone": self.backbone,
-            "method": self.method,
-            "largest_synthetic": self.largest_synthetic,
-            **self.estimate.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ExchangeRateRow:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            synthetic_regime=data["synthetic_regime"],
-            source=data.get("source"),
-            backbone=data["backbone"],
-            method=data["method"],
-            largest_synthetic=int(data["largest_synthetic"]),
-            estimate=ExchangeRate.from_dict(data),
-        )
-
-
-@dataclass(frozen=True)
-class SyntheticWorth:
-    """How many real images per class the largest synthetic set of a curve is worth.
-
-    Attributes:
-        synthetic_regime: The synthetic regime.
-        source: Its synthetic source.
-        backbone: Backbone name.
-        method: Method name.
-        synthetic_per_class: The curve's largest size.
-        synthetic_accuracy: Its mean accuracy.
-        real_per_class: Real images per class reaching the same accuracy on the real curve.
-        status: ``"interpolated"``, ``"at_or_below"`` (no more than the smallest real size)
-            or ``"not_reached"`` (beats every real size).
-        smallest_real: Smallest real size measured.
-        largest_real: Largest real size measured.
-    """
-
-    synthetic_regime: str
-    source: str | None
-    backbone: str
-    method: str
-    synthetic_per_class: int
-    synthetic_accuracy: float
-    real_per_class: float
-    status: str
-    smallest_real: int
-    largest_real: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, one key per attribute."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SyntheticWorth:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**_known(cls, data))
-
-
-@dataclass(frozen=True)
-class MetricDifference:
-    """A paired difference ``treatment - baseline`` of one metric.
-
-    Attributes:
-        seeds: Mean and t-interval of the per-seed differences.
-        test_bootstrap: Paired bootstrap over test examples (accuracy only).
-    """
-
-    seeds: Interval
-    test_bootstrap: BootstrapInterval | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (no ``test_bootstrap`` key when there is none)."""
-        data: dict[str, Any] = {"seeds": self.seeds.to_dict()}
-        if self.test_bootstrap is not None:
-            data["test_bootstrap"] = self.test_bootstrap.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MetricDifference:
-        """Inverse of :meth:`to_dict`."""
-        bootstrap = data.get("test_bootstrap")
-        seeds = Interval.from_dict(data["seeds"])
-        return cls(seeds, None if bootstrap is None else BootstrapInterval.from_dict(bootstrap))
-
-
-@dataclass(frozen=True)
-class PairedComparison:
-    """Two groups compared seed by seed (and test example by test example).
-
-    Attributes:
-        kind: ``"synthetic vs real"``, ``"mixed vs real"``, ``"method vs baseline"`` or
-            ``"treatment vs plain"``.
-        treatment: Group id of the group of interest.
-        baseline: Group id of the reference group.
-        differences: Metric -> paired difference.
-    """
-
-    kind: ComparisonKind
-    treatment: str
-    baseline: str
-    differences: dict[str, MetricDifference]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {
-            "kind": self.kind,
-            "treatment": self.treatment,
-            "baseline": self.baseline,
-            "differences": {name: difference.to_dict() for name, difference in self.differences.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PairedComparison:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            kind=data["kind"],
-            treatment=data["treatment"],
-            baseline=data["baseline"],
-            differences={name: MetricDifference.from_dict(value) for name, value in data["differences"].items()},
-        )
-
-
-@dataclass(frozen=True)
-class MainSetting:
-    """The comparison a study leads with: real against synthetic data at one size.
-
-    Attributes:
-        size: Images per class (the largest size both regimes have).
-        backbone: The first backbone.
-        method: The baseline (first) method.
-        source: The synthetic regime's source.
-        real_regime: The plain real-only regime.
-        synthetic_regime: The first plain synthetic-only regime.
-    """
-
-    size: int
-    backbone: str
-    method: str
-    source: str
-    real_regime: str
-    synthetic_regime: str
-
-    def group_id(self, regime: str, method: str | None = None) -> str:
-        """Id of ``regime``'s group at the main size and backbone (the baseline method unless
-        ``method`` is given)."""
-        return make_group_id(regime, self.size, self.backbone, method or self.method)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, one key per attribute."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MainSetting:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**_known(cls, data))
-
-
-@dataclass(frozen=True)
-class Headline:
-    """The question a study asks, its answer in a sentence or two, and the facts behind it.
-
-    Attributes:
-        question: The study's title.
-        answer: The answer ("" when the study has no real-vs-synthetic pair).
-        facts: One sentence per supporting comparison.
-        main: The setting the answer is about (``None`` without a real-vs-synthetic pair;
-            saved as ``{}``).
-    """
-
-    question: str
-    answer: str
-    facts: list[str]
-    main: MainSetting | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {
-            "question": self.question,
-            "answer": self.answer,
-            "facts": list(self.facts),
-            "main": self.main.to_dict() if self.main is not None else {},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Headline:
-        """Inverse of :meth:`to_dict`."""
-        main = data.get("main") or None
-        return cls(data["question"], data["answer"], list(data["facts"]), MainSetting.from_dict(main) if main else None)
-
-
-@dataclass(frozen=True)
-class GeneratorProvenance:
-    """What made a synthetic source, as its folder records it (``None`` where it does not).
-
-    Attributes:
-        name: The source's name in the study.
-        directory: Its folder.
-        images: Images in it.
-        backend: Generation backend (``"openai"``, ``"diffusers"``, ``"ddpm"``, ...).
-        model: The backend's model.
-        params: Generation parameters of the first image.
-        prompt_example: The first image's prompt.
-        cost_usd: What generating every image cost.
-        synthaug_version: The synthaug that generated it.
-        settings: The folder's ``generation.json`` (the whole generation spec).
-    """
-
-    name: str
-    directory: str
-    images: int
-    backend: str | None
-    model: str | None
-    params: dict[str, Any] | None
-    prompt_example: str | None
-    cost_usd: float
-    synthaug_version: str | None
-    settings: dict[str, Any] | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, one key per attribute."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorProvenance:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**_known(cls, data))
-
-
-@dataclass(frozen=True)
-class SampleImage:
-    """One synthetic image shown in the report, with the prompt that made it."""
-
-    label: str
-    prompt: str | None
-    path: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {"label": self.label, "prompt": self.prompt, "path": self.path}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SampleImage:
-        """Inverse of :meth:`to_dict`."""
-        return cls(data["label"], data.get("prompt"), data["path"])
-
-
-@dataclass(frozen=True)
-class StudyAnalysis:
+class StudyAnalysis(Record):
     """Everything the report shows, as saved in ``RUN_DIR/analysis.json``.
 
     Attributes:
@@ -704,6 +262,12 @@ class StudyAnalysis:
         generators: Synthetic source -> what made it.
         samples: Synthetic source -> example images per class.
         headline: The answer the report opens with.
+        shift_curves: Group id -> metric -> corruption severity -> mean over corruptions
+            (severity 0: the clean test set); only groups evaluated under shift.
+        epistemic: Group id -> OOD set -> verdict on the mutual-information AUROC; only
+            sampling methods (a single network has no epistemic part).
+        targeted_curves: Accuracy against synthetic images spent, per targeted regime and size.
+        targeted_comparisons: Each targeted rule against uniform at the same budget.
     """
 
     title: str
@@ -719,6 +283,10 @@ class StudyAnalysis:
     generators: dict[str, GeneratorProvenance]
     samples: dict[str, list[SampleImage]]
     headline: Headline
+    shift_curves: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    epistemic: dict[str, dict[str, EpistemicVerdict]] = field(default_factory=dict)
+    targeted_curves: list[TargetedCurve] = field(default_factory=list)
+    targeted_comparisons: list[TargetedComparison] = field(default_factory=list)
     _by_id: dict[str, GroupSummary] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -730,41 +298,37 @@ class StudyAnalysis:
 
     def to_dict(self) -> dict[str, Any]:
         """The contents of ``analysis.json``."""
-        return {
-            "title": self.title,
-            "classes": list(self.classes),
-            "ood_sets": list(self.ood_sets),
-            "dataset_sizes": dict(self.dataset_sizes),
-            "baseline_method": self.baseline_method,
-            "groups": [group.to_dict() for group in self.groups],
-            "curves": [curve.to_dict() for curve in self.curves],
-            "exchange_rates": [rate.to_dict() for rate in self.exchange_rates],
-            "worth": [worth.to_dict() for worth in self.worth],
-            "comparisons": [comparison.to_dict() for comparison in self.comparisons],
-            "generators": {name: generator.to_dict() for name, generator in self.generators.items()},
-            "samples": {name: [sample.to_dict() for sample in items] for name, items in self.samples.items()},
-            # Quoted for whoever reads the JSON alone; the report takes them from
-            # synthaug.study.literature, so a folder written before they were records renders too.
-            "literature": literature_dict(),
-            "headline": self.headline.to_dict(),
-        }
+        # The literature is quoted for whoever reads the JSON alone; the report takes it from
+        # synthaug.study.literature, so a folder written before it was a record renders too.
+        return {**record_to_dict(self), "literature": literature_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudyAnalysis:
-        """Inverse of :meth:`to_dict` (``literature`` is not part of the record)."""
-        return cls(
-            title=data["title"],
-            classes=list(data["classes"]),
-            ood_sets=list(data["ood_sets"]),
-            dataset_sizes={name: int(count) for name, count in data["dataset_sizes"].items()},
-            baseline_method=data["baseline_method"],
-            groups=[GroupSummary.from_dict(group) for group in data["groups"]],
-            curves=[LearningCurve.from_dict(curve) for curve in data["curves"]],
-            exchange_rates=[ExchangeRateRow.from_dict(rate) for rate in data["exchange_rates"]],
-            worth=[SyntheticWorth.from_dict(worth) for worth in data["worth"]],
-            comparisons=[PairedComparison.from_dict(comparison) for comparison in data["comparisons"]],
-            generators={name: GeneratorProvenance.from_dict(value) for name, value in data["generators"].items()},
-            samples={name: [SampleImage.from_dict(item) for item in items] for name, items in data["samples"].items()},
-            headline=Headline.from_dict(data["headline"]),
-        )
+        """Inverse of :meth:`to_dict` (``literature`` is not part of the record).
 
+        A file written before the shift curves and epistemic verdicts were saved gets them
+        computed from its groups (:func:`derived_group_statistics`); one written before the
+        targeted records has none (:func:`synthaug.study.analysis.read_analysis` adds them).
+        """
+        analysis = record_from_dict(cls, data)
+        if "shift_curves" in data and "epistemic" in data:
+            return analysis
+        shift_curves, epistemic = derived_group_statistics(analysis.groups, analysis.ood_sets, analysis.dataset_sizes)
+        return dataclasses.replace(analysis, shift_curves=shift_curves, epistemic=epistemic)
+
+
+def derived_group_statistics(
+    groups: list[GroupSummary], ood_sets: list[str], dataset_sizes: Mapping[str, int]
+) -> tuple[dict[str, dict[str, dict[int, float]]], dict[str, dict[str, EpistemicVerdict]]]:
+    """Each group's shift curves over severity and, for sampling methods, its epistemic
+    verdicts (:mod:`synthaug.study.shift`), by group id; groups without either are left out."""
+    shift_curves, epistemic = {}, {}
+    for group in groups:
+        curves = severity_curves(group.metrics)
+        if curves:
+            shift_curves[group.group_id] = curves
+        if group.has_weight_samples:
+            verdicts = epistemic_verdicts(group.metrics, ood_sets, dataset_sizes)
+            if verdicts:
+                epistemic[group.group_id] = verdicts
+    return shift_curves, epistemic

@@ -15,10 +15,10 @@ from typing import Any
 
 from synthaug.fileio import append_jsonl, read_jsonl
 from synthaug.study.records import UnitResult
+from synthaug.study.run_folder import RESULTS_FILE
 
 __all__ = ["RESULTS_FILE", "append_result", "append_row", "read_results", "read_rows"]
 
-RESULTS_FILE = "results.jsonl"
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

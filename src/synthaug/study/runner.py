@@ -11,40 +11,36 @@ Rendering the report is the caller's next step (``synthaug.report.build_report``
 
 Resuming: units already in the log are skipped, and the cache holds every model and prediction
 under the hash of what produced it, so a rerun after an interruption redoes nothing that was
-finished. A run folder is bound to its config (``config.resolved.yaml``); running a different
-config into it is refused rather than mixing two studies in one log.
+finished. A run folder is bound to its config (:meth:`~synthaug.study.run_folder.RunFolder.bind`);
+running a different config into it is refused rather than mixing two studies in one log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
-import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
-import synthaug
 from synthaug.errors import ConfigError
 from synthaug.execution import Executor, Resources, drop_worker_state, make_executor, worker_state
 from synthaug.execution.transfer import FolderStorage
-from synthaug.fileio import atomic_write_text, directory_lock, to_json_value
+from synthaug.fileio import directory_lock
 from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
 from synthaug.study.cache import StudyCache, content_key
 from synthaug.study.config import StudyConfig, config_to_dict, resolve_paths
-from synthaug.study.data import StudyData, load_study_data, training_set
+from synthaug.study.data import StudyData, open_study_data, prepare_study_data, training_set
 from synthaug.study.inspection import inspect_sources
 from synthaug.study.records import GroupKey, StudyAnalysis, UnitResult
-from synthaug.study.results import RESULTS_FILE, append_result, read_results
+from synthaug.study.results import append_result, read_results
+from synthaug.study.run_folder import RunFolder, environment_record
 from synthaug.study.shift import shift_metrics
 from synthaug.study.summary import write_summary_files
 from synthaug.study.transport import (
@@ -68,26 +64,7 @@ from synthaug.study.units import (
 if TYPE_CHECKING:  # the data package pulls in torch; the runner imports it when it runs
     from synthaug.methods import UncertaintyMethod
 
-__all__ = ["StudyResult", "UnitCallback", "bind_run_dir", "evaluate_unit", "run_study", "run_unit", "unit_group"]
-
-CONFIG_FILE = "config.resolved.yaml"
-ENVIRONMENT_FILE = "environment.json"
-
-# Packages whose versions can change the numbers; recorded beside the results.
-RECORDED_PACKAGES = (
-    "synthaug",
-    "torch",
-    "torchvision",
-    "numpy",
-    "scipy",
-    "scikit-learn",
-    "pillow",
-    "torchmetrics",
-    "laplace-torch",
-    "openai",
-    "diffusers",
-    "transformers",
-)
+__all__ = ["StudyResult", "UnitCallback", "evaluate_unit", "run_study", "run_unit", "unit_group"]
 
 #: Called after each unit's result is safely in the log (an exception stops the study; a
 #: rerun resumes after that unit).
@@ -258,45 +235,6 @@ def evaluate_unit(
     return metrics
 
 
-def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
-    """Key path of the first difference between two plain-data trees."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in list(old) + [k for k in new if k not in old]:
-            found = _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-        return None
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        for index, (a, b) in enumerate(zip(old, new)):
-            found = _first_difference(a, b, f"{path}[{index}]")
-            if found is not None:
-                return found
-        return None
-    return None if old == new else (path or "(top level)")
-
-
-def bind_run_dir(config: StudyConfig, run_dir: Path) -> None:
-    """Save ``config.resolved.yaml`` in a new run folder, or check that an existing run
-    folder holds this same study.
-
-    Raises:
-        ConfigError: The folder holds a study with a different config.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = config_to_dict(config)
-    path = run_dir / CONFIG_FILE
-    if path.exists():
-        previous = yaml.safe_load(path.read_text(encoding="utf-8"))
-        difference = _first_difference(previous, resolved)
-        if difference is not None:
-            raise ConfigError(
-                f"{run_dir}: holds a study with a different config (first difference at "
-                f"`{difference}`); choose a new --out folder, or delete {path} to start over"
-            )
-        return
-    atomic_write_text(path, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-
-
 def _check_finished_params(
     config: StudyConfig, units: list[Unit], finished: dict[str, UnitResult], results_path: Path
 ) -> None:
@@ -320,27 +258,6 @@ def _check_finished_params(
             f"{results_path}: unit {unit.unit_id} {why}; resuming would mix two sets of defaults in one "
             "log: choose a new --out folder, or delete the run folder to start over"
         )
-
-
-def environment_record(config: StudyConfig, seconds: float | None = None) -> dict[str, Any]:
-    """Package versions, platform, device, torch threads and seeds, saved as ``environment.json``."""
-    from synthaug.runtime import pick_device
-
-    versions = {}
-    for name in RECORDED_PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return {
-        "synthaug_version": synthaug.__version__,
-        "packages": versions,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": str(pick_device(config.device)),
-        "torch_threads": config.threads,  # of every unit, whatever engine ran it
-        "cpu_count": os.cpu_count(),
-        "seeds": list(config.seeds),
-        "seconds": seconds,
-    }
 
 
 @contextlib.contextmanager
@@ -382,7 +299,7 @@ def _run_unit_task(task: _UnitTask) -> UnitResult | UnitOutcome:
     """A worker's part of a study: one unit, with the data its driver shared (loaded here, from
     what the driver generated and audited, only when it was not shared)."""
     cache = StudyCache(task.cache_root)
-    data = worker_state(task.data_key, lambda: load_study_data(task.config, cache, generate=False))
+    data = worker_state(task.data_key, lambda: open_study_data(task.config, cache))
     # The unit's own thread count, whatever its engine gave the worker: the numbers then do not
     # depend on the engine or the worker count.
     with _torch_threads(task.config.threads):
@@ -402,25 +319,6 @@ def study_executor(config: StudyConfig, default_workers: int = 1) -> Executor:
         return make_executor(ray_address=execution.ray.address)
     workers = execution.workers or default_workers
     return LocalExecutor(workers, threads_per_worker=config.threads)
-
-
-def study_executor_from_options(config: StudyConfig, workers: int | None, ray_address: str | None) -> Executor:
-    """The executor of ``synthaug study``: ``--ray`` or ``--workers`` when given, else
-    ``config.execution``, else one local worker per core.
-
-    Raises:
-        ConfigError: Both ``--workers`` and ``--ray`` are given.
-    """
-    from synthaug.execution import available_cores
-    from synthaug.execution.local import LocalExecutor
-
-    if ray_address is not None and workers is not None:
-        raise ConfigError("give either --workers (this machine) or --ray (a cluster), not both")
-    if ray_address is not None:
-        return make_executor(ray_address=ray_address)
-    if workers is not None:
-        return LocalExecutor(workers, threads_per_worker=config.threads)
-    return study_executor(config, default_workers=available_cores())
 
 
 def _dispatch_order(units: list[Unit], config: StudyConfig, data: StudyData) -> list[list[Unit]]:
@@ -509,10 +407,11 @@ def _run_study_locked(
 ) -> StudyResult:
     """:func:`run_study`'s work, with the run folder's lock held."""
     started = time.perf_counter()
-    bind_run_dir(config, run_dir)
-    cache = StudyCache(Path(config.cache_dir or run_dir / "cache").absolute())
+    folder = RunFolder(run_dir)
+    folder.bind(config)
+    cache = StudyCache(folder.cache(config).absolute())
     units = plan_units(config)
-    results_path = run_dir / RESULTS_FILE
+    results_path = folder.results
     owned = executor is None
     executor = study_executor(config) if executor is None else executor
     send_files = False
@@ -520,7 +419,7 @@ def _run_study_locked(
         ray = config.execution.ray
         resources = Resources(ray.num_cpus, ray.num_gpus) if ray is not None else None
         with _torch_threads(config.threads):
-            data = load_study_data(config, cache, progress=progress, executor=executor, resources=resources)
+            data = prepare_study_data(config, cache, progress=progress, executor=executor, resources=resources)
             inspect_sources(config, data, cache, run_dir, progress)  # "what the generator made" (study/inspection.py)
             finished = {result.unit_id: result for result in read_results(results_path)}
             _check_finished_params(config, units, finished, results_path)
@@ -561,7 +460,7 @@ def _run_study_locked(
     environment = environment_record(config, time.perf_counter() - started)
     # How this call's units stored their models and predictions (study/transport.py).
     environment["unit_files"] = "sent back through the object store" if send_files else "written in place"
-    atomic_write_text(run_dir / ENVIRONMENT_FILE, json.dumps(to_json_value(environment), indent=2))
+    folder.write_environment(environment)
     report(progress, "analyze", 0, 1)
     analysis = analyze_study(config, data, results, run_dir)
     markdown = write_summary_files(analysis, run_dir)

@@ -6,17 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import os
-from pathlib import Path
 
 from synthaug.fileio import atomic_write_text
 from synthaug.study.records import StudyAnalysis
+from synthaug.study.run_folder import SUMMARY_CSV, SUMMARY_MD, RunFolder
 from synthaug.study.text import interval_percent, training_data_text
 
 __all__ = ["SUMMARY_CSV", "SUMMARY_MD", "summary_csv", "summary_markdown", "write_summary_files",
            "write_summary_markdown"]
 
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
 
 KEY_COLUMNS = ("regime", "data", "source", "size", "real_per_class", "synthetic_per_class", "backbone", "method")
 
@@ -82,11 +80,11 @@ def summary_markdown(analysis: StudyAnalysis) -> str:
 def write_summary_markdown(analysis: StudyAnalysis, run_dir: str | os.PathLike[str]) -> str:
     """Write ``summary.md`` from the analysis; return the Markdown."""
     markdown = summary_markdown(analysis)
-    atomic_write_text(Path(run_dir) / SUMMARY_MD, markdown)
+    atomic_write_text(RunFolder(run_dir).summary_md, markdown)
     return markdown
 
 
 def write_summary_files(analysis: StudyAnalysis, run_dir: str | os.PathLike[str]) -> str:
     """Write ``summary.csv`` and ``summary.md``; return the Markdown."""
-    atomic_write_text(Path(run_dir) / SUMMARY_CSV, summary_csv(analysis))
+    atomic_write_text(RunFolder(run_dir).summary_csv, summary_csv(analysis))
     return write_summary_markdown(analysis, run_dir)

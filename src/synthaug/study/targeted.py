@@ -1,7 +1,8 @@
 """Uncertainty-targeted generation: spend a synthetic-image budget where the model is unsure.
 
-A targeted regime (``budget`` in :class:`~synthaug.study.config.Regime`) builds its training
-set in rounds instead of drawing a fixed number of synthetic images per class:
+A targeted regime (``targeted: {budget: ..., method: ...}``, see
+:class:`~synthaug.study.config.Targeting`) builds its training set in rounds instead of
+drawing a fixed number of synthetic images per class:
 
 1. start from ``size`` images per class (real for ``mixed``, synthetic for ``synthetic``);
 2. each round trains the regime's method on what it has, predicts the real validation set and
@@ -31,7 +32,7 @@ References:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +42,9 @@ import synthaug
 from synthaug.errors import ConfigError, DataError, SynthaugError
 from synthaug.fileio import atomic_write_text, from_json_value, to_json_value
 from synthaug.study.cache import StudyCache, content_key
-from synthaug.study.config import GenerationSpec, StudyConfig
-from synthaug.study.stats import Interval, paired_difference, t_interval
+from synthaug.study.config import GenerationSpec, StudyConfig, Targeting
+from synthaug.study.records import TargetedComparison, TargetedCurve
+from synthaug.study.stats import paired_difference, t_interval
 from synthaug.study.units import Unit, make_unit_method, model_description
 
 if TYPE_CHECKING:  # the data package pulls in torch; it is imported when a unit runs
@@ -52,9 +54,9 @@ if TYPE_CHECKING:  # the data package pulls in torch; it is imported when a unit
 __all__ = ["DEFAULT_FLOOR", "DEFAULT_ROUNDS", "TargetedComparison", "TargetedCurve", "TargetedRound", "TargetedRun",
            "allocate", "class_scores", "read_targeted_run", "round_shares", "run_rounds", "targeted_analysis"]
 
-DEFAULT_ROUNDS = 4
-DEFAULT_ALLOCATE = "epistemic"
-DEFAULT_FLOOR = 0.2
+# The defaults are the config's (synthaug.study.config.Targeting), named here for callers.
+DEFAULT_ROUNDS: int = Targeting.model_fields["rounds"].default
+DEFAULT_FLOOR: float = Targeting.model_fields["floor"].default
 
 
 @dataclass(frozen=True)
@@ -188,9 +190,7 @@ def _generated(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
                per_class: dict[str, int]) -> ImageDataset:
     """Slots ``0 .. per_class[label] - 1`` of every class, generated where missing."""
     from synthaug.data import load_dataset
-    from synthaug.generate import generate_dataset
-    from synthaug.generate.prompts import PromptSpec
-    from synthaug.study.data import _tuples
+    from synthaug.study.generation import generate_from_spec
 
     source = config.regime_source(unit.regime)
     spec = source.generate
@@ -201,16 +201,13 @@ def _generated(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
         for record, label in zip(existing.records, existing.targets):
             name = existing.classes[label]
             have[name] = max(have.get(name, 0), int(record["index"]) + 1)
-    prompt: Any = spec.prompt if isinstance(spec.prompt, str) else PromptSpec(
-        **{key: _tuples(value) for key, value in spec.prompt.items()})
+    where = f"synthetic[{config.synthetic.index(source)}]"
     for label, count in per_class.items():
         if count > have.get(label, 0):
             try:
-                generate_dataset(directory, [label], count, backend=spec.backend, model=spec.model, prompt=prompt,
-                                 seed=spec.seed, params=spec.params, backend_options=spec.backend_options,
-                                 max_cost=spec.max_cost, extend=True)
+                generate_from_spec(directory, spec, [label], count, where, source.name, extend=True)
             except SynthaugError as error:
-                raise type(error)(f"regime {unit.regime.name!r}, source {source.name!r}: {error}") from error
+                raise type(error)(f"regime {unit.regime.name!r}: {error}") from error
     dataset = load_dataset(str(directory)).with_classes(data.classes)
     keep = [index for index, (record, label) in enumerate(zip(dataset.records, dataset.targets))
             if int(record["index"]) < per_class[data.classes[label]]]
@@ -257,14 +254,13 @@ def run_rounds(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
         TrainingError: a round's training failed.
     """
     regime = unit.regime
-    rounds = regime.rounds or DEFAULT_ROUNDS
-    rule = regime.allocate or DEFAULT_ALLOCATE
-    floor = DEFAULT_FLOOR if regime.floor is None else regime.floor
+    targeting = regime.targeted
+    rounds, rule, floor = targeting.rounds, targeting.allocate, targeting.floor
     classes = data.classes
     start = unit.size if regime.data == "synthetic" else 0
     per_class = dict.fromkeys(classes, start)
     history = []
-    for index, share in enumerate(round_shares(regime.budget, rounds)):
+    for index, share in enumerate(round_shares(targeting.budget, rounds)):
         model = _fit_round(config, data, cache, unit, _training_set(config, data, cache, unit, per_class))
         samples = model.predict_proba(data.val)
         uncertainty, error = class_scores(samples, data.val.targets, len(classes))
@@ -285,84 +281,16 @@ def run_rounds(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Un
             allocation=dict(zip(classes, added.tolist())),
         ))
         per_class = {name: per_class[name] + int(count) for name, count in zip(classes, added)}
-    run = TargetedRun(unit_id=unit.unit_id, regime=regime.name, allocate=rule, budget=regime.budget, floor=floor,
+    run = TargetedRun(unit_id=unit.unit_id, regime=regime.name, allocate=rule, budget=targeting.budget, floor=floor,
                       size=unit.size, seed=unit.seed, rounds=history, final_per_class=per_class)
     description = {"targeted_run": run.to_dict(), "val": data.val.fingerprint(), "test": data.test.fingerprint()}
-    path = cache.root / "targeted" / f"{content_key(description)}.json"
+    path = cache.targeted_run_path(content_key(description))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(run.to_dict(), indent=2) + "\n")
     return _training_set(config, data, cache, unit, per_class), path
 
 
 # -- analysis: curves over the rounds, and targeted against uniform -------------------------
-
-
-@dataclass(frozen=True)
-class TargetedCurve:
-    """Test accuracy against synthetic images spent, for one targeted regime and size.
-
-    Attributes:
-        regime: The regime.
-        allocate: Its rule.
-        size: Starting images per class.
-        images: Synthetic images spent at each point (0, budget/rounds, ..., budget).
-        accuracy: Mean test accuracy over seeds at each point, with its t-interval.
-        allocation: Mean images added per class in each round (class -> one value per round).
-    """
-
-    regime: str
-    allocate: str
-    size: int
-    images: list[int]
-    accuracy: list[Interval]
-    allocation: dict[str, list[float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {"regime": self.regime, "allocate": self.allocate, "size": self.size, "images": list(self.images),
-                "accuracy": [interval.to_dict() for interval in self.accuracy], "allocation": dict(self.allocation)}
-
-
-@dataclass(frozen=True)
-class TargetedComparison:
-    """A targeted regime against the uniform one with the same budget, paired by seed.
-
-    Attributes:
-        regime: The targeted regime.
-        baseline: The uniform regime.
-        size: Starting images per class.
-        budget: Synthetic images each spent.
-        final_difference: Final test accuracy, targeted minus uniform, over seeds (t-interval).
-        uniform_final: Uniform's mean final accuracy.
-        images_to_match: Synthetic images at which the targeted mean curve first reaches
-            ``uniform_final`` (linear between rounds); ``None`` when it never does.
-        by_images: Test accuracy, targeted minus uniform, at each point of the curves
-            (``images``: 0, budget/rounds, ..., budget), paired by seed.
-        seeds_reaching: Seeds whose targeted curve reaches that seed's own uniform final
-            accuracy at or before 60 % of the budget (linear between rounds).
-    """
-
-    regime: str
-    baseline: str
-    size: int
-    budget: int
-    final_difference: Interval
-    uniform_final: float
-    images_to_match: float | None
-    by_images: list[Interval] = field(default_factory=list)
-    seeds_reaching: int = 0
-
-    @property
-    def share_of_budget(self) -> float | None:
-        """``images_to_match / budget``."""
-        return None if self.images_to_match is None else self.images_to_match / self.budget
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {"regime": self.regime, "baseline": self.baseline, "size": self.size, "budget": self.budget,
-                "final_difference": self.final_difference.to_dict(), "uniform_final": self.uniform_final,
-                "images_to_match": self.images_to_match, "share_of_budget": self.share_of_budget,
-                "by_images": [interval.to_dict() for interval in self.by_images], "seeds_reaching": self.seeds_reaching}
 
 
 def unit_curve(run: TargetedRun, final_accuracy: float) -> tuple[list[int], list[float]]:
@@ -410,11 +338,12 @@ def targeted_analysis(config: StudyConfig, results: list[Any], run_dir: str | Pa
     comparisons = []
     regimes = {regime.name: regime for regime in config.regimes if regime.targeted}
     for regime in regimes.values():
-        if (regime.allocate or DEFAULT_ALLOCATE) == "uniform":
+        if regime.targeted.allocate == "uniform":
             continue
-        baseline = next((other for other in regimes.values() if (other.allocate or DEFAULT_ALLOCATE) == "uniform"
-                         and (other.data, other.source, other.budget, other.rounds, other.method)
-                         == (regime.data, regime.source, regime.budget, regime.rounds, regime.method)), None)
+        same = regime.targeted.model_dump(exclude={"allocate", "floor"})
+        baseline = next((other for other in regimes.values() if other.targeted.allocate == "uniform"
+                         and (other.data, other.source, other.targeted.model_dump(exclude={"allocate", "floor"}))
+                         == (regime.data, regime.source, same)), None)
         if baseline is None:
             continue
         for size in regime.sizes:
@@ -433,9 +362,9 @@ def targeted_analysis(config: StudyConfig, results: list[Any], run_dir: str | Pa
             reaching = 0
             for ours, theirs in paired.values():
                 seed_crossing = _first_crossing(ours[0], ours[1], theirs[1][-1])
-                reaching += seed_crossing is not None and seed_crossing <= 0.6 * regime.budget
+                reaching += seed_crossing is not None and seed_crossing <= 0.6 * regime.targeted.budget
             comparisons.append(TargetedComparison(regime=regime.name, baseline=baseline.name, size=size,
-                                                  budget=regime.budget, final_difference=difference,
+                                                  budget=regime.targeted.budget, final_difference=difference,
                                                   uniform_final=uniform_final, images_to_match=crossing,
                                                   by_images=by_images, seeds_reaching=reaching))
     return curves, comparisons

@@ -230,15 +230,11 @@ class MLflowTracker:
         """
         from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-        from synthaug.study.analysis import ANALYSIS_FILE
-        from synthaug.study.results import RESULTS_FILE
-        from synthaug.study.runner import CONFIG_FILE, ENVIRONMENT_FILE
-        from synthaug.study.summary import SUMMARY_CSV, SUMMARY_MD
+        from synthaug.study.run_folder import RunFolder
 
         for unit_result in result.results:
             self.log_result(unit_result)
-        files = [self.run_dir / name for name in (CONFIG_FILE, ENVIRONMENT_FILE, ANALYSIS_FILE, SUMMARY_MD,
-                                                   SUMMARY_CSV, RESULTS_FILE)]
+        files = RunFolder(self.run_dir).study_files()
         if report_path is not None:
             files.append(Path(report_path))
         for path in files:
