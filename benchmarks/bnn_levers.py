@@ -71,18 +71,25 @@ def main() -> None:
             started = time.perf_counter()
             method.fit(train)
             seconds = time.perf_counter() - started
-            metrics = evaluate_predictions(method.predict_proba(test), test.targets, ood_probs=method.predict_proba(ood))
+            metrics = evaluate_predictions(
+                method.predict_proba(test), test.targets, ood_probs=method.predict_proba(ood)
+            )
             # The posterior width the fit ended at: mean sigma of the last Bayesian layer's bias.
             layers = [m for m in getattr(method, "model_", torch.nn.Module()).modules() if hasattr(m, "bias_sigma")]
-            bias_sigma = float(layers[-1].bias_sigma.detach().mean()) if layers and layers[-1].bias_sigma is not None else None
-            row = {"bias_sigma": bias_sigma, "name": name, "method": key, "options": options, "seed": seed, "per_class": args.per_class,
-                   "epochs": args.epochs, "noise": args.noise, "seconds": seconds,
+            bias_sigma = (
+                float(layers[-1].bias_sigma.detach().mean())
+                if layers and layers[-1].bias_sigma is not None
+                else None
+            )
+            row = {"bias_sigma": bias_sigma, "name": name, "method": key, "options": options, "seed": seed,
+                   "per_class": args.per_class, "epochs": args.epochs, "noise": args.noise, "seconds": seconds,
                    **{k: metrics[k] for k in ("accuracy", "nll", "ece", "mean_mutual_information",
                                               "ood_auroc_mutual_information", "ood_auroc_entropy",
                                               "ood_auroc_max_prob")}}
             print(f"{name:28s} seed {seed}: acc {row['accuracy']:.4f} nll {row['nll']:.4f} ece {row['ece']:.4f} "
                   f"MI {row['mean_mutual_information']:.5f} AUROC MI {row['ood_auroc_mutual_information']:.3f} "
-                  f"H {row['ood_auroc_entropy']:.3f} bias sigma {bias_sigma} maxp {row['ood_auroc_max_prob']:.3f} ({seconds:.0f} s)",
+                  f"H {row['ood_auroc_entropy']:.3f} bias sigma {bias_sigma} "
+                  f"maxp {row['ood_auroc_max_prob']:.3f} ({seconds:.0f} s)",
                   flush=True)
             with args.out.open("a") as stream:
                 stream.write(json.dumps(row) + "\n")

@@ -33,8 +33,11 @@ PREDICTION_BATCH = 512
 N_TRAIN = 60_000  # the KL is divided by the training-set size, as in a real fit
 
 
-def make_step(variant: str, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[Callable[[], None], torch.nn.Module]:
-    """A closure that runs one training step of ``variant`` (``deterministic`` or ``estimator/layers``), and its model."""
+def make_step(
+    variant: str, inputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[Callable[[], None], torch.nn.Module]:
+    """A closure that runs one training step of ``variant`` (``deterministic`` or ``estimator/layers``),
+    and its model."""
     backbone = make_backbone("cnn", image_size=IMAGE_SIZE)
     # Dropout 0 in both, as the BNN uses it: the comparison is the variational overhead.
     model = backbone.build_trainable(NUM_CLASSES, dropout=0.0)

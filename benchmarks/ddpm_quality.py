@@ -50,7 +50,7 @@ def generate(
         for class_index, label in enumerate(classes)
         for index in range(per_class)
     ]
-    backend.generator  # load the weights before the clock starts
+    _ = backend.generator  # load the weights before the clock starts
     started = time.perf_counter()
     results = list(backend.generate(requests))
     seconds = time.perf_counter() - started
@@ -83,7 +83,7 @@ def main() -> None:
     backend.validate(params)
     if args.solver is not None:  # a property of the generator's defaults, not a request parameter
         backend.generator.sampling_defaults = {**backend.generator.sampling_defaults, "solver": args.solver}
-        backend.generator.default_solver  # checks the name
+        _ = backend.generator.default_solver  # checks the name
     classes = backend.classes
     figures: dict = {
         "model": backend.describe()["model"],

@@ -102,7 +102,8 @@ def main() -> None:
     old = statistics.median(rates[next(iter(cases))])
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"{name:58s} {median:7.1f} images/s  x{median / old:4.2f}  (runs: {', '.join(f'{v:.1f}' for v in values)})")
+        runs = ", ".join(f"{v:.1f}" for v in values)
+        print(f"{name:58s} {median:7.1f} images/s  x{median / old:4.2f}  (runs: {runs})")
 
 
 if __name__ == "__main__":

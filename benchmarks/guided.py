@@ -376,8 +376,8 @@ def _compare(arm: str, baseline: str, size: int, per_seed, correct) -> dict[str,
 def format_summary(summary: dict[str, Any]) -> str:
     lines = ["accuracy on the Fashion-MNIST test set (mean over seeds, 95 % t-interval)", ""]
     for item in summary["arms"].values():
-        lines.append(f"  n={item['size']:3d} {item['arm']:20s} {item['mean']:.4f} [{item['low']:.4f}, {item['high']:.4f}]"
-                     f"  ({item['n']} seeds)")  # fmt: skip
+        lines.append(f"  n={item['size']:3d} {item['arm']:20s} {item['mean']:.4f} "
+                     f"[{item['low']:.4f}, {item['high']:.4f}]  ({item['n']} seeds)")  # fmt: skip
     lines += ["", "paired differences (seed-paired t-interval | bootstrap over test images)", ""]
     for item in summary["comparisons"].values():
         d, b = item["difference"], item["bootstrap"]

@@ -164,7 +164,11 @@ def issue14_targets(rows: list[dict], bnn: str = "bnn") -> list[str]:
         if auroc is None:
             continue
         ensemble = _mean(rows, setting, "ensemble", "ood_auroc")
-        gap = "" if ensemble is None else f", ensemble {ensemble:.3f} ({'within' if auroc >= ensemble - 0.03 else 'NOT within'} 0.03)"
+        if ensemble is None:
+            gap = ""
+        else:
+            within = "within" if auroc >= ensemble - 0.03 else "NOT within"
+            gap = f", ensemble {ensemble:.3f} ({within} 0.03)"
         lines.append(f"{setting}: {bnn} MI AUROC {auroc:.3f} {'>=' if auroc >= floor else '<'} {floor}{gap}")
         accuracy, reference = _mean(rows, setting, bnn, "accuracy"), _mean(rows, setting, "deterministic", "accuracy")
         nll, reference_nll = _mean(rows, setting, bnn, "nll"), _mean(rows, setting, "deterministic", "nll")
@@ -216,7 +220,8 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--noise-seed", type=int, default=1000, help="label noise seed = this + run seed")
     parser.add_argument("--method-options", default="{}", help='JSON per method, e.g. {"ensemble": {"num_members": 5}}')
-    parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images (smoke test)")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="use only the first N training images (smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--shift-severity", type=int, default=0,
                         help="also evaluate on every corruption of the test set at this severity (1-5; 0: off)")
@@ -237,14 +242,17 @@ def main() -> None:
     data = {"train": load_dataset(train_spec), "test": load_dataset(test_spec)}
     data["ood"] = load_dataset("digits")
     if args.shift_severity:
-        data["shifted"] = {name: load_dataset(f"shift:{name}:{args.shift_severity}:{test_spec}") for name in CORRUPTIONS}
+        data["shifted"] = {
+            name: load_dataset(f"shift:{name}:{args.shift_severity}:{test_spec}") for name in CORRUPTIONS
+        }
     config = {key: value for key, value in vars(args).items()
               if key not in ("out", "progress", "methods", "settings", "seeds", "seed_list", "summarize")}
     config["out"] = str(args.out)
     rows: list[dict] = []
     if args.out.is_file():
         previous = json.loads(args.out.read_text())
-        if {k: v for k, v in previous["config"].items() if k != "threads"} == {k: v for k, v in config.items() if k != "threads"}:
+        previous_config = {k: v for k, v in previous["config"].items() if k != "threads"}
+        if previous_config == {k: v for k, v in config.items() if k != "threads"}:
             rows = previous["rows"]
             console.print(f"resuming: {len(rows)} run(s) already in {args.out}")
         else:
@@ -265,7 +273,9 @@ def main() -> None:
                     f"({row['seconds_per_epoch']:.1f} s/epoch, epochs {row['epochs_run']})"
                 )
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps({"config": config, "environment": environment(), "rows": rows}, indent=1))
+                args.out.write_text(
+                    json.dumps({"config": config, "environment": environment(), "rows": rows}, indent=1)
+                )
 
     console.print(summary_table(rows))
     ratio = step_time_ratio(rows)

@@ -237,7 +237,8 @@ def main() -> None:
         generated = generated_set(args, args.generated_per_class, test.classes, log)
         started = time.perf_counter()
         generated_audit = audit_dataset(generated, args.out / "audit-generated", reference=reference, test=test,
-                                        config=audit_config(args), device=args.device, progress=PlainProgressPrinter() if args.progress else None, log=log)
+                                        config=audit_config(args), device=args.device,
+                                        progress=PlainProgressPrinter() if args.progress else None, log=log)
         rows = generated_audit.rows
         results["generated"] = {
             "images": len(generated),
@@ -254,7 +255,9 @@ def main() -> None:
                                                           "label_issue")} for row in rows[:GRID_SIZE]],
             "audit_seconds": time.perf_counter() - started,
         }
-        suspect_grid(generated, [row["index"] for row in rows[:GRID_SIZE]]).save(args.out / "generated-top-suspects.png")
+        suspect_grid(generated, [row["index"] for row in rows[:GRID_SIZE]]).save(
+            args.out / "generated-top-suspects.png"
+        )
         save()
 
     # 4. Near-copy search.

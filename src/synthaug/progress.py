@@ -41,7 +41,9 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-def report(progress: ProgressCallback | None, stage: str, done: int, total: int | None = None, **fields: object) -> None:
+def report(
+    progress: ProgressCallback | None, stage: str, done: int, total: int | None = None, **fields: object
+) -> None:
     """Call ``progress`` with an event, when there is a callback (saves an ``if`` at each site)."""
     if progress is not None:
         progress(ProgressEvent(stage, done, total, **fields))  # type: ignore[arg-type]

@@ -115,8 +115,8 @@ def test_audit_and_filter_a_generated_folder_keep_provenance_and_leave_it_untouc
         file_name = f"{PATTERN_CLASSES[label]}/{index:03d}.png"
         (root / PATTERN_CLASSES[label]).mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(root / file_name)
-        rows.append({"file_name": file_name, "label": PATTERN_CLASSES[label], "prompt": f"a {PATTERN_CLASSES[label]} bar",
-                     "seed": index, "backend": "test"})
+        rows.append({"file_name": file_name, "label": PATTERN_CLASSES[label],
+                     "prompt": f"a {PATTERN_CLASSES[label]} bar", "seed": index, "backend": "test"})
     (root / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     before = tree_digest(root)
 

@@ -47,7 +47,8 @@ def test_audit_then_filter_an_image_folder(tiny_image_folder: Path, tmp_path: Pa
 @pytest.mark.parametrize("command, message", [
     (["filter", "{tmp}/missing", "--audit", "{tmp}", "--out", "{tmp}/clean", "--drop-top", "5"], "no such folder"),
     (["filter", "digits", "--audit", "{tmp}", "--out", "{tmp}/clean", "--drop-top", "5"], "is not an audit folder"),
-    (["audit", "digits", "--out", "{tmp}/a", "--reference", "fashion-mnist:test[:5]"], "are not classes of the reference"),
+    (["audit", "digits", "--out", "{tmp}/a", "--reference", "fashion-mnist:test[:5]"],
+     "are not classes of the reference"),
 ])
 def test_errors_are_one_line_with_exit_code_1(tmp_path, monkeypatch, capsys, command, message) -> None:
     # The console script's entry point, in process (a subprocess would spend seconds importing).

@@ -65,7 +65,9 @@ def test_a_stage_that_runs_again_restarts_its_clock_and_unknown_totals_have_no_e
         report(printer, "train", 1, unit="epochs")
         report(printer, "train", 1, unit="epochs", finished=True)
     lines = stream.getvalue().splitlines()
-    assert lines == ["[train] started", "[train] 1 epochs in 2.0s; elapsed 2.0s", "[train] finished: 1 epochs in 2.0s"] * 2
+    assert lines == [
+        "[train] started", "[train] 1 epochs in 2.0s; elapsed 2.0s", "[train] finished: 1 epochs in 2.0s"
+    ] * 2
 
 
 def test_reporter_without_a_terminal_prints_plain_lines() -> None:

@@ -88,7 +88,8 @@ def test_existing_outputs_are_never_overwritten(tiny_image_folder: Path, tmp_pat
 
 
 def test_bad_input_is_one_line_error_and_exit_code_1(tmp_path: Path, monkeypatch, capsys) -> None:
-    arguments = ["train", "--train", str(tmp_path / "missing"), "--param", "num_members", "--out", str(tmp_path / "model")]
+    arguments = ["train", "--train", str(tmp_path / "missing"), "--param", "num_members",
+                 "--out", str(tmp_path / "model")]
     monkeypatch.setattr(sys, "argv", ["synthaug", *arguments])
     with pytest.raises(SystemExit) as exit_info:
         synthaug.cli.main.main()

@@ -111,9 +111,11 @@ def test_a_unit_whose_worker_keeps_dying_is_given_up(tmp_path):
 
     thread = threading.Thread(target=killer)
     thread.start()
-    with LocalExecutor(workers=2, max_retries=1) as executor:
-        with pytest.raises(ExecutionError, match=r"lost with its worker process 2 times"):
-            list(executor.map_unordered(workloads.slow_unit, [(0, str(tmp_path), 5.0)]))
+    with (
+        LocalExecutor(workers=2, max_retries=1) as executor,
+        pytest.raises(ExecutionError, match=r"lost with its worker process 2 times"),
+    ):
+        list(executor.map_unordered(workloads.slow_unit, [(0, str(tmp_path), 5.0)]))
     thread.join()
 
 

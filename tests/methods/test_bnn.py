@@ -142,7 +142,9 @@ def test_the_default_bnn_is_more_uncertain_about_its_weights_off_the_data(patter
     rng = np.random.default_rng(0)
     # Off-distribution: dim, structureless images (small features, as digits are for a
     # Fashion-MNIST network).
-    off = ImageDataset.from_arrays(rng.integers(0, 60, size=(30, 16, 16), dtype=np.uint8), np.zeros(30, int), train.classes)
+    off = ImageDataset.from_arrays(
+        rng.integers(0, 60, size=(30, 16, 16), dtype=np.uint8), np.zeros(30, int), train.classes
+    )
     default = make_method("bnn", **FAST, num_samples=50, seed=0).fit(train)
     old = make_method("bnn", **FAST, num_samples=50, seed=0, bayesian_layers="all", bias_posterior_init_std=None,
                       dropout=0.0).fit(train)

@@ -86,7 +86,9 @@ def test_report_of_a_folder_without_a_study_is_one_line(tmp_path: Path) -> None:
     assert completed.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}: no analysis.json here")
 
 
-def test_an_analysis_written_before_treatments_existed_still_renders(tiny_study: dict[str, Any], tmp_path: Path) -> None:
+def test_an_analysis_written_before_treatments_existed_still_renders(
+    tiny_study: dict[str, Any], tmp_path: Path
+) -> None:
     import json
 
     from synthaug.report import build_report

@@ -93,7 +93,9 @@ def read_complete_audit(audit_dir: str | Path) -> tuple[dict[str, Any], list[dic
     audit_dir = Path(audit_dir)
     missing = [name for name in (AUDIT_FILE, SCORES_FILE) if not (audit_dir / name).is_file()]
     if missing:
-        raise ConfigError(f"{audit_dir} is not an audit folder (no {missing[0]}); run `synthaug audit DATA --out DIR` first")
+        raise ConfigError(
+            f"{audit_dir} is not an audit folder (no {missing[0]}); run `synthaug audit DATA --out DIR` first"
+        )
     try:
         audit = json.loads((audit_dir / AUDIT_FILE).read_text())
         rows, torn = read_jsonl(audit_dir / SCORES_FILE)
@@ -286,7 +288,9 @@ def filter_dataset(
                                                            class_agreement=clip_class_agreement)
     if audit_dir is None:
         if drop_top is not None or threshold is not None or drop_label_issues or drop_duplicates:
-            raise ConfigError("--drop-top, --threshold, --drop-label-issues and --drop-duplicates need --audit AUDIT_DIR")
+            raise ConfigError(
+                "--drop-top, --threshold, --drop-label-issues and --drop-duplicates need --audit AUDIT_DIR"
+            )
         if also is None:
             raise ConfigError("say what to drop: give --audit AUDIT_DIR with its rules, or --clip MODEL_DIR with "
                               "--min-clip-score or --clip-class-agreement")

@@ -71,7 +71,8 @@ def audit_cli(
 
     default = AuditConfig()
     config = AuditConfig(
-        folds=folds, method=method, method_options=parse_assignments(param, "--param") if param else None, backbone=backbone, epochs=epochs, seed=seed,
+        folds=folds, method=method, method_options=parse_assignments(param, "--param") if param else None,
+        backbone=backbone, epochs=epochs, seed=seed,
         score_components=tuple(score_component or default.score_components), min_similarity=min_similarity,
     )
     console = Console(highlight=False)

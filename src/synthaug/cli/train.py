@@ -83,7 +83,9 @@ def train(
     if not train_data:
         raise ConfigError("give at least one training set with --train")
     if weights and len(weights) != len(train_data):
-        raise ConfigError(f"got {len(weights)} --weight value(s) for {len(train_data)} --train set(s); give one per set")
+        raise ConfigError(
+            f"got {len(weights)} --weight value(s) for {len(train_data)} --train set(s); give one per set"
+        )
     hyperparameters = dict(hyperparameters or {})
     for reserved in ("backbone", "backbone_options", "progress"):
         if reserved in hyperparameters:
@@ -145,8 +147,9 @@ def train_cli(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, mps; default: CUDA when present.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Other method hyper-parameter as KEY=VALUE "
                                                     "(JSON values), e.g. --param num_members=5.")] = None,
-    backbone_option: Annotated[list[str] | None, typer.Option("--backbone-option", help="Backbone option as "
-                                                              "KEY=VALUE, e.g. --backbone-option weights_path=r152.pt.")] = None,
+    backbone_option: Annotated[list[str] | None, typer.Option(
+        "--backbone-option", help="Backbone option as KEY=VALUE, e.g. --backbone-option weights_path=r152.pt."
+    )] = None,
     weights_from_audit: Annotated[Path | None, typer.Option(
         "--weights-from-audit", help="Audit folder (synthaug audit): weight each image of the --train set(s) it "
         "covers by the out-of-sample probability of its label (times the set's --weight).")] = None,

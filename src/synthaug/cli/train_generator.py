@@ -153,8 +153,8 @@ def _tune(console, dataset, out, backend, init_from, model, steps, batch_size, l
     """``--init-from`` (ddpm fine-tuning with a near-copy check) or ``--backend diffusers`` (LoRA)."""
     from rich.markup import escape
 
-    given = {key: value for key, value in
-             {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate}.items() if value is not None}  # fmt: skip
+    chosen = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate}
+    given = {key: value for key, value in chosen.items() if value is not None}
     with progress_reporter(progress) as reporter:
         if backend == "diffusers":
             if model is None or init_from is not None:

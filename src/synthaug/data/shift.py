@@ -128,7 +128,9 @@ def check_corruption(corruption: str, severity: int, where: str = "shift") -> No
         raise ConfigError(f"{where}: severity must be an integer from 1 to 5, got {severity!r}")
 
 
-def corrupt(dataset: ImageDataset, corruption: str, severity: int, *, seed: int = 0, cache: bool = True) -> ImageDataset:
+def corrupt(
+    dataset: ImageDataset, corruption: str, severity: int, *, seed: int = 0, cache: bool = True
+) -> ImageDataset:
     """A copy of ``dataset`` under ``corruption`` at ``severity`` (same labels and classes).
 
     Args:
@@ -177,12 +179,16 @@ def parse_shift_spec(spec: str) -> tuple[str, int, str] | None:
     if spec.startswith("shift:"):
         parts = spec.split(":", 3)
         if len(parts) != 4 or not parts[3]:
-            raise DataError(f"{spec}: write shift:<corruption>:<severity>:<dataset>, e.g. shift:blur:3:fashion-mnist:test")
+            raise DataError(
+                f"{spec}: write shift:<corruption>:<severity>:<dataset>, e.g. shift:blur:3:fashion-mnist:test"
+            )
         corruption, severity, source = parts[1], parts[2], parts[3]
     elif spec.startswith("fashion-mnist-c:"):
         parts = spec.split(":")
         if len(parts) != 4:
-            raise DataError(f"{spec}: write fashion-mnist-c:<split>:<corruption>:<severity>, e.g. fashion-mnist-c:test:blur:3")
+            raise DataError(
+                f"{spec}: write fashion-mnist-c:<split>:<corruption>:<severity>, e.g. fashion-mnist-c:test:blur:3"
+            )
         source, corruption, severity = f"fashion-mnist:{parts[1]}", parts[2], parts[3]
     else:
         return None
