@@ -6,7 +6,8 @@ prediction files they point to, and writes ``RUN_DIR/analysis.json``, the serial
 
 - :mod:`~synthaug.study.groups`: per-group means, intervals and figure data;
 - :mod:`~synthaug.study.curves`: learning curves, exchange rates, what synthetic sets are worth;
-- :mod:`~synthaug.study.comparisons`: paired comparisons between groups;
+- :mod:`~synthaug.study.comparisons`: paired comparisons between groups, and generated images
+  against and on top of classical augmentation;
 - :mod:`~synthaug.study.provenance`: what made each synthetic source, and sample images;
 - :mod:`~synthaug.study.headline`: the answer the report opens with;
 - :mod:`~synthaug.study.shift`: metrics against corruption severity, and whether each
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from synthaug.errors import ConfigError
 from synthaug.fileio import atomic_write_text, from_json_value, to_json_value
-from synthaug.study.comparisons import paired_comparisons
+from synthaug.study.comparisons import augmentation_comparisons, paired_comparisons
 from synthaug.study.config import StudyConfig
 from synthaug.study.curves import exchange_rates, learning_curves, synthetic_worth
 from synthaug.study.data import StudyData
@@ -67,6 +68,7 @@ def analyze_study(
     rates = exchange_rates(config, curves)
     worth = synthetic_worth(config, curves)
     comparisons = paired_comparisons(config, groups, by_group, labels, run_dir)
+    augmentation = augmentation_comparisons(config, groups, by_group, labels, run_dir)
     generators, samples = {}, {}
     for name, directory in data.synthetic_dirs.items():
         generators[name], samples[name] = generator_provenance(name, directory, data.classes)
@@ -91,11 +93,12 @@ def analyze_study(
         comparisons=comparisons,
         generators=generators,
         samples=samples,
-        headline=headline(config, groups, rates, worth, comparisons),
+        headline=headline(config, groups, rates, worth, comparisons, augmentation),
         shift_curves=shift_curves,
         epistemic=epistemic,
         targeted_curves=targeted_curves,
         targeted_comparisons=targeted_comparisons,
+        augmentation=augmentation,
     )
     write_analysis(analysis, run_dir)
     return analysis

@@ -17,6 +17,7 @@ from synthaug.study.codec import Record, record_from_dict, record_to_dict
 from synthaug.study.stats import ExchangeRate, Interval
 
 __all__ = [
+    "AugmentationComparison",
     "BootstrapInterval",
     "ComparisonKind",
     "DataKind",
@@ -39,7 +40,8 @@ __all__ = [
 
 DataKind = Literal["real", "synthetic", "mixed"]
 ComparisonKind = Literal[
-    "synthetic vs real", "mixed vs real", "method vs baseline", "treatment vs plain", "real-image source vs text-only"
+    "synthetic vs real", "mixed vs real", "method vs baseline", "treatment vs plain", "real-image source vs text-only",
+    "generated vs no augmentation", "generated vs best classical", "generated on top of best classical",
 ]
 
 
@@ -218,6 +220,48 @@ class PairedComparison(Record):
     treatment: str
     baseline: str
     differences: dict[str, MetricDifference]
+
+
+@dataclass(frozen=True)
+class AugmentationComparison(Record):
+    """Generated images against and on top of classical augmentation, at one real size.
+
+    The three questions a practitioner who already augments asks (SaSPA, Michaeli & Fried,
+    NeurIPS 2024; DA-Fusion, Trabucco et al., ICLR 2024), each a paired comparison by seed on
+    the same real images:
+
+    - ``over_none`` (X): real + generated vs real, neither augmented;
+    - ``over_best`` (Y): real + generated (not augmented) vs real + the best classical policy;
+    - ``on_top_of_best`` (Z): real + generated + best policy vs real + best policy (do they stack?).
+
+    "Best" is the policy with the highest mean accuracy among the real + classical groups the
+    study ran at this size, backbone and method (chosen on the test set, so Y and Z flatter
+    classical augmentation slightly; with several policies, say so when reading them).
+
+    Attributes:
+        real_per_class: Real images per class (N).
+        synthetic_per_class: Generated images per class added.
+        source: The synthetic source.
+        backbone: Backbone name.
+        method: Method name.
+        best_policy: The best classical policy (its label), ``None`` when the study ran none at N.
+        policies: Policy label -> mean accuracy of real + that policy (what ``best_policy`` was
+            chosen from; ``none`` included when measured).
+        over_none: X, or ``None`` when the study has no plain real group at N.
+        over_best: Y, or ``None`` without a classical policy at N.
+        on_top_of_best: Z, or ``None`` without a real + generated + best-policy group.
+    """
+
+    real_per_class: int
+    synthetic_per_class: int
+    source: str | None
+    backbone: str
+    method: str
+    best_policy: str | None
+    policies: dict[str, float]
+    over_none: PairedComparison | None = None
+    over_best: PairedComparison | None = None
+    on_top_of_best: PairedComparison | None = None
 
 
 @dataclass(frozen=True)

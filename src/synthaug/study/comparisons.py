@@ -12,6 +12,11 @@
 
 Differences are taken seed by seed (a t-interval over seeds) and, for accuracy, also test
 example by test example (a paired bootstrap), see :mod:`synthaug.study.stats`.
+
+:func:`augmentation_comparisons` pairs the groups of a study that ran classical augmentation
+(regimes' ``augment``) into the three questions of
+:class:`~synthaug.study.records.AugmentationComparison`: what generated images add over no
+augmentation, over the best classical policy, and on top of it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 from synthaug.study.config import StudyConfig
 from synthaug.study.groups import seed_stack
 from synthaug.study.records import (
+    AugmentationComparison,
     BootstrapInterval,
     ComparisonKind,
     GroupSummary,
@@ -34,7 +40,7 @@ from synthaug.study.records import (
 )
 from synthaug.study.stats import paired_bootstrap_difference, paired_difference
 
-__all__ = ["COMPARED_METRICS", "compare", "paired_comparisons"]
+__all__ = ["COMPARED_METRICS", "augmentation_comparisons", "compare", "paired_comparisons"]
 
 # Metrics compared between groups.
 COMPARED_METRICS = ("accuracy", "ece", "nll", "brier")
@@ -74,11 +80,10 @@ def _pairs(config: StudyConfig, summaries: Sequence[GroupSummary]) -> list[tuple
     """``(kind, treatment id, baseline id)`` of every comparison the study makes, in report order."""
     by_id = {group.group_id: group for group in summaries}
     pairs: list[tuple[ComparisonKind, str, str]] = []
-    real_regime = config.plain_regime("real")
-    if real_regime is not None:
+    if config.plain_regime("real") is not None:
         for group in summaries:
-            key = group.key
-            baseline = make_group_id(real_regime.name, key.size, key.backbone, key.method)
+            key = group.key  # against the real regime with the same augmentation, if there is one
+            baseline = make_group_id(config.plain_regime("real", key.augment).name, key.size, key.backbone, key.method)
             if baseline in by_id and key.data != "real":
                 kind: ComparisonKind = "synthetic vs real" if key.data == "synthetic" else "mixed vs real"
                 pairs.append((kind, group.group_id, baseline))
@@ -136,3 +141,59 @@ def paired_comparisons(
                 config.bootstrap_resamples)
         for kind, treatment, baseline in _pairs(config, summaries)
     ]
+
+
+def augmentation_comparisons(
+    config: StudyConfig,
+    summaries: Sequence[GroupSummary],
+    results_by_group: Mapping[str, Sequence[UnitResult]],
+    labels: np.ndarray,
+    run_dir: Path,
+) -> list[AugmentationComparison]:
+    """Generated images against and on top of classical augmentation (X, Y, Z of
+    :class:`~synthaug.study.records.AugmentationComparison`), one record per un-augmented real +
+    generated group that has real + classical groups at its real size, backbone and method.
+
+    Only plain groups (no filter, weights or method settings) take part, so that each pair
+    differs in the generated images or the policy alone.
+    """
+    plain = [group for group in summaries if group.key.treatment is None]
+
+    def model(key) -> tuple:
+        return key.real_per_class, key.backbone, key.method
+
+    real = {(model(g.key), g.key.augment): g for g in plain if g.key.data == "real"}
+    mixed = {(model(g.key), g.key.source, g.key.synthetic_per_class, g.key.augment): g
+             for g in plain if g.key.data == "mixed"}  # fmt: skip
+
+    def paired(kind: ComparisonKind, treatment: GroupSummary | None, baseline: GroupSummary | None):
+        if treatment is None or baseline is None:
+            return None
+        return compare(kind, results_by_group[treatment.group_id], results_by_group[baseline.group_id], labels,
+                       run_dir, config.bootstrap_resamples)  # fmt: skip
+
+    records = []
+    for (setting, source, synthetic, augment), generated in mixed.items():
+        if augment != "none":
+            continue
+        policies = {policy: g for (other, policy), g in real.items() if other == setting}
+        classical = {policy: g for policy, g in policies.items() if policy != "none"}
+        if not classical:
+            continue  # no classical policy at this size: "mixed vs real" already answers it
+        best = max(classical, key=lambda policy: classical[policy].metrics["accuracy"].mean)
+        records.append(
+            AugmentationComparison(
+                real_per_class=setting[0],
+                synthetic_per_class=synthetic,
+                source=source,
+                backbone=setting[1],
+                method=setting[2],
+                best_policy=best,
+                policies={policy: g.metrics["accuracy"].mean for policy, g in policies.items()},
+                over_none=paired("generated vs no augmentation", generated, policies.get("none")),
+                over_best=paired("generated vs best classical", generated, classical[best]),
+                on_top_of_best=paired("generated on top of best classical",
+                                      mixed.get((setting, source, synthetic, best)), classical[best]),  # fmt: skip
+            )
+        )
+    return records

@@ -24,6 +24,12 @@ Noise-robust regimes (see :class:`Regime`) train on the same source filtered by 
 (``method_params: {loss: generalized_cross_entropy}``); the study audits each such source
 against the real training pool once, with the settings of the top-level ``audit`` section.
 
+Classical augmentation is a regime's ``augment`` (over the study's ``augment``; nothing by
+default), so that one study holds, at the same real images and seeds, real; real +
+classical; real + generated; real + generated + classical (``real_per_class`` and ``seed``
+draw the same real images whatever the policy) — the comparison of Trabucco et al. (DA-Fusion,
+ICLR 2024) and Michaeli & Fried (SaSPA, NeurIPS 2024) on the user's own task.
+
 The sections live in :mod:`synthaug.study.config_sections` (data, sources, methods, execution)
 and :mod:`synthaug.study.config_regimes` (regimes with their ``mix``, ``targeted`` and
 ``filter`` sections); each checks its own keys in its validators, and this module adds the
@@ -42,7 +48,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from synthaug.errors import ConfigError
-from synthaug.study.config_regimes import ClipFilter, Mixing, Regime, RegimeFilter, Targeting
+from synthaug.study.config_regimes import AUGMENT_FIELD, ClipFilter, Mixing, Regime, RegimeFilter, Targeting, augment_label
 from synthaug.study.config_sections import (
     BackboneSpec,
     Execution,
@@ -92,6 +98,10 @@ class StudyConfig(Strict):
     method_params: dict[str, Any] = Field(
         default_factory=dict,
         description="Hyper-parameters given to every method (e.g. `epochs: 10`), under each method's own.",
+    )
+    augment: Any = Field(
+        default=None,
+        description=AUGMENT_FIELD + " The default of every regime (a regime's own `augment` wins).",
     )
     seeds: list[int] = Field(
         default_factory=lambda: [0, 1, 2], min_length=1,
@@ -219,14 +229,37 @@ class StudyConfig(Strict):
             return None
         return self.source(regime.source) if regime.source else self.synthetic[0]
 
-    def plain_regime(self, data: str) -> Regime | None:
-        """The first regime of kind ``data`` without a treatment (else the first of that
-        kind): the baseline that tables and the headline compare against."""
+    def regime_augment(self, regime: Regime) -> Any:
+        """The ``augment`` value of ``regime``: its own, else the study's (``None``: nothing)."""
+        return regime.augment if regime.augment is not None else self.augment
+
+    def augment_label(self, regime: Regime) -> str:
+        """The readable policy of ``regime`` (``"none"`` when it has none)."""
+        return augment_label(self.regime_augment(regime))
+
+    def method_params_for(self, regime: Regime, method: MethodSpec) -> dict[str, Any]:
+        """The hyper-parameters ``method`` runs with in ``regime``: the study's ``augment``, the
+        study's ``method_params``, the method's, the regime's, then the regime's ``augment``."""
+        params = {} if self.augment is None else {"augment": self.augment}
+        params.update({**self.method_params, **method.params, **(regime.method_params or {})})
+        if regime.augment is not None:
+            params["augment"] = regime.augment
+        return params
+
+    def plain_regime(self, data: str, augment: str = "none") -> Regime | None:
+        """The first regime of kind ``data`` without a treatment and with augmentation
+        ``augment`` (a label of :meth:`augment_label`), else the first without a treatment, else
+        the first of that kind: the baseline that tables and the headline compare against."""
         regimes = [regime for regime in self.regimes if regime.data == data]
-        return next((regime for regime in regimes if regime.treatment is None), regimes[0] if regimes else None)
+        untreated = [regime for regime in regimes if regime.treatment is None]
+        return next(
+            (regime for regime in untreated if self.augment_label(regime) == augment),
+            untreated[0] if untreated else (regimes[0] if regimes else None),
+        )
 
     def untreated_counterpart(self, regime: Regime) -> Regime | None:
-        """The regime drawing the same data as a treated ``regime`` without any treatment."""
+        """The regime drawing the same data as a treated ``regime``, with the same augmentation,
+        without any treatment."""
         if regime.treatment is None:
             return None
         return next(
@@ -234,6 +267,7 @@ class StudyConfig(Strict):
                 other
                 for other in self.regimes
                 if other.treatment is None
+                and self.augment_label(other) == self.augment_label(regime)
                 and other.data == regime.data
                 and self.regime_source(other) == self.regime_source(regime)
                 and other.mix == regime.mix
@@ -364,9 +398,11 @@ def _check_references(config: StudyConfig) -> None:
     backbone_names = [backbone.name for backbone in config.backbones]
     if len(set(backbone_names)) != len(backbone_names):
         raise ConfigError("backbones: backbone names must be distinct")
-    if sum(regime.data == "real" and regime.treatment is None for regime in config.regimes) > 1:
+    plain_real = [config.augment_label(r) for r in config.regimes if r.data == "real" and r.treatment is None]
+    if len(set(plain_real)) < len(plain_real):
         raise ConfigError(
-            "regimes: at most one regime may have `data: real` without `method_params` (it is the baseline)"
+            "regimes: at most one regime may have `data: real` without `method_params` per `augment` policy "
+            "(it is the baseline of that policy)"
         )
     for index, regime in enumerate(config.regimes):
         where = f"regimes[{index}]"
@@ -381,6 +417,8 @@ def _check_references(config: StudyConfig) -> None:
                 )
         if regime.targeted:
             _check_targeted(config, regime, f"{where}.targeted", method_names)
+        if config.augment_label(regime) != "none":
+            _check_augment(config, regime, where)
         if regime.methods is not None:
             for position, name in enumerate(regime.methods):
                 if name not in method_names:
@@ -411,6 +449,28 @@ def _check_references(config: StudyConfig) -> None:
             FeatureSpace.parse(config.inspect)
         except ConfigError as error:
             raise ConfigError(f"inspect: {error}") from None
+
+
+def _check_augment(config: StudyConfig, regime: Regime, where: str) -> None:
+    """A regime's augmentation, checked before anything runs: the policy parses, and every
+    backbone of the study can apply it with every method of the regime (a frozen backbone needs
+    ``augment_views``; MixUp/CutMix need pixels). Building the methods is cheap (backbones
+    build their networks lazily) but imports torch, so only studies that augment pay for it.
+    """
+    from synthaug.methods import make_method
+
+    key = f"{where}.augment" if regime.augment is not None else "augment"
+    for backbone in config.backbones:
+        for method in config.regime_methods(regime):
+            options = config.method_params_for(regime, method)
+            options["backbone"] = backbone.name
+            if backbone.params:
+                options["backbone_options"] = dict(backbone.params)
+            try:
+                make_method(method.key, **options)._check_augment()
+            except ConfigError as error:
+                raise ConfigError(f"{key} (regime {regime.name!r}, backbone {backbone.name!r}, method "
+                                  f"{method.name!r}): {error}") from None
 
 
 def _check_targeted(config: StudyConfig, regime: Regime, where: str, method_names: list[str]) -> None:

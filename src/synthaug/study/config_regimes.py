@@ -20,7 +20,36 @@ from pydantic import Field, field_validator, model_validator
 
 from synthaug.study.config_sections import Strict
 
-__all__ = ["ClipFilter", "Mixing", "Regime", "RegimeFilter", "Targeting"]
+__all__ = ["AUGMENT_FIELD", "ClipFilter", "Mixing", "Regime", "RegimeFilter", "Targeting", "augment_label"]
+
+AUGMENT_FIELD = (
+    "Classical augmentation of the training images, the methods' `augment` parameter "
+    "(`synthaug.data.augment`): `none`, a policy name (`flip-crop`, `randaugment`, `trivialaugment`, "
+    "`autoaugment`, `augmix`, `mixup`, `cutmix`), `{name: POLICY, option: value}` or a list of those. "
+    "Nothing is on by default (a flip is wrong for digits); the report states every regime's policy."
+)
+
+
+def augment_label(augment: Any) -> str:
+    """The readable name of an ``augment`` value, as tables and group keys show it:
+    ``"none"``, ``"trivialaugment"``, ``"flip-crop+mixup(alpha=0.4)"``.
+
+    Pure string work (no torch): the config is read before anything is trained. The value is
+    checked by :func:`synthaug.data.augment.parse_augment` at config validation.
+    """
+    entries = augment if isinstance(augment, (list, tuple)) else [augment]
+    names = []
+    for entry in entries:
+        if entry is None:
+            continue
+        if isinstance(entry, dict):
+            options = ",".join(f"{key}={value}" for key, value in sorted(entry.items()) if key != "name")
+            name = str(entry.get("name", "?")).strip().lower()
+            names.append(f"{name}({options})" if options else name)
+        else:
+            names.append(str(entry).strip().lower())
+    names = [name for name in names if name != "none"]
+    return "+".join(names) or "none"
 
 
 class ClipFilter(Strict):
@@ -258,6 +287,10 @@ class Regime(Strict):
             "(None rather than {} when absent, so that run folders written before this key existed still "
             "match their config and resume.)"
         ),
+    )
+    augment: Any = Field(
+        default=None,
+        description=AUGMENT_FIELD + " Default: the study's `augment`.",
     )
     targeted: Targeting | None = Field(
         default=None,

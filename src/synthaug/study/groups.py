@@ -153,4 +153,5 @@ def summarize_group(
             "expected_entropy": _histogram(aleatoric, math.log(n_classes)),
         },
         samples_per_seed=[int(p.probs.shape[0]) for p in test],
+        under_trained=sum(bool(result.under_trained) for result in results),
     )

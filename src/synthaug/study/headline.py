@@ -3,7 +3,8 @@
 The answer is about the *main setting*: the first backbone and the baseline (first) method,
 the plain real-only regime against the first plain synthetic-only regime, at their largest
 common size. The facts add the exchange rates of that pair, what adding synthetic images to
-real ones changed, what each treatment changed, and one line per other method that a reader
+real ones changed, what each treatment changed, what generated images add against and on top of
+the best classical augmentation (when the study ran any), and one line per other method that a reader
 of the original study looks for: a recalibration method (its ECE, before and after) and a
 method an original-study experiment used (its accuracy and NLL against the baseline).
 """
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from synthaug.study.config import StudyConfig
 from synthaug.study.literature import reference_method_keys
 from synthaug.study.records import (
+    AugmentationComparison,
     ExchangeRateRow,
     GroupSummary,
     Headline,
@@ -25,7 +27,7 @@ from synthaug.study.records import (
 )
 from synthaug.study.text import interval_percent, interval_points, size_text
 
-__all__ = ["headline", "main_setting"]
+__all__ = ["augmentation_facts", "headline", "main_setting"]
 
 
 def main_setting(config: StudyConfig, summaries: Sequence[GroupSummary]) -> MainSetting | None:
@@ -107,6 +109,34 @@ def _rate_fact(rate: ExchangeRateRow) -> str:
     )
 
 
+def augmentation_facts(augmentation: Sequence[AugmentationComparison], backbone: str, method: str) -> list[str]:
+    """One sentence per real size: what generated images add over no augmentation (X), over
+    the best classical policy (Y) and on top of it (Z), accuracy and ECE, paired by seed."""
+
+    def difference(comparison: PairedComparison | None, what: str) -> str | None:
+        if comparison is None:
+            return None
+        accuracy = interval_points(comparison.differences["accuracy"].seeds)
+        ece = interval_points(comparison.differences["ece"].seeds)
+        return f"{accuracy} points {what} (ECE {ece})"
+
+    facts = []
+    for record in augmentation:
+        if (record.backbone, record.method) != (backbone, method):
+            continue
+        parts = [
+            difference(record.over_none, "over no augmentation"),
+            difference(record.over_best, f"over the best classical policy the study ran ({record.best_policy})"),
+            difference(record.on_top_of_best, f"on top of {record.best_policy}"),
+        ]
+        facts.append(
+            f"At {record.real_per_class} real images per class, {record.synthetic_per_class} {record.source} images "
+            f"per class add {'; '.join(part for part in parts if part)} (mean [95 % CI] over seeds; best = highest "
+            f"mean accuracy among the real + classical groups at that size)."
+        )
+    return facts
+
+
 def _method_facts(
     config: StudyConfig, main: MainSetting, by_id: dict[str, GroupSummary], comparisons: Sequence[PairedComparison]
 ) -> list[str]:
@@ -144,6 +174,7 @@ def headline(
     rates: Sequence[ExchangeRateRow],
     worth: Sequence[SyntheticWorth],
     comparisons: Sequence[PairedComparison],
+    augmentation: Sequence[AugmentationComparison] = (),
 ) -> Headline:
     """The question and the answer the report opens with, and the few facts behind it."""
     by_id = {group.group_id: group for group in summaries}
@@ -151,7 +182,8 @@ def headline(
     if main is None:
         # No real-vs-synthetic pair to answer the question with (e.g. a study of synthetic
         # regimes only): the treatments still get their paired comparisons.
-        return Headline(config.title, "", _treatment_facts(by_id, comparisons), None)
+        facts = augmentation_facts(augmentation, config.backbones[0].name, config.methods[0].name)
+        return Headline(config.title, "", facts + _treatment_facts(by_id, comparisons), None)
     model = (main.backbone, main.method)
     main_worth = next(
         (w for w in worth if (w.synthetic_regime, w.backbone, w.method) == (main.synthetic_regime, *model)), None
@@ -173,6 +205,7 @@ def headline(
                 f"{treatment.real_per_class} real ones: accuracy {interval_points(difference)} points "
                 "(mean [95 % CI])."
             )
+    facts += augmentation_facts(augmentation, *model)
     facts += _treatment_facts(by_id, comparisons, suffix)
     facts += _method_facts(config, main, by_id, comparisons)
     return Headline(config.title, answer, facts, main)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthaug.study.analysis_records import (
+    AugmentationComparison,
     BootstrapInterval,
     ComparisonKind,
     DataKind,
@@ -49,6 +50,7 @@ from synthaug.study.shift import EpistemicVerdict, epistemic_verdicts, severity_
 from synthaug.study.stats import Interval
 
 __all__ = [
+    "AugmentationComparison",
     "BootstrapInterval",
     "ComparisonKind",
     "DataKind",
@@ -90,6 +92,10 @@ class GroupKey(Record):
         backbone: Backbone name.
         method: Method name (as configured; unique within a study).
         method_key: Registry key of the method (``"temperature"``, ``"bnn"``, ...).
+        augment: The classical augmentation its method trained with
+            (:func:`~synthaug.study.config_regimes.augment_label`; ``"none"`` in logs written
+            before regimes took ``augment``). Regime names are unique, so the group id needs no
+            part of it.
     """
 
     regime: str
@@ -102,6 +108,7 @@ class GroupKey(Record):
     backbone: str
     method: str
     method_key: str
+    augment: str = "none"
 
     @property
     def group_id(self) -> str:
@@ -137,6 +144,10 @@ class UnitResult(Record):
             :func:`synthaug.study.units.resolved_params`): what the row was computed with, so a
             resume under other defaults is refused. ``None`` in logs written before it existed.
         threads: torch CPU threads the unit ran with (``None`` in older logs).
+        under_trained: Whether the validation loss was still improving at the last epoch of
+            training (of any network the method trained: an ensemble member counts), i.e. more
+            steps would likely have helped (``TrainingHistory.under_trained``); ``None`` when
+            unknown (older logs, a method that trains no network).
     """
 
     unit_id: str
@@ -155,6 +166,7 @@ class UnitResult(Record):
     targeted: str | None = None
     params_key: str | None = None
     threads: int | None = None
+    under_trained: bool | None = None
 
     @property
     def group_id(self) -> str:
@@ -185,6 +197,7 @@ class UnitResult(Record):
             **({"targeted": self.targeted} if self.targeted is not None else {}),
             **({"params_key": self.params_key} if self.params_key is not None else {}),
             **({"threads": self.threads} if self.threads is not None else {}),
+            **({"under_trained": self.under_trained} if self.under_trained is not None else {}),
         }
 
     @classmethod
@@ -210,6 +223,8 @@ class GroupSummary(Record):
         histograms: Score (``predictive_entropy``, ``mutual_information``,
             ``expected_entropy``) -> histograms on the test and OOD sets.
         samples_per_seed: Probability samples ``S`` of each seed's predictions.
+        under_trained: How many of its units were still improving at their last epoch
+            (:attr:`UnitResult.under_trained`); 0 in files written before it was counted.
     """
 
     key: GroupKey
@@ -221,6 +236,7 @@ class GroupSummary(Record):
     confusion: list[list[int]]
     histograms: dict[str, Histogram]
     samples_per_seed: list[int]
+    under_trained: int = 0
 
     @property
     def group_id(self) -> str:
@@ -268,6 +284,8 @@ class StudyAnalysis(Record):
             sampling methods (a single network has no epistemic part).
         targeted_curves: Accuracy against synthetic images spent, per targeted regime and size.
         targeted_comparisons: Each targeted rule against uniform at the same budget.
+        augmentation: Generated images against and on top of classical augmentation, per real
+            size, source, backbone and method (only studies that ran a classical policy).
     """
 
     title: str
@@ -287,6 +305,7 @@ class StudyAnalysis(Record):
     epistemic: dict[str, dict[str, EpistemicVerdict]] = field(default_factory=dict)
     targeted_curves: list[TargetedCurve] = field(default_factory=list)
     targeted_comparisons: list[TargetedComparison] = field(default_factory=list)
+    augmentation: list[AugmentationComparison] = field(default_factory=list)
     _by_id: dict[str, GroupSummary] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -36,6 +36,7 @@ from synthaug.progress import ProgressCallback, report
 from synthaug.study.analysis import analyze_study
 from synthaug.study.cache import StudyCache, content_key
 from synthaug.study.config import StudyConfig, config_to_dict, resolve_paths
+from synthaug.study.config_regimes import augment_label
 from synthaug.study.data import StudyData, open_study_data, prepare_study_data, training_set
 from synthaug.study.inspection import inspect_sources
 from synthaug.study.records import GroupKey, StudyAnalysis, UnitResult
@@ -59,6 +60,7 @@ from synthaug.study.units import (
     model_description,
     params_key,
     plan_units,
+    unit_method_params,
 )
 
 if TYPE_CHECKING:  # the data package pulls in torch; the runner imports it when it runs
@@ -130,6 +132,7 @@ def unit_group(config: StudyConfig, unit: Unit) -> GroupKey:
         backbone=unit.backbone.name,
         method=unit.method.name,
         method_key=unit.method.key,
+        augment=augment_label(unit_method_params(config, unit).get("augment")),
     )
 
 
@@ -161,10 +164,13 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
         method = make_unit_method(config, unit)
         base = _cached_base(config, cache, unit, description)
         fit_started = time.perf_counter()
-        if base is None:
-            method.fit(train, data.val)
-        else:  # a post-hoc method on a model a unit of its base method trained: same numbers
-            method.fit_from(base, train, data.val)
+        try:
+            if base is None:
+                method.fit(train, data.val)
+            else:  # a post-hoc method on a model a unit of its base method trained: same numbers
+                method.fit_from(base, train, data.val)
+        except ConfigError as error:  # e.g. augmentation a backbone cannot apply: name the regime
+            raise ConfigError(f"regimes: {unit.regime.name!r} ({unit.unit_id}): {error}") from None
         train_seconds = time.perf_counter() - fit_started
         cache.save_model(model_key, description, method.save)
         trained_now = True
@@ -212,7 +218,15 @@ def run_unit(config: StudyConfig, data: StudyData, cache: StudyCache, unit: Unit
         targeted=None if targeted_run is None else relative_path(targeted_run, run_dir),
         params_key=params_key(config, unit),
         threads=torch.get_num_threads(),  # what the unit ran with (the config's `threads`)
+        under_trained=_under_trained(method if method is not None else load_method(cache.model_dir(model_key))),
     )
+
+
+def _under_trained(method: UncertaintyMethod) -> bool | None:
+    """Whether any network ``method`` trained was still improving at its last epoch
+    (``None`` when it kept no training history, e.g. a post-hoc method on a cached model)."""
+    histories = method.training_histories()
+    return any(history.under_trained for history in histories) if histories else None
 
 
 def evaluate_unit(

@@ -76,8 +76,9 @@ def plan_units(config: StudyConfig) -> list[Unit]:
 
 
 def unit_method_params(config: StudyConfig, unit: Unit) -> dict[str, Any]:
-    """The unit's method hyper-parameters: the study's, then the method's, then the regime's."""
-    params = {**config.method_params, **unit.method.params, **(unit.regime.method_params or {})}
+    """The unit's method hyper-parameters: the study's, then the method's, then the regime's
+    (:meth:`~synthaug.study.config.StudyConfig.method_params_for`, ``augment`` included)."""
+    params = config.method_params_for(unit.regime, unit.method)
     if unit.regime.mix is not None and unit.regime.mix.synthetic_probability is not None:
         # The regime's share is carried by per-set sample weights (see `training_set`); drawing
         # by them, rather than weighting losses, makes it a per-batch mixing probability.
