@@ -111,6 +111,8 @@ def results_table(analysis: StudyAnalysis) -> list[dict[str, Any]]:
                 "backbone": group.key.backbone,
                 "method": group.key.method,
                 "seeds": len(group.seeds),
+                "augment": group.key.augment,
+                "under_trained": group.under_trained,
                 "accuracy": interval_percent(metrics["accuracy"], unit=""),
                 "accuracy_bootstrap": f"[{100 * bootstrap.low:.1f}, {100 * bootstrap.high:.1f}]",
                 "ece": interval_percent(metrics["ece"], unit=""),
@@ -258,6 +260,34 @@ def exchange_rate_table(analysis: StudyAnalysis) -> list[dict[str, str]]:
     return rows
 
 
+def augmentation_table(analysis: StudyAnalysis) -> list[dict[str, str]]:
+    """Generated vs classical augmentation: X, Y and Z at each real size (see
+    :class:`~synthaug.study.records.AugmentationComparison`), accuracy and ECE in points."""
+    questions = (
+        ("over_none", "real + generated vs real (neither augmented)"),
+        ("over_best", "real + generated vs real + best policy"),
+        ("on_top_of_best", "real + generated + best policy vs real + best policy"),
+    )
+    rows = []
+    for record in analysis.augmentation:
+        policies = ", ".join(f"{name} {100 * accuracy:.1f} %" for name, accuracy in sorted(record.policies.items()))
+        for field, question in questions:
+            comparison = getattr(record, field)
+            differences = comparison.differences if comparison is not None else None
+            rows.append(
+                {
+                    "real": str(record.real_per_class),
+                    "generated": f"{record.synthetic_per_class} {record.source}",
+                    "model": f"{record.backbone} / {record.method}",
+                    "best": f"{record.best_policy} (of {policies})",
+                    "question": question,
+                    "accuracy": interval_points(differences["accuracy"].seeds) if differences else "not run",
+                    "ece": interval_points(differences["ece"].seeds) if differences else "not run",
+                }
+            )
+    return rows
+
+
 def comparison_table(analysis: StudyAnalysis) -> list[dict[str, str]]:
     """The paired comparisons, differences in percentage points."""
     rows = []
@@ -350,6 +380,8 @@ def report_context(run: SavedRun) -> dict[str, Any]:
         "rates": exchange_rate_table(analysis),
         "literature": literature_dict(),
         "comparisons": comparison_table(analysis),
+        "augmentation": augmentation_table(analysis),
+        "under_trained": sum(group.under_trained for group in analysis.groups),
         "uncertainty": uncertainty_table(analysis, panels),
         # Accuracy, ECE and NLL under corruption (report/shift.py); None without `shift`.
         "shift": _shift_section(analysis, panels),
