@@ -198,13 +198,17 @@ def test_load_config_names_the_file_and_resolves_relative_paths(tmp_path: Path) 
 def test_demo_and_example_configs_validate() -> None:
     config = demo_config()
     assert config.real.train == "fashion-mnist:train[50000:]" and config.real.test == "fashion-mnist:test"
-    assert {m.key for m in config.methods} >= {"deterministic", "temperature", "mc-dropout", "ensemble", "bnn"}
+    assert {m.key for m in config.methods} >= {"deterministic", "temperature", "ensemble", "bnn"}
     assert config.seeds == [0, 1, 2] and [o.name for o in config.ood] == ["digits"]
     assert {r.data for r in config.regimes} == {"real", "synthetic", "mixed"}
+    # real; real + classical; real + generated; real + generated + classical, at 10 and 30 per class
+    kinds = {(r.data, config.augment_label(r)) for r in config.regimes if {10, 30} <= set(r.sizes)}
+    assert kinds == {(data, policy) for data in ("real", "mixed") for policy in ("none", "flip-crop", "trivialaugment")}
     examples = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
     assert examples, "examples/*.yaml are missing"
-    for example in examples:
-        load_config(example)
+    for study in [config, *(load_config(example) for example in examples)]:
+        # A step budget, not a number of epochs, so that small sets train as long as large ones (issue 18).
+        assert study.method_params.get("epochs") is None and study.method_params.get("min_steps"), study.title
 
 
 def test_synthetic_probability_samples_batches_by_per_set_weights() -> None:
