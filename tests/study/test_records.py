@@ -49,17 +49,21 @@ def test_a_row_written_before_treatments_existed_still_loads(tmp_path: Path) -> 
     assert result.group_id == "real+synthetic/n=3/cnn/deterministic"
     assert result.unit_id == f"{result.group_id}/seed=1"
     assert math.isnan(result.metrics["noise:ood_auroc_entropy"]) and result.metrics["accuracy"] == 0.75
-    # Written back, the row keeps every old key and value and gains the two new keys.
+    # Written back, the row keeps every old key and value and gains the new keys (the
+    # augmentation: "none", as every unit trained before regimes took `augment`).
     rewritten = result.to_dict()
-    assert set(rewritten) == set(OLD_ROW) | {"treatment", "audit"}
-    assert {key: value for key, value in rewritten.items() if key not in ("treatment", "audit", "metrics")} == {
+    assert set(rewritten) == set(OLD_ROW) | {"treatment", "audit", "augment"}
+    assert rewritten["augment"] == "none"
+    assert {key: value for key, value in rewritten.items() if key not in ("treatment", "audit", "augment", "metrics")} == {
         key: value for key, value in OLD_ROW.items() if key != "metrics"
     }
 
 
 def test_a_unit_result_round_trips_through_the_log(tmp_path: Path) -> None:
-    row = {**from_json_value(OLD_ROW), "treatment": "audit-weighted", "audit": "cache/audits/k"}
+    row = {**from_json_value(OLD_ROW), "treatment": "audit-weighted", "audit": "cache/audits/k",
+           "augment": "flip-crop", "under_trained": True}  # fmt: skip
     result = UnitResult.from_dict(row)
+    assert result.key.augment == "flip-crop" and result.under_trained is True
     log = tmp_path / "results.jsonl"
     append_result(log, result)
     append_result(log, result)

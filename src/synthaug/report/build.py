@@ -246,7 +246,7 @@ def exchange_rate_table(analysis: StudyAnalysis) -> list[dict[str, str]]:
         reached = rate.status != "not_reached"
         rows.append(
             {
-                "regime": row.synthetic_regime,
+                "regime": row.synthetic_regime + ("" if row.real_regime is None else f" vs {row.real_regime}"),
                 "source": row.source,
                 "model": f"{row.backbone} / {row.method}",
                 "real": rate.real_per_class,

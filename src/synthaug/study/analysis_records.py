@@ -128,6 +128,8 @@ class ExchangeRateRow:
         method: Method name.
         largest_synthetic: Largest synthetic size measured.
         estimate: The rate at ``estimate.real_per_class`` real images per class.
+        real_regime: The real curve read against when it is not the plain (un-augmented) one:
+            a real + classical augmentation regime (``None``: the plain real curve).
     """
 
     synthetic_regime: str
@@ -136,6 +138,7 @@ class ExchangeRateRow:
     method: str
     largest_synthetic: int
     estimate: ExchangeRate
+    real_regime: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, the estimate's fields flattened to the top level."""
@@ -145,6 +148,7 @@ class ExchangeRateRow:
             "backbone": self.backbone,
             "method": self.method,
             "largest_synthetic": self.largest_synthetic,
+            **({"real_regime": self.real_regime} if self.real_regime is not None else {}),
             **self.estimate.to_dict(),
         }
 
@@ -158,6 +162,7 @@ class ExchangeRateRow:
             method=data["method"],
             largest_synthetic=int(data["largest_synthetic"]),
             estimate=ExchangeRate.from_dict(data),
+            real_regime=data.get("real_regime"),
         )
 
 

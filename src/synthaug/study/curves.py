@@ -4,6 +4,9 @@ A learning curve is one regime's accuracy and ECE against images per class, for 
 and method. Each synthetic curve is read against the real-only curve of the same model: the
 exchange rate at each configured real size (:func:`synthaug.study.stats.exchange_rate`) and
 what its largest synthetic set is worth in real images (:func:`synthaug.study.stats.size_to_match`).
+When the study also ran real images with classical augmentation at several sizes, each
+synthetic curve is read against the best such curve too (the highest mean accuracy over its
+sizes): what generated images are worth to someone who already augments.
 """
 
 from __future__ import annotations
@@ -70,13 +73,32 @@ def _pairs(config: StudyConfig, curves: Sequence[LearningCurve]) -> list[tuple[L
     ]
 
 
+def _best_augmented_real(config: StudyConfig, curves: Sequence[LearningCurve]) -> dict[tuple[str, str], LearningCurve]:
+    """The augmented real curve of each backbone and method with the highest mean accuracy."""
+    augmented = {regime.name for regime in config.regimes
+                 if regime.data == "real" and regime.treatment is None and config.augment_label(regime) != "none"}  # fmt: skip
+    best: dict[tuple[str, str], LearningCurve] = {}
+    for curve in curves:
+        model = (curve.backbone, curve.method)
+        mean = sum(a.mean for a in curve.accuracy) / len(curve.accuracy)
+        if curve.regime in augmented and (model not in best or mean > sum(
+                a.mean for a in best[model].accuracy) / len(best[model].accuracy)):  # fmt: skip
+            best[model] = curve
+    return best
+
+
 def exchange_rates(config: StudyConfig, curves: Sequence[LearningCurve]) -> list[ExchangeRateRow]:
     """The exchange rate of every synthetic curve at each real size of ``exchange_rate_at``
-    (default: every real size)."""
+    (default: every real size), against the plain real curve and, when the study has one,
+    the best augmented real curve (rows with ``real_regime`` set)."""
     real_regime = config.plain_regime("real")
+    augmented = _best_augmented_real(config, curves)
+    pairs = [(curve, real, None) for curve, real in _pairs(config, curves)]
+    pairs += [(curve, augmented[(curve.backbone, curve.method)], augmented[(curve.backbone, curve.method)].regime)
+              for curve, _ in _pairs(config, curves) if (curve.backbone, curve.method) in augmented]  # fmt: skip
     rates = []
-    for curve, real in _pairs(config, curves):
-        for n in config.exchange_rate_at or real_regime.sizes:
+    for curve, real, reference in pairs:
+        for n in config.exchange_rate_at or (real_regime.sizes if reference is None else real.sizes):
             if n not in real.sizes:
                 continue
             estimate = exchange_rate(
@@ -90,6 +112,7 @@ def exchange_rates(config: StudyConfig, curves: Sequence[LearningCurve]) -> list
                     method=curve.method,
                     largest_synthetic=max(curve.sizes),
                     estimate=estimate,
+                    real_regime=reference,
                 )
             )
     return rates

@@ -11,6 +11,7 @@ method an original-study experiment used (its accuracy and NLL against the basel
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -95,6 +96,9 @@ def _answer(main: MainSetting, real: GroupSummary, synthetic: GroupSummary, wort
 def _rate_fact(rate: ExchangeRateRow) -> str:
     estimate = rate.estimate
     n = estimate.real_per_class
+    if rate.real_regime is not None:  # against real images with classical augmentation
+        return _rate_fact(dataclasses.replace(rate, real_regime=None)).replace(
+            f"at {n} real images per class", f"at {n} real images per class augmented ({rate.real_regime})", 1)
     if estimate.status == "not_reached":
         return (
             f"Exchange rate at {n} real images per class: not reached — {rate.largest_synthetic} synthetic "
