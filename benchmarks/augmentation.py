@@ -103,11 +103,13 @@ def print_tables(analysis: Any, policies: tuple[str, ...]) -> None:
                 cells.append("–" if group is None else
                              f"{_cell(group.metrics['accuracy'])} / {_cell(group.metrics['ece'])}")  # fmt: skip
             under = sum(g.under_trained for (n, _, p), g in groups.items() if (n, p) == (size, policy))
-            print(f"{policy:<16}" + "".join(f"{cell:>34}" for cell in cells) + (f"  ({under} under-trained)" if under else ""))
+            flag = f"  ({under} under-trained)" if under else ""
+            print(f"{policy:<16}" + "".join(f"{cell:>34}" for cell in cells) + flag)
         for record in analysis.augmentation:
             if record.real_per_class != size:
                 continue
-            print(f"{record.source}: best classical policy = {record.best_policy} (highest mean accuracy of real + policy)")
+            print(f"{record.source}: best classical policy = {record.best_policy} "
+                  "(highest mean accuracy of real + policy)")
             for name, comparison in (("X over none", record.over_none), ("Y over best", record.over_best),
                                      ("Z on top of best", record.on_top_of_best)):  # fmt: skip
                 if comparison is None:

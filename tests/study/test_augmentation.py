@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers.tiny_study import tiny_config_data, write_tiny_folders
 from synthaug.errors import ConfigError
 from synthaug.study import parse_config
 from synthaug.study.config_regimes import augment_label
 from synthaug.study.runner import unit_group
 from synthaug.study.units import make_unit_method, plan_units, unit_method_params
+
+from helpers.tiny_study import tiny_config_data, write_tiny_folders
 
 POLICIES = ("flip-crop", "trivialaugment")
 

@@ -54,7 +54,8 @@ def test_a_row_written_before_treatments_existed_still_loads(tmp_path: Path) -> 
     rewritten = result.to_dict()
     assert set(rewritten) == set(OLD_ROW) | {"treatment", "audit", "augment"}
     assert rewritten["augment"] == "none"
-    assert {key: value for key, value in rewritten.items() if key not in ("treatment", "audit", "augment", "metrics")} == {
+    new_keys = ("treatment", "audit", "augment", "metrics")
+    assert {key: value for key, value in rewritten.items() if key not in new_keys} == {
         key: value for key, value in OLD_ROW.items() if key != "metrics"
     }
 

@@ -48,7 +48,15 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from synthaug.errors import ConfigError
-from synthaug.study.config_regimes import AUGMENT_FIELD, ClipFilter, Mixing, Regime, RegimeFilter, Targeting, augment_label
+from synthaug.study.config_regimes import (
+    AUGMENT_FIELD,
+    ClipFilter,
+    Mixing,
+    Regime,
+    RegimeFilter,
+    Targeting,
+    augment_label,
+)
 from synthaug.study.config_sections import (
     BackboneSpec,
     Execution,

@@ -75,8 +75,11 @@ def _pairs(config: StudyConfig, curves: Sequence[LearningCurve]) -> list[tuple[L
 
 def _best_augmented_real(config: StudyConfig, curves: Sequence[LearningCurve]) -> dict[tuple[str, str], LearningCurve]:
     """The augmented real curve of each backbone and method with the highest mean accuracy."""
-    augmented = {regime.name for regime in config.regimes
-                 if regime.data == "real" and regime.treatment is None and config.augment_label(regime) != "none"}  # fmt: skip
+    augmented = {
+        regime.name
+        for regime in config.regimes
+        if regime.data == "real" and regime.treatment is None and config.augment_label(regime) != "none"
+    }
     best: dict[tuple[str, str], LearningCurve] = {}
     for curve in curves:
         model = (curve.backbone, curve.method)

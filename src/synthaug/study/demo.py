@@ -31,7 +31,9 @@ from synthaug.progress import ProgressCallback
 from synthaug.study.config import StudyConfig, parse_config
 from synthaug.study.runner import StudyResult, run_study
 
-__all__ = ["AUGMENTATION_POLICIES", "DEFAULT_RUN_DIR", "DEMO_CONFIG", "MAIN_SIZE", "MIN_STEPS", "demo_config", "run_demo"]
+__all__ = [
+    "AUGMENTATION_POLICIES", "DEFAULT_RUN_DIR", "DEMO_CONFIG", "MAIN_SIZE", "MIN_STEPS", "demo_config", "run_demo",
+]  # fmt: skip
 
 DEFAULT_RUN_DIR = "runs/demo"
 
