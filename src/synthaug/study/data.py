@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the data package pulls in torch; it is imported when data i
     from synthaug.data import ImageDataset
     from synthaug.execution import Executor, Resources
 
-__all__ = ["StudyData", "open_study_data", "prepare_study_data", "synthetic_pool", "training_set"]
+__all__ = ["StudyData", "check_backbones", "open_study_data", "prepare_study_data", "synthetic_pool", "training_set"]
 
 
 @dataclass
@@ -171,6 +171,8 @@ def _study_data(
     from synthaug.data import train_val_split
 
     _check_method_params(config)
+    if prepare:
+        check_backbones(config)
     report(progress, "load data", 0)
     pool = _load(config.real.train, "real.train")
     if config.real.val is not None:
@@ -250,6 +252,23 @@ def _study_data(
     _check_sizes(config, data)
     report(progress, "load data", 1, 1, finished=True)
     return data
+
+
+def check_backbones(config: StudyConfig) -> None:
+    """Build every backbone and load its local weights, so that a ``weights_path`` saved from
+    another architecture (or a misspelt option) stops the study on its driver before the first
+    generated (possibly paid) image, with one line naming ``backbones[i]``.
+
+    Raises:
+        ConfigError: A backbone cannot be built or its weights do not fit it.
+    """
+    from synthaug.models import make_backbone
+
+    for index, spec in enumerate(config.backbones):
+        try:
+            make_backbone(spec.name, **dict(spec.params or {})).check_weights()
+        except ConfigError as error:
+            raise ConfigError(f"backbones[{index}] ({spec.name}): {error}") from error
 
 
 def _check_method_params(config: StudyConfig) -> None:
