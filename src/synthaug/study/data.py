@@ -33,8 +33,12 @@ from synthaug.study.units import Unit, make_unit_method, method_identity
 if TYPE_CHECKING:  # the data package pulls in torch; it is imported when data is loaded
     from synthaug.data import ImageDataset
     from synthaug.execution import Executor, Resources
+    from synthaug.generate.guided import Guidance
 
-__all__ = ["StudyData", "check_backbones", "open_study_data", "prepare_study_data", "synthetic_pool", "training_set"]
+__all__ = [
+    "StudyData", "check_backbones", "open_study_data", "prepare_study_data", "source_folder", "synthetic_pool",
+    "training_set",
+]
 
 
 @dataclass
@@ -90,6 +94,19 @@ def _restrict(dataset: ImageDataset, classes: list[str], where: str) -> ImageDat
     return dataset.subset(np.flatnonzero(keep)).with_classes(classes)
 
 
+def source_folder(spec: GenerationSpec, classes: list[str], cache: StudyCache) -> tuple[Path, Guidance | None]:
+    """The folder a (not per-real) generated source is written to, and its guidance images:
+    the spec's ``dir``, else a cache folder keyed by what the images depend on."""
+    description: dict[str, Any] = {"generate": spec.identity(), "classes": classes}
+    guidance = None
+    if spec.init_images is not None:  # guidance from a dataset spec (per-real sources: study/guided.py)
+        from synthaug.study.guided import guidance_from_spec
+
+        guidance = guidance_from_spec(spec, spec.init_images, classes)
+        description["init_images_sha256"] = guidance.to_dict()["images_sha256"]
+    return (Path(spec.dir) if spec.dir else cache.generated_dir(content_key(description))), guidance
+
+
 def _generate_source(
     source: SyntheticSource,
     spec: GenerationSpec,
@@ -105,14 +122,7 @@ def _generate_source(
     when not ``generate``: a worker uses the folder its driver generated)."""
     from synthaug.study.generation import generate_from_spec
 
-    description: dict[str, Any] = {"generate": spec.identity(), "classes": classes}
-    guidance = None
-    if spec.init_images is not None:  # guidance from a dataset spec (per-real sources: study/guided.py)
-        from synthaug.study.guided import guidance_from_spec
-
-        guidance = guidance_from_spec(spec, spec.init_images, classes)
-        description["init_images_sha256"] = guidance.to_dict()["images_sha256"]
-    directory = Path(spec.dir) if spec.dir else cache.generated_dir(content_key(description))
+    directory, guidance = source_folder(spec, classes, cache)
     if not generate:
         return directory
     generate_from_spec(directory, spec, classes, spec.per_class, f"synthetic[{index}]", source.name,

@@ -64,7 +64,8 @@ def generate_from_spec(
     progress: ProgressCallback | None = None,
     executor: Executor | None = None,
     resources: Resources | None = None,
-) -> None:
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Generate (or resume generating) ``per_class`` images of each class into ``directory``.
 
     Args:
@@ -81,6 +82,12 @@ def generate_from_spec(
         progress: Passed to the engine, which reports its images.
         executor: Where generation runs; ``None``: this process.
         resources: What one generation shard reserves on a Ray cluster.
+        dry_run: Generate nothing; return the plan (:func:`synthaug.generate.plan.dry_run_plan`:
+            images on disk and to generate, estimated cost and seconds) that the study's
+            ``--dry-run`` (:mod:`synthaug.study.plan`) prints.
+
+    Returns:
+        :func:`~synthaug.generate.generate_dataset`'s summary (its plan with ``dry_run``).
 
     Raises:
         SynthaugError: Generation failed; the message names the source.
@@ -89,7 +96,7 @@ def generate_from_spec(
 
     prompt = spec_prompt(spec, where)
     try:
-        generate_dataset(
+        return generate_dataset(
             directory,
             classes,
             per_class,
@@ -105,6 +112,7 @@ def generate_from_spec(
             executor=executor,
             resources=resources,
             init_images=init_images,
+            dry_run=dry_run,
         )
     except SynthaugError as error:
         raise type(error)(f"{where} ({name}): {error}") from error
