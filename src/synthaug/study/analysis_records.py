@@ -126,6 +126,8 @@ class ExchangeRateRow:
         method: Method name.
         largest_synthetic: Largest synthetic size measured.
         estimate: The rate at ``estimate.real_per_class`` real images per class.
+        source_kind: What the source's images are: ``generated`` or ``retrieved`` (real
+            images retrieved from a pool, the baseline of Geng et al. 2024), as the report names them.
     """
 
     synthetic_regime: str
@@ -134,6 +136,7 @@ class ExchangeRateRow:
     method: str
     largest_synthetic: int
     estimate: ExchangeRate
+    source_kind: str = "generated"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, the estimate's fields flattened to the top level."""
@@ -143,6 +146,7 @@ class ExchangeRateRow:
             "backbone": self.backbone,
             "method": self.method,
             "largest_synthetic": self.largest_synthetic,
+            "source_kind": self.source_kind,
             **self.estimate.to_dict(),
         }
 
@@ -156,6 +160,7 @@ class ExchangeRateRow:
             method=data["method"],
             largest_synthetic=int(data["largest_synthetic"]),
             estimate=ExchangeRate.from_dict(data),
+            source_kind=data.get("source_kind", "generated"),  # absent from analyses written before it
         )
 
 

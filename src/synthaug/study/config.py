@@ -51,6 +51,7 @@ from synthaug.study.config_sections import (
     OODSpec,
     RayExecution,
     RealData,
+    RetrievalSpec,
     ShiftSpec,
     Strict,
     SyntheticSource,
@@ -59,7 +60,7 @@ from synthaug.study.config_sections import (
 
 __all__ = [  # the sections are defined in config_sections and config_regimes, read from here
     "BackboneSpec", "ClipFilter", "Execution", "GenerationSpec", "MethodSpec", "Mixing", "OODSpec", "RayExecution",
-    "RealData", "Regime", "RegimeFilter", "ShiftSpec", "StudyConfig", "SyntheticSource", "Targeting",
+    "RealData", "Regime", "RegimeFilter", "RetrievalSpec", "ShiftSpec", "StudyConfig", "SyntheticSource", "Targeting",
     "audit_config", "config_to_dict", "load_config", "parse_config",
 ]  # fmt: skip
 
@@ -389,12 +390,14 @@ def _check_references(config: StudyConfig) -> None:
                         f"choose one of: {', '.join(method_names)}"
                     )
         source = config.regime_source(regime)
-        if source is not None and source.generate is not None and not regime.targeted:
+        made = None if source is None else (source.generate or source.retrieve)
+        if made is not None and not regime.targeted:
             largest = max(regime.sizes) if regime.data == "synthetic" else regime.synthetic_per_class
-            if largest is not None and largest > source.generate.per_class:
+            if largest is not None and largest > made.per_class:
+                verb = "retrieves" if source.retrieve is not None else "generates"
                 raise ConfigError(
                     f"{where}.sizes: asks for {largest} synthetic images per class but source "
-                    f"{source.name!r} generates {source.generate.per_class}; raise its per_class"
+                    f"{source.name!r} {verb} {made.per_class}; raise its per_class"
                 )
     ood_names = [entry.name for entry in config.ood]
     if len(set(ood_names)) != len(ood_names):
@@ -510,6 +513,9 @@ def resolve_paths(config: StudyConfig, base: Path) -> StudyConfig:
     for source in data["synthetic"]:
         if source.get("path"):
             source["path"] = _resolve_spec(source["path"], base)
+        if source.get("retrieve"):
+            source["retrieve"]["pool"] = _resolve_spec(source["retrieve"]["pool"], base)
+            source["retrieve"]["by"] = "clip:" + _resolve_spec(source["retrieve"]["by"].removeprefix("clip:"), base)
         if source.get("generate") and source["generate"].get("dir"):
             directory = Path(source["generate"]["dir"])
             source["generate"]["dir"] = str(directory if directory.is_absolute() else (base / directory).resolve())

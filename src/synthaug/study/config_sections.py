@@ -22,6 +22,7 @@ __all__ = [
     "OODSpec",
     "RayExecution",
     "RealData",
+    "RetrievalSpec",
     "ShiftSpec",
     "Strict",
     "SyntheticSource",
@@ -170,6 +171,31 @@ class GenerationSpec(Strict):
         return self
 
 
+class RetrievalSpec(Strict):
+    """Real images retrieved from an unlabelled pool by CLIP (:func:`synthaug.retrieve.retrieve_dataset`):
+    the baseline generated images must beat (Geng et al., NeurIPS 2024)."""
+
+    pool: str = Field(
+        description="The unlabelled pool: an image folder or a dataset name (its labels are ignored).",
+    )
+    by: str = Field(
+        description="`clip:DIR_OR_HUB_ID`: the CLIP model that ranks pool images by similarity to each class prompt.",
+    )
+    per_class: int = Field(gt=0, description="Images retrieved per class; regimes draw their sizes from these.")
+
+    @field_validator("by")
+    @classmethod
+    def _clip(cls, value: str) -> str:
+        if not value.startswith("clip:") or not value.removeprefix("clip:"):
+            raise ValueError(f"give `clip:DIR_OR_HUB_ID`, e.g. clip:openai/clip-vit-base-patch32 (got {value!r})")
+        return value
+
+    @property
+    def clip(self) -> str:
+        """The CLIP model's folder or hub id."""
+        return self.by.removeprefix("clip:")
+
+
 class SyntheticSource(Strict):
     """One synthetic dataset: an existing generated folder, or a generation spec."""
 
@@ -182,12 +208,25 @@ class SyntheticSource(Strict):
         description="An existing image folder (e.g. the output of `synthaug generate`).",
     )
     generate: GenerationSpec | None = Field(default=None, description="Or: generate the images as part of the study.")
+    retrieve: RetrievalSpec | None = Field(
+        default=None,
+        description=(
+            "Or: retrieve real images from an unlabelled pool, e.g. `{pool: FOLDER, by: clip:DIR, per_class: 100}` "
+            "(deduplicated against the study's test and validation sets); the report calls it \"retrieved\"."
+        ),
+    )
 
     @model_validator(mode="after")
-    def _path_or_generate(self) -> SyntheticSource:
-        if (self.path is None) == (self.generate is None):
-            raise ValueError("give exactly one of `path` or `generate`")
+    def _one_origin(self) -> SyntheticSource:
+        if sum(value is not None for value in (self.path, self.generate, self.retrieve)) != 1:
+            raise ValueError("give exactly one of `path`, `generate` or `retrieve`")
         return self
+
+    @property
+    def kind(self) -> Literal["generated", "retrieved"]:
+        """What the images are, as the report names them: ``retrieved`` real images or
+        ``generated`` ones (a folder source is a generated folder, ``synthaug generate``'s output)."""
+        return "retrieved" if self.retrieve is not None else "generated"
 
 
 class MethodSpec(Strict):

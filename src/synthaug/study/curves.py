@@ -90,6 +90,7 @@ def exchange_rates(config: StudyConfig, curves: Sequence[LearningCurve]) -> list
                     method=curve.method,
                     largest_synthetic=max(curve.sizes),
                     estimate=estimate,
+                    source_kind=config.source(curve.source).kind if curve.source else "generated",
                 )
             )
     return rates

@@ -130,6 +130,49 @@ def _generate_source(
     return directory
 
 
+def retrieval_folder(source: SyntheticSource, classes: list[str], test: ImageDataset, val: ImageDataset,
+                     cache: StudyCache) -> Path:  # fmt: skip
+    """The cache folder of a retrieved source: keyed by its spec, the classes and the sets it is
+    deduplicated against (another test set may exclude other pool images)."""
+    description = {"retrieve": source.retrieve.model_dump(mode="json"), "classes": classes,
+                   "exclude": [test.fingerprint(), val.fingerprint()]}  # fmt: skip
+    return cache.generated_dir(content_key(description))
+
+
+def _retrieve_source(
+    source: SyntheticSource, where: str, classes: list[str], data: StudyData, cache: StudyCache,
+    device: str | None, progress: ProgressCallback | None, prepare: bool,
+) -> Path:  # fmt: skip
+    """Retrieve a source's images from its pool (once: a finished folder holds
+    ``retrieval.json``), deduplicated against the study's test and validation sets.
+
+    Retrieval writes into a fresh ``.partial`` folder renamed when complete, so an interrupted
+    retrieval starts over (pool embeddings stay cached under ``CACHE/retrieval``, so a rerun
+    embeds nothing twice).
+    """
+    import shutil
+
+    from synthaug.retrieve import SETTINGS_NAME, retrieve_dataset
+
+    spec = source.retrieve
+    directory = retrieval_folder(source, classes, data.test, data.val, cache)
+    if (directory / SETTINGS_NAME).is_file() or not prepare:
+        return directory
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    stage = f"retrieve {source.name}"
+    report(progress, stage, 0, item=spec.pool)
+    try:
+        retrieve_dataset(_load(spec.pool, f"{where}.retrieve.pool"), dict.fromkeys(classes), spec.clip,
+                         spec.per_class, partial, exclude=[data.test, data.val], cache_dir=cache.root / "retrieval",
+                         device=device, progress=progress)  # fmt: skip
+    except SynthaugError as error:
+        raise type(error)(f"{where} ({source.name}): {error}") from error
+    partial.rename(directory)
+    report(progress, stage, 1, 1, item=spec.pool, finished=True)
+    return directory
+
+
 def prepare_study_data(
     config: StudyConfig,
     cache: StudyCache,
@@ -225,7 +268,10 @@ def _study_data(
 
     for index, source in enumerate(config.synthetic):
         where = f"synthetic[{index}]"
-        if source.generate is None:
+        if source.retrieve is not None:
+            directory = _retrieve_source(source, where, classes, data, cache, config.device, progress, prepare)
+            dataset = _load(str(directory), f"{where}.retrieve")
+        elif source.generate is None:
             directory = Path(str(source.path))
             dataset = _load(str(source.path), f"{where}.path")
         elif source.generate.per_real:

@@ -52,7 +52,8 @@ class SourcePlan(Record):
 
     Attributes:
         source: The source's name.
-        kind: ``folder`` (an existing folder: nothing to make), ``generate``, ``per-real``
+        kind: ``folder`` (an existing folder: nothing to make), ``generate``, ``retrieve``
+            (real images from a pool, :mod:`synthaug.retrieve`: free), ``per-real``
             (one set per real size and seed of the regimes that use it) or ``targeted``
             (rounds decide the images as the study runs: not known ahead).
         backend: Generator backend key (``None`` for a folder).
@@ -128,8 +129,7 @@ def _study_classes(config: StudyConfig) -> tuple[list[str], Any]:
     holdout = set(config.holdout_classes())
     classes = [name for name in pool.classes if name not in holdout]
     if holdout:  # the pool the regimes draw from holds the learnt classes only (as in study/data.py)
-        keep = [index for index, target in enumerate(pool.targets) if pool.classes[target] not in holdout]
-        pool = pool.subset(np.asarray(keep, dtype=np.int64)).with_classes(classes)
+        pool = _learnt(pool, classes)
     return classes, pool
 
 
@@ -139,6 +139,8 @@ def _plan_source(
     from synthaug.study.data import source_folder
     from synthaug.study.generation import generate_from_spec
 
+    if source.retrieve is not None:  # real images: nothing paid, nothing generated
+        return _plan_retrieval(config, source, classes, pool, cache)
     spec = source.generate
     if spec is None:
         return SourcePlan(source.name, "folder", None, 0, 0, 0, 0.0, None, None)
@@ -177,6 +179,35 @@ def _plan_source(
         max_cost=spec.max_cost,
         estimated_seconds=sum(seconds) if seconds else None,
     )
+
+
+def _plan_retrieval(
+    config: StudyConfig, source: SyntheticSource, classes: list[str], pool: Any, cache: StudyCache
+) -> SourcePlan:
+    """A retrieved source: done when its folder (keyed by the test and validation sets it is
+    deduplicated against) holds ``retrieval.json``."""
+    from synthaug.data import load_dataset, train_val_split
+    from synthaug.retrieve import SETTINGS_NAME
+    from synthaug.study.data import retrieval_folder
+
+    test = load_dataset(config.real.test).with_classes(list(load_dataset(config.real.train).classes))
+    if config.real.val is not None:
+        val = load_dataset(config.real.val)
+    else:
+        _, val = train_val_split(load_dataset(config.real.train), config.real.val_fraction, seed=config.real.val_seed)
+    holdout = set(config.holdout_classes())
+    if holdout:  # as study/data.py aligns them
+        test, val = (_learnt(dataset, classes) for dataset in (test, val))
+    requested = source.retrieve.per_class * len(classes)
+    done = (retrieval_folder(source, classes, test, val, cache) / SETTINGS_NAME).is_file()
+    return SourcePlan(source.name, "retrieve", None, requested, requested if done else 0, 0 if done else requested,
+                      0.0, None, None)  # fmt: skip
+
+
+def _learnt(dataset: Any, classes: list[str]) -> Any:
+    """``dataset`` with the images of ``classes`` only, re-indexed to their order."""
+    keep = [index for index, target in enumerate(dataset.targets) if dataset.classes[target] in classes]
+    return dataset.subset(np.asarray(keep, dtype=np.int64)).with_classes(classes)
 
 
 def _count_only(folder: Path, requested: int) -> dict[str, Any]:
