@@ -45,6 +45,7 @@ from synthaug.errors import ConfigError
 from synthaug.study.config_regimes import ClipFilter, Mixing, Regime, RegimeFilter, Targeting
 from synthaug.study.config_sections import (
     BackboneSpec,
+    Corruption,
     Execution,
     GenerationSpec,
     MethodSpec,
@@ -58,11 +59,10 @@ from synthaug.study.config_sections import (
 )
 
 __all__ = [  # the sections are defined in config_sections and config_regimes, read from here
-    "BackboneSpec", "ClipFilter", "Execution", "GenerationSpec", "MethodSpec", "Mixing", "OODSpec", "RayExecution",
-    "RealData", "Regime", "RegimeFilter", "ShiftSpec", "StudyConfig", "SyntheticSource", "Targeting",
+    "BackboneSpec", "ClipFilter", "Corruption", "Execution", "GenerationSpec", "MethodSpec", "Mixing", "OODSpec",
+    "RayExecution", "RealData", "Regime", "RegimeFilter", "ShiftSpec", "StudyConfig", "SyntheticSource", "Targeting",
     "audit_config", "config_to_dict", "load_config", "parse_config",
 ]  # fmt: skip
-
 
 
 class StudyConfig(Strict):
@@ -519,7 +519,11 @@ def resolve_paths(config: StudyConfig, base: Path) -> StudyConfig:
     if data.get("cache_dir") and not Path(data["cache_dir"]).is_absolute():
         data["cache_dir"] = str((base / data["cache_dir"]).resolve())
     return StudyConfig.model_validate(
-        {**data, "execution": config.execution.model_dump(mode="json"), "tracking": config.tracking.model_dump(mode="json")}
+        {
+            **data,
+            "execution": config.execution.model_dump(mode="json"),
+            "tracking": config.tracking.model_dump(mode="json"),
+        }
     )
 
 
