@@ -264,7 +264,8 @@ def _study_data(
             mask = np.isin(np.asarray(all_classes, dtype=object)[full_test.targets], entry.holdout_classes)
             data.ood[entry.name] = full_test.subset(np.flatnonzero(mask), name=f"{full_test.name} ({entry.name})")
     if config.shift is not None:
-        data.shifted = shifted_test_sets(data.test, config.shift.corruptions, config.shift.severities, config.shift.seed)
+        shift = config.shift
+        data.shifted = shifted_test_sets(data.test, shift.corruptions, shift.severities, shift.seed)
 
     for index, source in enumerate(config.synthetic):
         where = f"synthetic[{index}]"
