@@ -41,8 +41,10 @@ def plan_line(plan: StudyPlan) -> str:
     on_disk = sum(source.on_disk for source in plan.sources)
     caps = [f"{source.source} ${source.estimated_cost_usd:.2f} of max ${source.max_cost:.2f}"
             for source in plan.sources if source.max_cost is not None]  # fmt: skip
+    calls = sum(source.text_model_calls for source in plan.sources)
     return (
-        f"plan: {to_generate} image(s) to generate ({on_disk} on disk), estimated cost "
+        f"plan: {to_generate} image(s) to generate ({on_disk} on disk)"
+        + (f" and at most {calls} text-model call(s)" if calls else "") + ", estimated cost "
         f"${plan.estimated_cost_usd:.2f}" + (f" ({'; '.join(caps)})" if caps else "")
         + f"; {plan.units_total - plan.units_finished} of {plan.units_total} units to run; "
         f"estimated time {_minutes(plan.estimated_seconds)}"
@@ -64,13 +66,13 @@ def print_plan(plan: StudyPlan) -> None:
     console.print(units)
     if plan.sources:
         sources = Table(title=f"Synthetic sources ({len(plan.classes)} classes)")
-        for column in ("source", "kind", "backend", "requested", "on disk", "to generate", "cost $", "max_cost $",
-                       "time"):  # fmt: skip
+        for column in ("source", "kind", "backend", "requested", "on disk", "to generate", "text calls", "cost $",
+                       "max_cost $", "time"):  # fmt: skip
             sources.add_column(column, justify="left" if column in ("source", "kind", "backend") else "right")
         for source in plan.sources:
             sources.add_row(
                 source.source, source.kind, source.backend or "-", str(source.requested), str(source.on_disk),
-                str(source.to_generate), f"{source.estimated_cost_usd:.2f}",
+                str(source.to_generate), str(source.text_model_calls), f"{source.estimated_cost_usd:.2f}",
                 "-" if source.max_cost is None else f"{source.max_cost:.2f}", _minutes(source.estimated_seconds),
             )  # fmt: skip
         console.print(sources)

@@ -86,7 +86,23 @@ class GenerationSpec(Strict):
         description=(
             "Prompt: a template where `{label}` is replaced by the class name, or a mapping of "
             "`synthaug.generate.prompts.PromptSpec` fields (templates, class_prompts, descriptions, "
-            "backgrounds, styles, guidance_scale_range) for diverse prompts."
+            "backgrounds, styles, guidance_scale_range) for diverse prompts, plus `expand: {backend, model, "
+            "per_class, ...}` (a text model writes the prompts: `synthaug.generate.expand.PromptExpansion`, "
+            "saved as prompts.json in the folder, so a rerun asks nothing again) or `captions: {model: DIR}` "
+            "(captions of the real training images the regimes may use, joined to the class name; Lei et al. 2023)."
+        ),
+    )
+    classes: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "Class descriptions used in every prompt and asked of the text model, e.g. `{crane: the bird}`."
+        ),
+    )
+    negative_prompt: str | None = Field(
+        default=None,
+        description=(
+            "What a diffusers pipeline should avoid; `default` is "
+            "`synthaug.generate.prompts.DEFAULT_NEGATIVE_PROMPT`; other backends refuse it before generating."
         ),
     )
     seed: int = Field(default=0, description="Seed of the generation run (each image's seed derives from it).")
@@ -145,9 +161,14 @@ class GenerationSpec(Strict):
         """What the generated images depend on, for a cache key: every field but ``dir``, and
         the guidance fields only when set (so folders generated before they existed keep
         their keys)."""
-        unset = {name for name in ("init_images", "strength", "tune_on", "tune_steps", "real_per_class")
-                 if getattr(self, name) is None}  # fmt: skip
+        unset = {name for name in ("init_images", "strength", "tune_on", "tune_steps", "real_per_class", "classes",
+                                   "negative_prompt") if getattr(self, name) is None}  # fmt: skip
         return self.model_dump(mode="json", exclude={"dir", *unset})
+
+    @property
+    def captions(self) -> dict[str, Any] | None:
+        """The ``prompt: {captions: {...}}`` block, if any."""
+        return self.prompt.get("captions") if isinstance(self.prompt, dict) else None
 
     @property
     def per_real(self) -> bool:
@@ -168,6 +189,13 @@ class GenerationSpec(Strict):
             raise ValueError("tune_steps: needs tune_on")
         if self.real_per_class is not None and not self.per_real:
             raise ValueError("real_per_class: only for init_images: real or tune_on: real")
+        if isinstance(self.prompt, dict):
+            if "expand" in self.prompt and "captions" in self.prompt:
+                raise ValueError("prompt: give either expand or captions, not both")
+            captions = self.prompt.get("captions")
+            if captions is not None and (not isinstance(captions, dict) or set(captions) - {"model", "template"}
+                                         or not captions.get("model")):  # fmt: skip
+                raise ValueError("prompt.captions: give {model: DIR_OR_HUB_ID} (and optionally template)")
         return self
 
 

@@ -94,10 +94,15 @@ def _restrict(dataset: ImageDataset, classes: list[str], where: str) -> ImageDat
     return dataset.subset(np.flatnonzero(keep)).with_classes(classes)
 
 
-def source_folder(spec: GenerationSpec, classes: list[str], cache: StudyCache) -> tuple[Path, Guidance | None]:
+def source_folder(
+    spec: GenerationSpec, classes: list[str], cache: StudyCache, real: ImageDataset | None = None
+) -> tuple[Path, Guidance | None]:
     """The folder a (not per-real) generated source is written to, and its guidance images:
-    the spec's ``dir``, else a cache folder keyed by what the images depend on."""
+    the spec's ``dir``, else a cache folder keyed by what the images depend on (with
+    ``prompt.captions``, the real training images ``real`` that are captioned)."""
     description: dict[str, Any] = {"generate": spec.identity(), "classes": classes}
+    if spec.captions is not None and real is not None:
+        description["captions_of"] = real.fingerprint()
     guidance = None
     if spec.init_images is not None:  # guidance from a dataset spec (per-real sources: study/guided.py)
         from synthaug.study.guided import guidance_from_spec
@@ -117,16 +122,18 @@ def _generate_source(
     executor: Executor | None = None,
     generate: bool = True,
     resources: Resources | None = None,
+    real: ImageDataset | None = None,
 ) -> Path:
     """Generate (or resume generating) a synthetic source; returns its folder (only that
     when not ``generate``: a worker uses the folder its driver generated)."""
     from synthaug.study.generation import generate_from_spec
 
-    directory, guidance = source_folder(spec, classes, cache)
+    directory, guidance = source_folder(spec, classes, cache, real)
     if not generate:
         return directory
     generate_from_spec(directory, spec, classes, spec.per_class, f"synthetic[{index}]", source.name,
-                       init_images=guidance, progress=progress, executor=executor, resources=resources)
+                       init_images=guidance, progress=progress, executor=executor, resources=resources, real=real,
+                       cache_dir=cache.root / "captions")  # fmt: skip
     return directory
 
 
@@ -295,8 +302,12 @@ def _study_data(
 
                 check_guidance(guidance_from_spec(source.generate, source.generate.init_images, classes), data.test,
                                data.val, f"{where}.generate.init_images")  # fmt: skip
+            if source.generate.captions is not None and prepare:
+                from synthaug.study.guided import check_caption_images
+
+                check_caption_images(data.pool, data.test, data.val, where)
             directory = _generate_source(
-                source, source.generate, index, classes, cache, progress, executor, prepare, resources
+                source, source.generate, index, classes, cache, progress, executor, prepare, resources, data.pool
             )
             dataset = _load(str(directory), f"{where}.generate")
         data.synthetic[source.name] = aligned(dataset, where)

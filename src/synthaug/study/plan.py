@@ -63,6 +63,8 @@ class SourcePlan(Record):
         estimated_cost_usd: Estimated API cost of ``to_generate`` (0 for local backends).
         max_cost: The spec's cap in US dollars (per folder), if any.
         estimated_seconds: The backend's rough wall time, ``None`` when it gives none.
+        text_model_calls: Calls to the text model of a ``prompt.expand`` block, at most
+            (its cost is in ``estimated_cost_usd``).
     """
 
     source: str
@@ -74,6 +76,7 @@ class SourcePlan(Record):
     estimated_cost_usd: float
     max_cost: float | None
     estimated_seconds: float | None
+    text_model_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def _plan_source(
                                             init_images=guidance, dry_run=True))  # fmt: skip
         kind = "per-real"
     else:
-        folder, guidance = source_folder(spec, classes, cache)
+        folder, guidance = source_folder(spec, classes, cache, pool)
         plans.append(generate_from_spec(folder, spec, classes, spec.per_class, where, source.name,
                                         init_images=guidance, dry_run=True))  # fmt: skip
         kind = "generate"
@@ -178,6 +181,7 @@ def _plan_source(
         estimated_cost_usd=round(sum(plan["estimated_cost_usd"] for plan in plans), 6),
         max_cost=spec.max_cost,
         estimated_seconds=sum(seconds) if seconds else None,
+        text_model_calls=sum(plan.get("text_model_calls", 0) for plan in plans),
     )
 
 
