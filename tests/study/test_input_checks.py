@@ -72,3 +72,38 @@ def test_torchvision_weights_of_another_depth_name_the_architecture_they_fit(tmp
         make_backbone(name, weights_path=str(weights)).check_weights()
     torch.save(torchvision.models.get_model(name).state_dict(), weights)
     make_backbone(name, weights_path=str(weights)).check_weights()  # the right file loads
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        ({"retrieve": {"pool": "no/such/pool", "by": "clip:no/such/clip", "per_class": 2}},
+         r"synthetic\[1\].retrieve.pool: "),
+        ({"generate": {"per_class": 2, "prompt": {"captions": {"model": "no/such/blip"}}}},
+         r"synthetic\[1\].generate.prompt.captions.model: no/such/blip is no folder"),
+        ({"generate": {"per_class": 2, "prompt": {"expand": {"backend": "transformers"}}}},
+         r"synthetic\[1\].generate.prompt.expand with the transformers backend needs a model"),
+    ],
+)  # fmt: skip
+def test_a_later_sources_bad_input_stops_the_study_before_an_earlier_one_pays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second: dict, message: str
+) -> None:
+    from synthaug.errors import ConfigError
+    from synthaug.study import parse_config, run_study
+
+    from helpers.tiny_study import tiny_config_data
+
+    data = tiny_config_data(write_tiny_folders(tmp_path / "data"))
+    data["synthetic"] = [
+        {"name": "paid", "generate": {"backend": "openai", "model": "dall-e-2", "per_class": 2,
+                                      "params": {"size": "256x256"}}},
+        {"name": "second", **second},
+    ]  # fmt: skip
+    data["regimes"] = [{"name": "real", "data": "real", "sizes": [2]},
+                       {"name": "synthetic", "data": "synthetic", "source": "paid", "sizes": [2]}]  # fmt: skip
+    with FakeImagesServer() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        with pytest.raises(ConfigError, match=message):
+            run_study(parse_config(data), tmp_path / "run")
+        assert server.calls == []

@@ -233,6 +233,7 @@ def _study_data(
     _check_method_params(config)
     if prepare:
         check_backbones(config)
+        _check_source_inputs(config)
     report(progress, "load data", 0)
     pool = _load(config.real.train, "real.train")
     if config.real.val is not None:
@@ -337,6 +338,21 @@ def check_backbones(config: StudyConfig) -> None:
             make_backbone(spec.name, **dict(spec.params or {})).check_weights()
         except ConfigError as error:
             raise ConfigError(f"backbones[{index}] ({spec.name}): {error}") from error
+
+
+def _check_source_inputs(config: StudyConfig) -> None:
+    """What every source reads besides the real data, checked before the first source is
+    generated (a later source's missing pool must not stop the study after an earlier one paid):
+    retrieval pools, prompt-expansion settings and captioning-model folders."""
+    from synthaug.study.generation import spec_prompt, text_model_settings
+
+    for index, source in enumerate(config.synthetic):
+        where = f"synthetic[{index}]"
+        if source.retrieve is not None:
+            _load(source.retrieve.pool, f"{where}.retrieve.pool")
+        if source.generate is not None:
+            spec_prompt(source.generate, where)
+            text_model_settings(source.generate, where)
 
 
 def _check_method_params(config: StudyConfig) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from synthaug.generate.prompts import PromptSpec
     from synthaug.progress import ProgressCallback
 
-__all__ = ["generate_from_spec", "spec_prompt"]
+__all__ = ["generate_from_spec", "spec_prompt", "text_model_settings"]
 
 
 def _tuples(value: Any) -> Any:
@@ -67,6 +67,21 @@ def _expansion(spec: GenerationSpec, where: str) -> Any:
         return PromptExpansion.from_dict(block)
     except ConfigError as error:
         raise ConfigError(f"{where}.generate.prompt.{error}") from error
+
+
+def text_model_settings(spec: GenerationSpec, where: str) -> None:
+    """Check the spec's text-model blocks without loading a model: the ``expand`` settings (an
+    instruction file that exists, a known backend) and the ``captions`` model folder.
+
+    Raises:
+        ConfigError: Naming ``<where>.generate.prompt.<block>``.
+    """
+    _expansion(spec, where)
+    if spec.captions is not None:
+        model = str(spec.captions["model"])
+        if not Path(model).is_dir():
+            raise ConfigError(f"{where}.generate.prompt.captions.model: {model} is no folder; give a captioning "
+                              "model saved with save_pretrained (e.g. Salesforce/blip-image-captioning-base)")  # fmt: skip
 
 
 def _captioned(spec: GenerationSpec, prompt: PromptSpec, classes: list[str], real: ImageDataset | None,
@@ -138,7 +153,6 @@ def generate_from_spec(
         SynthaugError: Generation failed; the message names the source.
     """
     from synthaug.generate import generate_dataset
-
     from synthaug.generate.expand import expand_prompts, plan_expansion
     from synthaug.generate.prompts import DEFAULT_NEGATIVE_PROMPT, PromptSpec
 
@@ -146,7 +160,8 @@ def generate_from_spec(
     expansion = _expansion(spec, where)
     params = dict(spec.params)
     if spec.negative_prompt is not None:
-        params["negative_prompt"] = DEFAULT_NEGATIVE_PROMPT if spec.negative_prompt == "default" else spec.negative_prompt
+        default = spec.negative_prompt == "default"
+        params["negative_prompt"] = DEFAULT_NEGATIVE_PROMPT if default else spec.negative_prompt
     text_plan = None
     try:
         if expansion is not None or spec.captions is not None:
