@@ -80,8 +80,10 @@ def text_model_settings(spec: GenerationSpec, where: str) -> None:
     if spec.captions is not None:
         model = str(spec.captions["model"])
         if not Path(model).is_dir():
-            raise ConfigError(f"{where}.generate.prompt.captions.model: {model} is no folder; give a "
-                              "captioning model saved with save_pretrained (e.g. Salesforce/blip-image-captioning-base)")
+            raise ConfigError(
+                f"{where}.generate.prompt.captions.model: {model} is no folder; give a captioning model saved "
+                "with save_pretrained (e.g. Salesforce/blip-image-captioning-base)"
+            )
 
 
 def _captioned(spec: GenerationSpec, prompt: PromptSpec, classes: list[str], real: ImageDataset | None,
