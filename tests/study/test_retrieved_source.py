@@ -45,7 +45,7 @@ def _study(tmp_path: Path) -> tuple[Path, Path]:
         "methods": ["deterministic"],
         "method_params": {"epochs": 2, "batch_size": 8},
         "seeds": [0, 1],
-        "inspect": "off",
+        "inspect": "thumbnails",  # "what the generator made" reads a retrieved folder too
         "bootstrap_resamples": 100,
     }
     config = tmp_path / "study.yaml"
