@@ -6,7 +6,7 @@ generator backends (``synthaug.generate.backends``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from synthaug.errors import ConfigError
@@ -50,3 +50,7 @@ class Registry(Generic[T]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        """The registered keys, sorted (as :meth:`keys`)."""
+        return iter(self.keys())

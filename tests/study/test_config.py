@@ -88,7 +88,7 @@ def test_defaults_and_shortcuts() -> None:
         (lambda d: d["regimes"][0].update(methods=["bnn"]), "regimes[0].methods[0]: unknown method 'bnn'"),
         (
             lambda d: d["synthetic"][0].update(path="/somewhere"),
-            "synthetic[0]: give exactly one of `path` or `generate`",
+            "synthetic[0]: give exactly one of `path`, `generate` or `retrieve`",
         ),
         (lambda d: d.update(ood=[{"name": "held"}]), "ood[0]: give exactly one of `data` or `holdout_classes`"),
         (lambda d: d.update(methods=[{"key": "bnn", "sizes": []}]), "methods[0].sizes: must be a non-empty list"),

@@ -132,6 +132,14 @@ class Backbone(ABC):
             whose last element is the output :class:`torch.nn.Linear`.
         """
 
+    def check_weights(self) -> None:
+        """Raise :class:`~synthaug.errors.ConfigError` now if the backbone's weights cannot be
+        loaded (a local file of another architecture, an unknown weights name).
+
+        A study calls it on its driver before any generation, so a bad ``weights_path`` costs
+        no paid image. The default has no weights to check.
+        """
+
     @abstractmethod
     def get_config(self) -> dict[str, Any]:
         """JSON-serialisable options, including ``"name"``, that rebuild this backbone."""

@@ -175,6 +175,12 @@ class TimmBackbone(TorchvisionBackbone):
                                     candidates=self._family_builders, adapt=_without_classifier)
         return network, network.head_hidden_size
 
+    def check_weights(self) -> None:
+        """Load ``weights_path`` into a network now, so that a file saved from another
+        architecture stops a study before it generates (and pays for) a single image."""
+        if self.weights_path is not None:
+            self._load_network()
+
     def _family_builders(self) -> dict[str, Callable[[], nn.Module]]:
         timm = _timm()
         architecture = timm.models.split_model_name_tag(self.model)[0]

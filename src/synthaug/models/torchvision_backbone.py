@@ -21,6 +21,7 @@ from torch import nn
 from synthaug.errors import ConfigError, DataError
 from synthaug.fileio import atomic_write_bytes, sha256_bytes, sha256_file
 from synthaug.models.base import Backbone
+from synthaug.models.weights import family_members, load_state_dict_checked
 from synthaug.progress import ProgressCallback, report
 from synthaug.runtime import pick_device
 
@@ -260,8 +261,27 @@ class TorchvisionBackbone(Backbone):
             torch.manual_seed(self.init_seed)
             network = torchvision.models.get_model(self.name, weights=download)
         if self.weights_path is not None:
-            network.load_state_dict(self._read_state_dict(Path(self.weights_path)))
+            path = Path(self.weights_path)
+            load_state_dict_checked(network, self._read_state_dict(path), path=str(path), architecture=self.name,
+                                    candidates=self._family_builders)
         return network, _replace_output_layer(network)
+
+    def _family_builders(self) -> dict[str, Any]:
+        """Builders of the torchvision models nearest in name (what a mismatched file may fit)."""
+        import torchvision
+
+        return {
+            name: (lambda name=name: torchvision.models.get_model(name))
+            for name in family_members(self.name, torchvision_model_names())
+        }
+
+    def check_weights(self) -> None:
+        """Load ``weights_path`` into a network now (and check the ``weights`` name), so that a
+        file saved from another architecture stops a study before it generates (and pays for) a
+        single image rather than when the first unit extracts features."""
+        self._weights_enum()
+        if self.weights_path is not None:
+            self._load_network()
 
     def _read_state_dict(self, path: Path) -> dict[str, torch.Tensor]:
         if not path.is_file():

@@ -248,6 +248,7 @@ def exchange_rate_table(analysis: StudyAnalysis) -> list[dict[str, str]]:
             {
                 "regime": row.synthetic_regime + ("" if row.real_regime is None else f" vs {row.real_regime}"),
                 "source": row.source,
+                "images": row.source_kind,
                 "model": f"{row.backbone} / {row.method}",
                 "real": rate.real_per_class,
                 "accuracy": f"{100 * rate.real_accuracy:.1f} %",

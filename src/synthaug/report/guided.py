@@ -93,7 +93,7 @@ def guided_samples(analysis: StudyAnalysis) -> list[dict[str, Any]]:
                 "real_name": file_name,
                 "variants": [
                     {"image": thumbnail_png(Image.open(folder / row["file_name"])),
-                     "strength": "" if row["init_image"]["strength"] is None else f"s = {row['init_image']['strength']:g}"}
+                     "strength": "" if (strength := row["init_image"]["strength"]) is None else f"s = {strength:g}"}
                     for row in variants[:_VARIANTS_SHOWN] if (folder / row["file_name"]).is_file()
                 ],
             })  # fmt: skip

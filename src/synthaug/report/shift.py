@@ -112,7 +112,9 @@ def shift_table(analysis: StudyAnalysis, panels: Panels) -> list[dict[str, Any]]
                 {
                     "method": method,
                     "training": title,
-                    "accuracy": f"{100 * curves['accuracy'].get(0, math.nan):.1f} → {100 * curves['accuracy'][5]:.1f} %",
+                    "accuracy": (
+                        f"{100 * curves['accuracy'].get(0, math.nan):.1f} → {100 * curves['accuracy'][5]:.1f} %"
+                    ),
                     "ece": f"{100 * curves['ece'].get(0, math.nan):.1f} → {100 * curves['ece'][5]:.1f} %",
                     "nll": f"{curves['nll'].get(0, math.nan):.3f} → {curves['nll'][5]:.3f}",
                     "ece_below_deterministic": below,

@@ -130,6 +130,8 @@ class ExchangeRateRow:
         estimate: The rate at ``estimate.real_per_class`` real images per class.
         real_regime: The real curve read against when it is not the plain (un-augmented) one:
             a real + classical augmentation regime (``None``: the plain real curve).
+        source_kind: What the source's images are: ``generated`` or ``retrieved`` (real
+            images retrieved from a pool, the baseline of Geng et al. 2024), as the report names them.
     """
 
     synthetic_regime: str
@@ -139,6 +141,7 @@ class ExchangeRateRow:
     largest_synthetic: int
     estimate: ExchangeRate
     real_regime: str | None = None
+    source_kind: str = "generated"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, the estimate's fields flattened to the top level."""
@@ -149,6 +152,7 @@ class ExchangeRateRow:
             "method": self.method,
             "largest_synthetic": self.largest_synthetic,
             **({"real_regime": self.real_regime} if self.real_regime is not None else {}),
+            "source_kind": self.source_kind,
             **self.estimate.to_dict(),
         }
 
@@ -163,6 +167,7 @@ class ExchangeRateRow:
             largest_synthetic=int(data["largest_synthetic"]),
             estimate=ExchangeRate.from_dict(data),
             real_regime=data.get("real_regime"),
+            source_kind=data.get("source_kind", "generated"),  # absent from analyses written before it
         )
 
 

@@ -106,7 +106,9 @@ def _pairs(config: StudyConfig, summaries: Sequence[GroupSummary]) -> list[tuple
     return pairs
 
 
-def _real_image_source_pairs(config: StudyConfig, summaries: Sequence[GroupSummary]) -> list[tuple[ComparisonKind, str, str]]:
+def _real_image_source_pairs(
+    config: StudyConfig, summaries: Sequence[GroupSummary]
+) -> list[tuple[ComparisonKind, str, str]]:
     """Guided or tuned source groups against the text-only source groups they match."""
 
     def made_from_real(name: str | None) -> bool | None:

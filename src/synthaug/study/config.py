@@ -40,14 +40,14 @@ config-schema`` prints the JSON schema.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from synthaug.errors import ConfigError
+from synthaug.study.config_errors import validation_message
 from synthaug.study.config_regimes import (
     AUGMENT_FIELD,
     ClipFilter,
@@ -59,12 +59,14 @@ from synthaug.study.config_regimes import (
 )
 from synthaug.study.config_sections import (
     BackboneSpec,
+    Corruption,
     Execution,
     GenerationSpec,
     MethodSpec,
     OODSpec,
     RayExecution,
     RealData,
+    RetrievalSpec,
     ShiftSpec,
     Strict,
     SyntheticSource,
@@ -72,11 +74,11 @@ from synthaug.study.config_sections import (
 )
 
 __all__ = [  # the sections are defined in config_sections and config_regimes, read from here
-    "BackboneSpec", "ClipFilter", "Execution", "GenerationSpec", "MethodSpec", "Mixing", "OODSpec", "RayExecution",
-    "RealData", "Regime", "RegimeFilter", "ShiftSpec", "StudyConfig", "SyntheticSource", "Targeting",
+    "BackboneSpec", "ClipFilter", "Corruption", "Execution", "GenerationSpec", "MethodSpec", "Mixing", "OODSpec",
+    "RayExecution", "RealData", "Regime", "RegimeFilter", "RetrievalSpec", "ShiftSpec", "StudyConfig",
+    "SyntheticSource", "Targeting",
     "audit_config", "config_to_dict", "load_config", "parse_config",
 ]  # fmt: skip
-
 
 
 class StudyConfig(Strict):
@@ -307,74 +309,6 @@ class StudyConfig(Strict):
         return [name for entry in self.ood for name in (entry.holdout_classes or [])]
 
 
-def _format_location(location: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-#: Problems a config error lists one per line; the rest are counted ("and N more").
-MAX_LISTED_PROBLEMS = 8
-
-
-def _problem_line(detail: Any, model: type[BaseModel]) -> str:
-    """One short line naming the key path of one problem pydantic found, and what is wrong."""
-    where = _format_location(detail["loc"])
-    kind = detail["type"]
-    if kind == "extra_forbidden":
-        parent = _model_at(model, detail["loc"][:-1])
-        valid = ", ".join(parent.model_fields) if parent is not None else ""
-        message = f"unknown key; valid keys here: {valid}" if valid else "unknown key"
-    elif kind == "missing":
-        message = "missing required key"
-    else:
-        message = detail["msg"].removeprefix("Value error, ")
-        message = message[0].lower() + message[1:]
-        # A model validator names the key it is about ("mix.synthetic_per_class: ..."): it
-        # joins the path.
-        key, _, rest = message.partition(": ")
-        if kind == "value_error" and rest and re.fullmatch(r"[a-z_][a-z_0-9.]*", key):
-            where, message = f"{where}.{key}" if detail["loc"] else key, rest
-        elif "input" in detail and not isinstance(detail["input"], dict | list):
-            message += f" (got {detail['input']!r})"
-    return f"{where}: {message}"
-
-
-def _error_message(error: ValidationError, model: type[BaseModel]) -> str:
-    """Every problem pydantic found, one line each with its key path (the first
-    :data:`MAX_LISTED_PROBLEMS`, then how many more), so a user fixes them all in one go.
-
-    One problem reads as one line; several as ``N problems:`` and an indented line each.
-    """
-    lines = list(dict.fromkeys(_problem_line(detail, model) for detail in error.errors(include_url=False)))
-    if len(lines) == 1:
-        return lines[0]
-    listed = [f"  {line}" for line in lines[:MAX_LISTED_PROBLEMS]]
-    if len(lines) > MAX_LISTED_PROBLEMS:
-        listed.append(f"  and {len(lines) - MAX_LISTED_PROBLEMS} more")
-    return "\n".join([f"{len(lines)} problems:", *listed])
-
-
-def _model_at(model: type[BaseModel], location: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The pydantic model class found at ``location`` below ``model`` (list indices skipped)."""
-    current: Any = model
-    for part in location:
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(part) if isinstance(current, type) else None
-        if field is None:
-            return None
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        for candidate in list(candidates):
-            candidates.extend(getattr(candidate, "__args__", ()))
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if current is None:
-            return None
-    return current
-
-
 def _check_real_guidance(config: StudyConfig, source: SyntheticSource, where: str) -> None:
     """Guided (`init_images`) and tuned (`tune_on`) sources: what the regimes drawing from them
     may do (the keys of the source itself are checked by :class:`GenerationSpec`)."""
@@ -435,12 +369,14 @@ def _check_references(config: StudyConfig) -> None:
                         f"choose one of: {', '.join(method_names)}"
                     )
         source = config.regime_source(regime)
-        if source is not None and source.generate is not None and not regime.targeted:
+        made = None if source is None else (source.generate or source.retrieve)
+        if made is not None and not regime.targeted:
             largest = max(regime.sizes) if regime.data == "synthetic" else regime.synthetic_per_class
-            if largest is not None and largest > source.generate.per_class:
+            if largest is not None and largest > made.per_class:
+                verb = "retrieves" if source.retrieve is not None else "generates"
                 raise ConfigError(
                     f"{where}.sizes: asks for {largest} synthetic images per class but source "
-                    f"{source.name!r} generates {source.generate.per_class}; raise its per_class"
+                    f"{source.name!r} {verb} {made.per_class}; raise its per_class"
                 )
     ood_names = [entry.name for entry in config.ood]
     if len(set(ood_names)) != len(ood_names):
@@ -527,7 +463,7 @@ def parse_config(data: Any) -> StudyConfig:
     try:
         config = StudyConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_error_message(error, StudyConfig)) from None
+        raise ConfigError(validation_message(error, StudyConfig)) from None
     _check_references(config)
     return config
 
@@ -578,6 +514,9 @@ def resolve_paths(config: StudyConfig, base: Path) -> StudyConfig:
     for source in data["synthetic"]:
         if source.get("path"):
             source["path"] = _resolve_spec(source["path"], base)
+        if source.get("retrieve"):
+            source["retrieve"]["pool"] = _resolve_spec(source["retrieve"]["pool"], base)
+            source["retrieve"]["by"] = "clip:" + _resolve_spec(source["retrieve"]["by"].removeprefix("clip:"), base)
         if source.get("generate") and source["generate"].get("dir"):
             directory = Path(source["generate"]["dir"])
             source["generate"]["dir"] = str(directory if directory.is_absolute() else (base / directory).resolve())
@@ -587,7 +526,11 @@ def resolve_paths(config: StudyConfig, base: Path) -> StudyConfig:
     if data.get("cache_dir") and not Path(data["cache_dir"]).is_absolute():
         data["cache_dir"] = str((base / data["cache_dir"]).resolve())
     return StudyConfig.model_validate(
-        {**data, "execution": config.execution.model_dump(mode="json"), "tracking": config.tracking.model_dump(mode="json")}
+        {
+            **data,
+            "execution": config.execution.model_dump(mode="json"),
+            "tracking": config.tracking.model_dump(mode="json"),
+        }
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "OODSpec",
     "RayExecution",
     "RealData",
+    "RetrievalSpec",
     "ShiftSpec",
     "Strict",
     "SyntheticSource",
@@ -85,7 +86,23 @@ class GenerationSpec(Strict):
         description=(
             "Prompt: a template where `{label}` is replaced by the class name, or a mapping of "
             "`synthaug.generate.prompts.PromptSpec` fields (templates, class_prompts, descriptions, "
-            "backgrounds, styles, guidance_scale_range) for diverse prompts."
+            "backgrounds, styles, guidance_scale_range) for diverse prompts, plus `expand: {backend, model, "
+            "per_class, ...}` (a text model writes the prompts: `synthaug.generate.expand.PromptExpansion`, "
+            "saved as prompts.json in the folder, so a rerun asks nothing again) or `captions: {model: DIR}` "
+            "(captions of the real training images the regimes may use, joined to the class name; Lei et al. 2023)."
+        ),
+    )
+    classes: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "Class descriptions used in every prompt and asked of the text model, e.g. `{crane: the bird}`."
+        ),
+    )
+    negative_prompt: str | None = Field(
+        default=None,
+        description=(
+            "What a diffusers pipeline should avoid; `default` is "
+            "`synthaug.generate.prompts.DEFAULT_NEGATIVE_PROMPT`; other backends refuse it before generating."
         ),
     )
     seed: int = Field(default=0, description="Seed of the generation run (each image's seed derives from it).")
@@ -144,9 +161,14 @@ class GenerationSpec(Strict):
         """What the generated images depend on, for a cache key: every field but ``dir``, and
         the guidance fields only when set (so folders generated before they existed keep
         their keys)."""
-        unset = {name for name in ("init_images", "strength", "tune_on", "tune_steps", "real_per_class")
-                 if getattr(self, name) is None}  # fmt: skip
+        unset = {name for name in ("init_images", "strength", "tune_on", "tune_steps", "real_per_class", "classes",
+                                   "negative_prompt") if getattr(self, name) is None}  # fmt: skip
         return self.model_dump(mode="json", exclude={"dir", *unset})
+
+    @property
+    def captions(self) -> dict[str, Any] | None:
+        """The ``prompt: {captions: {...}}`` block, if any."""
+        return self.prompt.get("captions") if isinstance(self.prompt, dict) else None
 
     @property
     def per_real(self) -> bool:
@@ -167,7 +189,39 @@ class GenerationSpec(Strict):
             raise ValueError("tune_steps: needs tune_on")
         if self.real_per_class is not None and not self.per_real:
             raise ValueError("real_per_class: only for init_images: real or tune_on: real")
+        if isinstance(self.prompt, dict):
+            if "expand" in self.prompt and "captions" in self.prompt:
+                raise ValueError("prompt: give either expand or captions, not both")
+            captions = self.prompt.get("captions")
+            if captions is not None and (not isinstance(captions, dict) or set(captions) - {"model", "template"}
+                                         or not captions.get("model")):  # fmt: skip
+                raise ValueError("prompt.captions: give {model: DIR_OR_HUB_ID} (and optionally template)")
         return self
+
+
+class RetrievalSpec(Strict):
+    """Real images retrieved from an unlabelled pool by CLIP (:func:`synthaug.retrieve.retrieve_dataset`):
+    the baseline generated images must beat (Geng et al., NeurIPS 2024)."""
+
+    pool: str = Field(
+        description="The unlabelled pool: an image folder or a dataset name (its labels are ignored).",
+    )
+    by: str = Field(
+        description="`clip:DIR_OR_HUB_ID`: the CLIP model that ranks pool images by similarity to each class prompt.",
+    )
+    per_class: int = Field(gt=0, description="Images retrieved per class; regimes draw their sizes from these.")
+
+    @field_validator("by")
+    @classmethod
+    def _clip(cls, value: str) -> str:
+        if not value.startswith("clip:") or not value.removeprefix("clip:"):
+            raise ValueError(f"give `clip:DIR_OR_HUB_ID`, e.g. clip:openai/clip-vit-base-patch32 (got {value!r})")
+        return value
+
+    @property
+    def clip(self) -> str:
+        """The CLIP model's folder or hub id."""
+        return self.by.removeprefix("clip:")
 
 
 class SyntheticSource(Strict):
@@ -182,12 +236,25 @@ class SyntheticSource(Strict):
         description="An existing image folder (e.g. the output of `synthaug generate`).",
     )
     generate: GenerationSpec | None = Field(default=None, description="Or: generate the images as part of the study.")
+    retrieve: RetrievalSpec | None = Field(
+        default=None,
+        description=(
+            "Or: retrieve real images from an unlabelled pool, e.g. `{pool: FOLDER, by: clip:DIR, per_class: 100}` "
+            "(deduplicated against the study's test and validation sets); the report calls it \"retrieved\"."
+        ),
+    )
 
     @model_validator(mode="after")
-    def _path_or_generate(self) -> SyntheticSource:
-        if (self.path is None) == (self.generate is None):
-            raise ValueError("give exactly one of `path` or `generate`")
+    def _one_origin(self) -> SyntheticSource:
+        if sum(value is not None for value in (self.path, self.generate, self.retrieve)) != 1:
+            raise ValueError("give exactly one of `path`, `generate` or `retrieve`")
         return self
+
+    @property
+    def kind(self) -> Literal["generated", "retrieved"]:
+        """What the images are, as the report names them: ``retrieved`` real images or
+        ``generated`` ones (a folder source is a generated folder, ``synthaug generate``'s output)."""
+        return "retrieved" if self.retrieve is not None else "generated"
 
 
 class MethodSpec(Strict):

@@ -116,6 +116,7 @@ def exchange_rates(config: StudyConfig, curves: Sequence[LearningCurve]) -> list
                     largest_synthetic=max(curve.sizes),
                     estimate=estimate,
                     real_regime=reference,
+                    source_kind=config.source(curve.source).kind if curve.source else "generated",
                 )
             )
     return rates

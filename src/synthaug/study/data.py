@@ -33,8 +33,12 @@ from synthaug.study.units import Unit, make_unit_method, method_identity
 if TYPE_CHECKING:  # the data package pulls in torch; it is imported when data is loaded
     from synthaug.data import ImageDataset
     from synthaug.execution import Executor, Resources
+    from synthaug.generate.guided import Guidance
 
-__all__ = ["StudyData", "open_study_data", "prepare_study_data", "synthetic_pool", "training_set"]
+__all__ = [
+    "StudyData", "check_backbones", "open_study_data", "prepare_study_data", "source_folder", "synthetic_pool",
+    "training_set",
+]
 
 
 @dataclass
@@ -90,6 +94,24 @@ def _restrict(dataset: ImageDataset, classes: list[str], where: str) -> ImageDat
     return dataset.subset(np.flatnonzero(keep)).with_classes(classes)
 
 
+def source_folder(
+    spec: GenerationSpec, classes: list[str], cache: StudyCache, real: ImageDataset | None = None
+) -> tuple[Path, Guidance | None]:
+    """The folder a (not per-real) generated source is written to, and its guidance images:
+    the spec's ``dir``, else a cache folder keyed by what the images depend on (with
+    ``prompt.captions``, the real training images ``real`` that are captioned)."""
+    description: dict[str, Any] = {"generate": spec.identity(), "classes": classes}
+    if spec.captions is not None and real is not None:
+        description["captions_of"] = real.fingerprint()
+    guidance = None
+    if spec.init_images is not None:  # guidance from a dataset spec (per-real sources: study/guided.py)
+        from synthaug.study.guided import guidance_from_spec
+
+        guidance = guidance_from_spec(spec, spec.init_images, classes)
+        description["init_images_sha256"] = guidance.to_dict()["images_sha256"]
+    return (Path(spec.dir) if spec.dir else cache.generated_dir(content_key(description))), guidance
+
+
 def _generate_source(
     source: SyntheticSource,
     spec: GenerationSpec,
@@ -100,23 +122,61 @@ def _generate_source(
     executor: Executor | None = None,
     generate: bool = True,
     resources: Resources | None = None,
+    real: ImageDataset | None = None,
 ) -> Path:
     """Generate (or resume generating) a synthetic source; returns its folder (only that
     when not ``generate``: a worker uses the folder its driver generated)."""
     from synthaug.study.generation import generate_from_spec
 
-    description: dict[str, Any] = {"generate": spec.identity(), "classes": classes}
-    guidance = None
-    if spec.init_images is not None:  # guidance from a dataset spec (per-real sources: study/guided.py)
-        from synthaug.study.guided import guidance_from_spec
-
-        guidance = guidance_from_spec(spec, spec.init_images, classes)
-        description["init_images_sha256"] = guidance.to_dict()["images_sha256"]
-    directory = Path(spec.dir) if spec.dir else cache.generated_dir(content_key(description))
+    directory, guidance = source_folder(spec, classes, cache, real)
     if not generate:
         return directory
     generate_from_spec(directory, spec, classes, spec.per_class, f"synthetic[{index}]", source.name,
-                       init_images=guidance, progress=progress, executor=executor, resources=resources)
+                       init_images=guidance, progress=progress, executor=executor, resources=resources, real=real,
+                       cache_dir=cache.root / "captions")  # fmt: skip
+    return directory
+
+
+def retrieval_folder(source: SyntheticSource, classes: list[str], test: ImageDataset, val: ImageDataset,
+                     cache: StudyCache) -> Path:  # fmt: skip
+    """The cache folder of a retrieved source: keyed by its spec, the classes and the sets it is
+    deduplicated against (another test set may exclude other pool images)."""
+    description = {"retrieve": source.retrieve.model_dump(mode="json"), "classes": classes,
+                   "exclude": [test.fingerprint(), val.fingerprint()]}  # fmt: skip
+    return cache.generated_dir(content_key(description))
+
+
+def _retrieve_source(
+    source: SyntheticSource, where: str, classes: list[str], data: StudyData, cache: StudyCache,
+    device: str | None, progress: ProgressCallback | None, prepare: bool,
+) -> Path:  # fmt: skip
+    """Retrieve a source's images from its pool (once: a finished folder holds
+    ``retrieval.json``), deduplicated against the study's test and validation sets.
+
+    Retrieval writes into a fresh ``.partial`` folder renamed when complete, so an interrupted
+    retrieval starts over (pool embeddings stay cached under ``CACHE/retrieval``, so a rerun
+    embeds nothing twice).
+    """
+    import shutil
+
+    from synthaug.retrieve import SETTINGS_NAME, retrieve_dataset
+
+    spec = source.retrieve
+    directory = retrieval_folder(source, classes, data.test, data.val, cache)
+    if (directory / SETTINGS_NAME).is_file() or not prepare:
+        return directory
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    stage = f"retrieve {source.name}"
+    report(progress, stage, 0, item=spec.pool)
+    try:
+        retrieve_dataset(_load(spec.pool, f"{where}.retrieve.pool"), dict.fromkeys(classes), spec.clip,
+                         spec.per_class, partial, exclude=[data.test, data.val], cache_dir=cache.root / "retrieval",
+                         device=device, progress=progress)  # fmt: skip
+    except SynthaugError as error:
+        raise type(error)(f"{where} ({source.name}): {error}") from error
+    partial.rename(directory)
+    report(progress, stage, 1, 1, item=spec.pool, finished=True)
     return directory
 
 
@@ -171,6 +231,9 @@ def _study_data(
     from synthaug.data import train_val_split
 
     _check_method_params(config)
+    if prepare:
+        check_backbones(config)
+        _check_source_inputs(config)
     report(progress, "load data", 0)
     pool = _load(config.real.train, "real.train")
     if config.real.val is not None:
@@ -209,11 +272,15 @@ def _study_data(
             mask = np.isin(np.asarray(all_classes, dtype=object)[full_test.targets], entry.holdout_classes)
             data.ood[entry.name] = full_test.subset(np.flatnonzero(mask), name=f"{full_test.name} ({entry.name})")
     if config.shift is not None:
-        data.shifted = shifted_test_sets(data.test, config.shift.corruptions, config.shift.severities, config.shift.seed)
+        shift = config.shift
+        data.shifted = shifted_test_sets(data.test, shift.corruptions, shift.severities, shift.seed)
 
     for index, source in enumerate(config.synthetic):
         where = f"synthetic[{index}]"
-        if source.generate is None:
+        if source.retrieve is not None:
+            directory = _retrieve_source(source, where, classes, data, cache, config.device, progress, prepare)
+            dataset = _load(str(directory), f"{where}.retrieve")
+        elif source.generate is None:
             directory = Path(str(source.path))
             dataset = _load(str(source.path), f"{where}.path")
         elif source.generate.per_real:
@@ -236,8 +303,12 @@ def _study_data(
 
                 check_guidance(guidance_from_spec(source.generate, source.generate.init_images, classes), data.test,
                                data.val, f"{where}.generate.init_images")  # fmt: skip
+            if source.generate.captions is not None and prepare:
+                from synthaug.study.guided import check_caption_images
+
+                check_caption_images(data.pool, data.test, data.val, where)
             directory = _generate_source(
-                source, source.generate, index, classes, cache, progress, executor, prepare, resources
+                source, source.generate, index, classes, cache, progress, executor, prepare, resources, data.pool
             )
             dataset = _load(str(directory), f"{where}.generate")
         data.synthetic[source.name] = aligned(dataset, where)
@@ -250,6 +321,38 @@ def _study_data(
     _check_sizes(config, data)
     report(progress, "load data", 1, 1, finished=True)
     return data
+
+
+def check_backbones(config: StudyConfig) -> None:
+    """Build every backbone and load its local weights, so that a ``weights_path`` saved from
+    another architecture (or a misspelt option) stops the study on its driver before the first
+    generated (possibly paid) image, with one line naming ``backbones[i]``.
+
+    Raises:
+        ConfigError: A backbone cannot be built or its weights do not fit it.
+    """
+    from synthaug.models import make_backbone
+
+    for index, spec in enumerate(config.backbones):
+        try:
+            make_backbone(spec.name, **dict(spec.params or {})).check_weights()
+        except ConfigError as error:
+            raise ConfigError(f"backbones[{index}] ({spec.name}): {error}") from error
+
+
+def _check_source_inputs(config: StudyConfig) -> None:
+    """What every source reads besides the real data, checked before the first source is
+    generated (a later source's missing pool must not stop the study after an earlier one paid):
+    retrieval pools, prompt-expansion settings and captioning-model folders."""
+    from synthaug.study.generation import spec_prompt, text_model_settings
+
+    for index, source in enumerate(config.synthetic):
+        where = f"synthetic[{index}]"
+        if source.retrieve is not None:
+            _load(source.retrieve.pool, f"{where}.retrieve.pool")
+        if source.generate is not None:
+            spec_prompt(source.generate, where)
+            text_model_settings(source.generate, where)
 
 
 def _check_method_params(config: StudyConfig) -> None:

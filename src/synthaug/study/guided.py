@@ -65,6 +65,19 @@ def check_guidance(guidance: Guidance, test: ImageDataset, val: ImageDataset, wh
         raise ConfigError(f"{where}: {error}") from error
 
 
+def check_caption_images(real: ImageDataset, test: ImageDataset, val: ImageDataset, where: str) -> None:
+    """The leakage guard of ``prompt.captions``: no captioned image may be a test or validation
+    image (by pixels), or its caption would describe what the models are evaluated on."""
+    from synthaug.generate.guided import held_out_hashes
+
+    captioned = held_out_hashes(real)
+    for name, dataset in (("test", test), ("validation", val)):
+        shared = captioned & held_out_hashes(dataset)
+        if shared:
+            raise ConfigError(f"{where}.generate.prompt.captions: {len(shared)} real training image(s) are also in "
+                              f"the {name} set {dataset.name} (same pixels); remove them from real.train")  # fmt: skip
+
+
 def per_real_sets(
     config: StudyConfig,
     source: SyntheticSource,
@@ -111,8 +124,11 @@ def per_real_sets(
                     check_guidance(guidance, test, val, f"{where}.generate.init_images")
             except SynthaugError as error:
                 raise type(error)(f"{where} ({source.name}): {error}") from error
+            if spec.captions is not None:
+                check_caption_images(real, test, val, where)
             generate_from_spec(folder, spec, classes, spec.per_class, where, source.name, model=model,
-                               init_images=guidance, progress=progress)
+                               init_images=guidance, progress=progress, real=real,
+                               cache_dir=cache.root / "captions")  # fmt: skip
     return folders
 
 

@@ -193,7 +193,11 @@ class MLflowTracker:
             "model_key": result.model_key,
             "train_fingerprint": fingerprints.get("train"),
             "val_fingerprint": fingerprints.get("val"),
-            **{f"method.{name}": value for name, value in method.get_params().items() if name not in RUNTIME_PARAMETERS},
+            **{
+                f"method.{name}": value
+                for name, value in method.get_params().items()
+                if name not in RUNTIME_PARAMETERS
+            },
             **{f"backbone.{name}": value for name, value in method.backbone_.get_config().items()},
         }
         now = int(time.time() * 1000)
@@ -271,7 +275,9 @@ class MLflowTracker:
             self.client.log_batch(run_id, params=batch)
 
 
-def study_tracker(config: StudyConfig, run_dir: str | os.PathLike[str], *, enabled: bool = False) -> MLflowTracker | None:
+def study_tracker(
+    config: StudyConfig, run_dir: str | os.PathLike[str], *, enabled: bool = False
+) -> MLflowTracker | None:
     """The MLflow tracker a study asks for, or ``None``.
 
     Args:
