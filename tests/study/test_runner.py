@@ -153,7 +153,7 @@ def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     # Only the error line is checked: third-party import warnings may precede it.
     assert completed.stderr.strip().splitlines()[-1] == (
         f"error: {path}: regimes[0].colour: unknown key; valid keys here: "
-        "name, data, sizes, source, mix, methods, filter, weights, method_params, targeted"
+        "name, data, sizes, source, mix, methods, filter, weights, method_params, augment, targeted"
     )
 
 
