@@ -204,9 +204,10 @@ def headline(
         if comparison.kind == "mixed vs real" and comparison.treatment.endswith(suffix):
             treatment = by_id[comparison.treatment].key
             difference = comparison.differences["accuracy"].seeds
+            augmented = "" if treatment.augment == "none" else f", both with {treatment.augment}"
             facts.append(
                 f"Adding {treatment.synthetic_per_class} {treatment.source or 'synthetic'} images per class to "
-                f"{treatment.real_per_class} real ones: accuracy {interval_points(difference)} points "
+                f"{treatment.real_per_class} real ones{augmented}: accuracy {interval_points(difference)} points "
                 "(mean [95 % CI])."
             )
     facts += augmentation_facts(augmentation, *model)
