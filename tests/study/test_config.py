@@ -203,7 +203,7 @@ def test_demo_and_example_configs_validate() -> None:
     assert {r.data for r in config.regimes} == {"real", "synthetic", "mixed"}
     # real; real + classical; real + generated; real + generated + classical, at 10 and 30 per class
     kinds = {(r.data, config.augment_label(r)) for r in config.regimes if {10, 30} <= set(r.sizes)}
-    assert kinds == {(data, policy) for data in ("real", "mixed") for policy in ("none", "flip-crop", "trivialaugment")}
+    assert kinds == {(data, policy) for data in ("real", "mixed") for policy in ("none", "flip-crop", "mixup")}
     examples = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
     assert examples, "examples/*.yaml are missing"
     for study in [config, *(load_config(example) for example in examples)]:
