@@ -9,7 +9,7 @@ A tool that reports what generated images are worth must offer that baseline.
 
 1. every pool image is embedded by CLIP (:class:`synthaug.audit.clip.ClipScorer`); the
    embeddings are cached by image content (the sha256 of the decoded pixels, as
-   :func:`synthaug.audit.duplicates.pixel_digests` computes it) and model, so a second
+   :func:`synthaug.data.digest.pixel_digests` computes it) and model, so a second
    retrieval from the same pool embeds nothing and takes seconds (:func:`pool_embeddings`);
 2. each class's prompt (``"a photo of a {name}"``, ``name`` with the class description when
    given) is embedded, and every pool image goes to the class whose prompt it is most similar

@@ -32,13 +32,13 @@ References:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from synthaug.data import ImageDataset
+from synthaug.data.digest import pixel_digests
 
 THUMBNAIL_SIZE = 32
 """Side of the grayscale thumbnail images are compared by."""
@@ -49,17 +49,6 @@ docstring for how it was chosen)."""
 
 # Query rows compared with all candidates at once: 1,024 x 60,000 float32 = 245 MB.
 _CHUNK = 1024
-
-
-def pixel_digests(dataset: ImageDataset) -> list[str]:
-    """sha256 hex digest of each image's RGB pixels and size, in dataset order."""
-    digests = []
-    for index in range(len(dataset)):
-        image = dataset[index][0].convert("RGB")
-        digest = hashlib.sha256(f"{image.width}x{image.height}\n".encode())
-        digest.update(image.tobytes())
-        digests.append(digest.hexdigest())
-    return digests
 
 
 def thumbnails(dataset: ImageDataset) -> torch.Tensor:

@@ -10,7 +10,7 @@ classifiers trained on synthetic images alone (ImageNet subsets).
 local captioning model (a ``transformers`` image-text-to-text model such as
 ``Salesforce/blip-image-captioning-base``, from a folder written by ``save_pretrained`` or a
 hub id), greedy decoding, batched. Captions are cached by the image's content (the sha256 of
-its decoded RGB pixels and size, the digest of :func:`synthaug.audit.duplicates.pixel_digests`) and the
+its decoded RGB pixels and size, the digest of :func:`synthaug.data.digest.pixel_digests`) and the
 model, in a JSON-lines file, so a rerun, or another run over the same images, captions
 nothing twice. :func:`caption_prompt_spec` turns the captions into per-class prompt lists, each
 prompt with its origin (the image's file and sha256) for the manifest.
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from synthaug.data import ImageDataset
+from synthaug.data.digest import pixel_digests
 from synthaug.errors import ConfigError
 from synthaug.fileio import append_jsonl, read_jsonl
 from synthaug.generate.prompts import PromptSpec, described
@@ -128,19 +129,6 @@ def caption_images(
                    unit="images")  # fmt: skip
     report(progress, "caption", len(unique_missing), len(unique_missing), unit="images", finished=True)
     return Captions(tuple(cached[d] for d in digests), tuple(digests), model_name, len(unique_missing))
-
-
-def pixel_digests(dataset: ImageDataset) -> list[str]:
-    """sha256 of each image's RGB pixels and size: the digest of the audit's duplicate check
-    (:func:`synthaug.audit.duplicates.pixel_digests`), which sits above generate (the audit
-    imports generate), so it is computed here the same way."""
-    digests = []
-    for index in range(len(dataset)):
-        image = dataset[index][0].convert("RGB")
-        digest = hashlib.sha256(f"{image.width}x{image.height}\n".encode())
-        digest.update(image.tobytes())
-        digests.append(digest.hexdigest())
-    return digests
 
 
 class _Captioner:

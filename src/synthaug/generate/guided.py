@@ -30,23 +30,10 @@ from typing import Any
 import numpy as np
 
 from synthaug.data import ImageDataset, load_dataset
+from synthaug.data.digest import pixel_sha256
 from synthaug.errors import ConfigError, DataError
 from synthaug.fileio import sha256_file
 from synthaug.generate.backends.base import InitImage
-
-
-def pixel_sha256(image: Any) -> str:
-    """sha256 of an image's decoded RGB pixels and size.
-
-    Two files that decode to the same pixels (a PNG copy of a test image, the same array
-    saved twice) get the same digest; used for the leakage guard and as the identity of
-    in-memory images. The same digest as :func:`synthaug.audit.duplicates.pixel_digests`
-    (the audit's exact-copy check), so the two agree on what a copy is.
-    """
-    rgb = image.convert("RGB")
-    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}\n".encode())
-    digest.update(rgb.tobytes())
-    return digest.hexdigest()
 
 
 def parse_strengths(value: str | float | Sequence[float]) -> tuple[float, ...]:
