@@ -8,11 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from synthaug.errors import ConfigError, TrainingError
 from synthaug.methods.training import (
     PreparedData,
     TrainingConfig,
+    TrainingHistory,
+    _still_improving,
     generalized_cross_entropy,
     predict_logits,
     seeded,
@@ -194,6 +197,58 @@ def test_under_trained_flags_a_validation_loss_still_improving_at_the_last_epoch
     assert not train_model(mlp(), blobs(), None, FAST, seed=0).under_trained  # nothing to judge by
 
 
+def _history(losses: list[float]) -> TrainingHistory:
+    best = min(range(len(losses)), key=losses.__getitem__) + 1
+    return TrainingHistory(epochs=[{"epoch": i + 1, "val_nll": v} for i, v in enumerate(losses)], best_epoch=best)
+
+
+def test_under_trained_means_still_falling_not_best_by_a_hair_at_the_end_of_an_annealed_run() -> None:
+    # Falling steadily to the end: more training would help.
+    assert _still_improving(_history([1.0, 0.8, 0.7, 0.62, 0.55]))
+    # Converged: the last epoch is the best by 0.2 % (a cosine schedule annealed to zero).
+    assert not _still_improving(_history([1.0, 0.6, 0.50, 0.500, 0.4995, 0.499]))
+    assert not _still_improving(_history([1.0, 0.5, 0.7, 0.8]))  # best earlier: overfitting, not under-training
+    assert _still_improving(_history([0.9]))  # one epoch: no sign of convergence
+    assert not _still_improving(TrainingHistory())
+
+
+def _count_optimizer_steps(run) -> int:
+    steps = []
+    handle = register_optimizer_step_post_hook(lambda *_: steps.append(1))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return len(steps)
+
+
+@pytest.mark.parametrize(("n", "accumulation"), [(100, 1), (1000, 1), (100, 2)])
+def test_max_steps_trains_exactly_that_many_optimiser_steps_whatever_the_set_size(n: int, accumulation: int) -> None:
+    config = TrainingConfig(max_steps=7, batch_size=32, learning_rate=0.01, patience=None,
+                            accumulation_steps=accumulation)  # fmt: skip
+    with seeded(0):
+        model = mlp()
+    history: list[TrainingHistory] = []
+    steps = _count_optimizer_steps(lambda: history.append(train_model(model, blobs(n), blobs(seed=1), config, seed=0)))
+    assert steps == 7
+    schedule = config.schedule(n)
+    per_epoch = math.ceil(schedule.steps_per_epoch / accumulation)
+    assert len(history[0].epochs) == schedule.epochs == math.ceil(7 / per_epoch)
+    # The cosine schedule spans exactly the budget: the rate reaches 0 at the last step.
+    assert history[0].epochs[-1]["learning_rate"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_max_steps_schedule_scales_patience_and_refuses_epochs_too() -> None:
+    schedule = TrainingConfig(max_steps=100, batch_size=64, patience=3).schedule(900)
+    assert (schedule.steps_per_epoch, schedule.epochs, schedule.optimizer_steps) == (15, 7, 100)
+    assert schedule.patience == 2  # 3 epochs of 15 is a fifth of training; 2 of 7 is the same share, rounded up
+    assert TrainingConfig(max_steps=100, batch_size=64, patience=3).schedule(100_000).patience == 1
+    with pytest.raises(ConfigError, match="epochs=3 and max_steps=10 both set the training length"):
+        TrainingConfig(epochs=3, max_steps=10)
+    with pytest.raises(ConfigError, match="max_steps"):
+        TrainingConfig(max_steps=0)
+
+
 def test_warmup_then_cosine_and_a_slower_body() -> None:
     config = TrainingConfig(epochs=4, batch_size=50, learning_rate=0.01, warmup_fraction=0.25, backbone_lr_scale=0.1)
     with seeded(0):
@@ -234,3 +289,24 @@ def test_soft_targets_train_and_gce_refuses_them() -> None:
     assert mixed.epochs[-1]["val_accuracy"] > 0.9
     with pytest.raises(ConfigError, match="soft targets"):
         TrainingConfig(loss="generalized_cross_entropy", augment=["flip-crop", "cutmix"])
+
+
+def test_a_run_of_many_short_epochs_is_validated_about_fifteen_times_and_always_at_the_end() -> None:
+    config = TrainingConfig(max_steps=103, batch_size=32, learning_rate=0.01, patience=None)
+    schedule = config.schedule(64)  # 2 batches per epoch: 52 epochs
+    assert (schedule.epochs, schedule.eval_every) == (52, 3)
+    with seeded(0):
+        model = mlp()
+    history = train_model(model, blobs(64), blobs(seed=1), config, seed=0)
+    validated = [record["epoch"] for record in history.epochs if "val_nll" in record]
+    assert validated == [*range(3, 52, 3), 52]
+    assert history.best_epoch in validated
+    # Patience counts epochs, validated or not: a rate that overshoots stops a few validations in.
+    overshoot = TrainingConfig(max_steps=400, batch_size=32, learning_rate=0.3, patience=2)
+    with seeded(0):
+        model = mlp()
+    stopped = train_model(model, blobs(64, flip=0.3), blobs(seed=1), overshoot, seed=0)
+    assert stopped.stopped_early
+    last = stopped.epochs[-1]["epoch"]
+    assert "val_nll" in stopped.epochs[-1] and last - stopped.best_epoch >= overshoot.schedule(64).patience
+    assert TrainingConfig(epochs=40, batch_size=32).schedule(64).eval_every == 1  # epochs set: every epoch

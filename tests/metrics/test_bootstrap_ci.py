@@ -56,3 +56,18 @@ def test_bad_options_are_config_errors(option, value, predictions):
     probs, labels = predictions
     with pytest.raises(ConfigError, match=option):
         bootstrap_ci(accuracy, probs, labels, **{option: value})
+
+
+def test_top_label_bins_give_the_accuracy_and_ece_of_any_resample(predictions):
+    from synthaug.metrics.bootstrap import resample_indices
+    from synthaug.metrics.calibration import TopLabelBins
+
+    probs, labels = predictions
+    bins = TopLabelBins.of(probs, labels, n_bins=15)
+    assert bins.accuracy() == accuracy(probs, labels)
+    assert bins.expected_calibration_error() == expected_calibration_error(probs, labels)
+    samples = probs if probs.ndim == 3 else probs[None]
+    for rows in resample_indices(len(labels), 5, seed=1):
+        # Exactly equal: the same sums in the same order, so a bootstrap gives the same interval.
+        assert bins.accuracy(rows) == accuracy(samples[:, rows], labels[rows])
+        assert bins.expected_calibration_error(rows) == expected_calibration_error(samples[:, rows], labels[rows])

@@ -207,8 +207,11 @@ def test_demo_and_example_configs_validate() -> None:
     examples = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
     assert examples, "examples/*.yaml are missing"
     for study in [config, *(load_config(example) for example in examples)]:
-        # A step budget, not a number of epochs, so that small sets train as long as large ones (issue 18).
-        assert study.method_params.get("epochs") is None and study.method_params.get("min_steps"), study.title
+        # A step budget, not a number of epochs, so that small sets train as long as large ones (issue 18):
+        # exactly `max_steps` for every unit (the demo), or at least `min_steps` (the examples).
+        params = study.method_params
+        assert params.get("epochs") is None and (params.get("max_steps") or params.get("min_steps")), study.title
+    assert config.method_params["max_steps"] and "min_steps" not in config.method_params
 
 
 def test_synthetic_probability_samples_batches_by_per_set_weights() -> None:

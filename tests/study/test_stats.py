@@ -110,3 +110,4 @@ def test_paired_bootstrap_difference_of_per_example_means() -> None:
     assert point == 0.5 and 0.0 <= low < 0.5 < high <= 1.0
     # Identical per-example differences leave no sampling spread at all.
     assert paired_bootstrap_difference(np.ones((2, 8)), np.zeros((1, 8)), resamples=200) == (1.0, 1.0, 1.0)
+

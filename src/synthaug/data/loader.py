@@ -6,13 +6,19 @@ Two paths give the same numbers (tested), and :class:`PixelBatches` takes one:
   whose uint8 pixels ``(N, C, H, W)`` fit comfortably: a batch is one indexing of that
   tensor. Decoding PNGs or forking workers would only add cost (Fashion-MNIST's 60,000
   images are 47 MB; a CNN step on 28x28 images takes milliseconds).
+- **decoded once** — a small set of image files that the caller reads many times (training,
+  validation) and whose decoded pixels fit in :data:`DECODE_ONCE_LIMIT_BYTES`: decoded into
+  one tensor up front, then as above. 800 generated 28x28 PNGs take 0.3 s to decode once;
+  streamed, they were decoded again every epoch (and in a local executor's worker, which may not
+  start loader workers, in the training process itself).
 - **streamed** — everything else (image files, large arrays): a
   :class:`torch.utils.data.DataLoader` whose worker processes decode each image, resize it
   (:class:`DecodedImages`) and augment it; only the batches in flight are in memory, so
   memory does not grow with the dataset. Workers persist across epochs and prefetch; pinned
   memory on CUDA.
 
-Either way the batches are uint8 pixels; the backbone normalises them on the device.
+Either way the batches are uint8 pixels; the backbone normalises them on the device, in
+channels-last memory order (:func:`synthaug.methods.training.channels_last`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ Decode = Callable[["Image.Image"], torch.Tensor]
 
 IN_MEMORY_LIMIT_BYTES = 512 * 2**20
 """Largest decoded array-backed set kept as one tensor (512 MiB); larger ones stream."""
+
+DECODE_ONCE_LIMIT_BYTES = 64 * 2**20
+"""Largest decoded set of image files decoded once when read many times (64 MiB: 85,000 28x28
+grey images, 445 at 224x224 RGB); larger sets stream, so memory does not grow with them."""
 
 TINY_SET = 512
 """Sets with fewer items are read in the training process: starting workers costs more."""
@@ -115,6 +125,8 @@ class PixelBatches:
         augmenter: Per-example augmentation, or ``None``.
         num_workers: Loader worker processes; ``None``: :func:`default_num_workers`.
         pin_memory: Page-locked batches for fast copies to CUDA.
+        reread: The caller reads the set many times (training, validation): a small set of
+            files (:data:`DECODE_ONCE_LIMIT_BYTES`) is then decoded once and kept in memory.
     """
 
     def __init__(
@@ -126,15 +138,17 @@ class PixelBatches:
         augmenter: ExampleAugmenter | None = None,
         num_workers: int | None = None,
         pin_memory: bool = False,
+        reread: bool = False,
     ) -> None:
         self.augmenter = augmenter
         self.pixels: torch.Tensor | None = None
         self._loader: DataLoader | None = None
-        if in_memory_array is not None and images.in_memory:
+        if in_memory_array is not None:
             (height, width), mode = in_memory_array
-            channels = 1 if mode == "L" else 3
-            if len(images) * channels * height * width <= IN_MEMORY_LIMIT_BYTES:
-                # The in-memory path: one uint8 tensor, no decoding, no workers.
+            decoded_bytes = len(images) * (1 if mode == "L" else 3) * height * width
+            limit = IN_MEMORY_LIMIT_BYTES if images.in_memory else DECODE_ONCE_LIMIT_BYTES if reread else -1
+            if decoded_bytes <= limit:
+                # The in-memory path: one uint8 tensor, no decoding per epoch, no workers.
                 array = images.as_array(size=(height, width), mode=mode)
                 self.pixels = torch.from_numpy(np.array(array)).permute(0, 3, 1, 2)  # a writable copy
         if self.pixels is None:

@@ -115,6 +115,10 @@ class UncertaintyMethod(ABC):
             training makes at least ``min_steps`` optimiser steps (see
             :meth:`~synthaug.methods.training.TrainingConfig.schedule`).
         min_steps: Least optimiser steps when ``epochs`` is ``None``.
+        max_steps: Train exactly this many optimiser steps (fewer if early stopping
+            triggers), whatever the training set's size, instead of ``epochs`` / ``min_steps``:
+            the equal budget for comparing sets of different sizes (Hugging Face
+            ``Trainer``'s ``max_steps``).
         batch_size: Examples per gradient step.
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``; ``None``: the backbone's
             (:meth:`~synthaug.models.Backbone.training_defaults`: ``"adam"`` from scratch or
@@ -188,6 +192,7 @@ class UncertaintyMethod(ABC):
         dropout: float | None = None,
         epochs: int | None = None,
         min_steps: int = 500,
+        max_steps: int | None = None,
         batch_size: int = 128,
         optimizer: str | None = None,
         learning_rate: float | None = None,
@@ -220,6 +225,7 @@ class UncertaintyMethod(ABC):
         self.dropout = dropout
         self.epochs = epochs
         self.min_steps = min_steps
+        self.max_steps = max_steps
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -287,6 +293,7 @@ class UncertaintyMethod(ABC):
         return TrainingConfig(
             epochs=self.epochs,
             min_steps=self.min_steps,
+            max_steps=self.max_steps,
             batch_size=self.batch_size,
             learning_rate=learning_rate,
             momentum=self.momentum,
@@ -365,7 +372,7 @@ class UncertaintyMethod(ABC):
         self.classes_ = list(train.classes)
         self.backbone_ = make_backbone(self.backbone, **(self.backbone_options or {}))
         train_data = self._prepare(train, training=True)
-        val_data = self._prepare(val)
+        val_data = self._prepare(val, reread=True)
         with seeded(self.seed):
             self._init_state()
         self._fit_prepared(train_data, val_data)
@@ -415,7 +422,7 @@ class UncertaintyMethod(ABC):
         self.classes_ = list(base.classes_)
         self.backbone_ = base.backbone_
         train_data = self._prepare(train, training=True)
-        val_data = self._prepare(val)
+        val_data = self._prepare(val, reread=True)
         with seeded(self.seed):
             self._init_state()  # validates this method's options; the base's modules replace its own
         self._fit_from_base(base, train_data, val_data)
@@ -480,21 +487,22 @@ class UncertaintyMethod(ABC):
             raise DataError(f"training set {train.name!r} has {len(train.classes)} class; need at least 2")
         return train, val
 
-    def _prepare(self, dataset: ImageDataset, *, training: bool = False) -> PreparedData:
+    def _prepare(self, dataset: ImageDataset, *, training: bool = False, reread: bool = False) -> PreparedData:
         """The set as the trainable module reads it; which path is taken, and why:
 
         - a backbone trained from pixels (``cnn``, a fine-tuned network) that can decode one
           image (:meth:`~synthaug.models.Backbone.pixel_decoder`): uint8 pixel batches, from
           one in-memory tensor for a small array-backed set (Fashion-MNIST, digits: indexing
-          beats decoding) or streamed through DataLoader workers otherwise (files, large sets:
-          memory does not grow with N); normalised on the device; augmented per example when
-          ``training``;
+          beats decoding) or a small set of files read many times (decoded once), or streamed
+          through DataLoader workers otherwise (large sets: memory does not grow with N);
+          normalised on the device; augmented per example when ``training``;
         - otherwise :meth:`~synthaug.models.Backbone.prepare`'s tensor (a frozen network's
           cached features, small), plus ``augment_views`` cached augmented views when training.
 
         Args:
             dataset: The images.
-            training: The training set (augmented; carries the sample weights).
+            training: The training set (augmented; carries the sample weights; read every epoch).
+            reread: Read many times (the validation set, scored every epoch).
         """
         backbone = self.backbone_
         targets = torch.from_numpy(np.array(dataset.targets, dtype=np.int64))
@@ -512,6 +520,7 @@ class UncertaintyMethod(ABC):
                 augmenter=augmentation.example_augmenter(),
                 num_workers=self.num_workers,
                 pin_memory=self.torch_device().type == "cuda",
+                reread=training or reread,
             )
             return PreparedData(None, targets, sample_weights, pixels=pixels, normalize=backbone.normalize_pixels)
         inputs = backbone.prepare(dataset, progress=self.progress)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -58,12 +58,23 @@ def bootstrap_ci(
     if not 0.0 < confidence < 1.0:
         raise ConfigError(f"confidence: expected a level strictly between 0 and 1 (e.g. 0.95), got {confidence!r}")
     samples, labels = as_predictions(probs, labels)
-    n_examples = labels.shape[0]
+    draws = resample_indices(len(labels), n_resamples, seed)
+    statistics = [metric_fn(samples[:, drawn], labels[drawn]) for drawn in draws]
+    low, high = percentile_interval(statistics, confidence)
+    return ConfidenceInterval(point=float(metric_fn(samples, labels)), low=low, high=high)
+
+
+def resample_indices(n_examples: int, n_resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """The example indices of each bootstrap resample (drawn with replacement), as
+    :func:`bootstrap_ci` draws them: a caller with a faster form of its metric (e.g. per-example
+    statistics computed once) gets the same resamples, hence the same interval."""
     generator = np.random.default_rng(seed)
-    statistics = np.empty(n_resamples)
-    for resample in range(n_resamples):
-        drawn = generator.integers(0, n_examples, size=n_examples)
-        statistics[resample] = metric_fn(samples[:, drawn], labels[drawn])
+    for _ in range(n_resamples):
+        yield generator.integers(0, n_examples, size=n_examples)
+
+
+def percentile_interval(statistics: Any, confidence: float = 0.95) -> tuple[float, float]:
+    """The ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of resampled statistics."""
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(statistics, [tail, 1.0 - tail])
-    return ConfidenceInterval(point=float(metric_fn(samples, labels)), low=float(low), high=float(high))
+    low, high = np.quantile(np.asarray(statistics, dtype=np.float64), [tail, 1.0 - tail])
+    return float(low), float(high)

@@ -157,6 +157,42 @@ def top_label_confidence(mean_probs: np.ndarray, labels: np.ndarray) -> tuple[np
     return confidences, predicted == labels
 
 
+@dataclass(frozen=True)
+class TopLabelBins:
+    """Each example's top-label confidence, hit and uniform bin, from which the accuracy and ECE
+    of any resample of the examples follow without touching the ``(N, C)`` probabilities again
+    (a bootstrap over test examples computes them thousands of times: ``study/groups.py``).
+
+    Build it with :meth:`of`; :meth:`accuracy` and :meth:`expected_calibration_error` of rows
+    ``r`` equal :func:`~synthaug.metrics.accuracy` and :func:`expected_calibration_error` of
+    ``probs[:, r]``, ``labels[r]`` (same sums in the same order).
+    """
+
+    confidences: np.ndarray  # (N,) float64
+    hits: np.ndarray  # (N,) bool: the arg-max is the label
+    bin_index: np.ndarray  # (N,) uniform right-closed bin of each confidence
+    n_bins: int
+
+    @classmethod
+    def of(cls, probs: Any, labels: Any, n_bins: int = 15) -> TopLabelBins:
+        """From probabilities ``(S, N, C)`` or ``(N, C)`` (their mean predictive) and labels ``(N,)``."""
+        samples, labels = as_predictions(probs, labels)
+        n_bins = check_n_bins(n_bins)
+        confidences, hits = top_label_confidence(mean_predictive(samples), labels)
+        confidences = confidences.astype(np.float64, copy=False)
+        return cls(confidences, hits, _bin_index(confidences, _bin_edges(confidences, n_bins, "uniform")), n_bins)
+
+    def accuracy(self, rows: np.ndarray | slice = slice(None)) -> float:
+        """Share of ``rows`` whose arg-max is the label."""
+        return float(np.mean(self.hits[rows]))
+
+    def expected_calibration_error(self, rows: np.ndarray | slice = slice(None)) -> float:
+        """ECE of ``rows`` (uniform bins)."""
+        confidences = self.confidences[rows]
+        _, confidence_sums, hit_sums = _binned_sums(confidences, self.hits[rows], self.bin_index[rows], self.n_bins)
+        return float(np.abs(hit_sums - confidence_sums).sum() / confidences.shape[0])
+
+
 def _bin_edges(confidences: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
     if strategy == "uniform":
         return np.linspace(0.0, 1.0, n_bins + 1)

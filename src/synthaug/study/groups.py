@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,30 +51,30 @@ def seed_stack(results: Sequence[UnitResult], set_name: str, run_dir: Path) -> n
     return np.stack([_load(result, set_name, run_dir).probs.mean(axis=0) for result in results])
 
 
-def _mean_over_seeds(metric: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
-    """A metric of ``(seeds, N, C)`` stacks: the mean over seeds of ``metric`` on each one.
-
-    Handed to :func:`synthaug.metrics.bootstrap_ci`, which resamples test examples jointly for
-    every seed, this gives the test-set sampling interval of the seed-averaged metric.
-    """
-
-    def averaged(stack: np.ndarray, labels: np.ndarray) -> float:
-        return float(np.mean([metric(member, labels) for member in stack]))
-
-    return averaged
-
-
 def _test_bootstrap(
     results: Sequence[UnitResult], labels: np.ndarray, run_dir: Path, resamples: int
 ) -> dict[str, BootstrapInterval]:
-    from synthaug.metrics import accuracy, bootstrap_ci, expected_calibration_error
+    """Percentile bootstrap over test examples of the seed-averaged accuracy and ECE.
 
-    functions = {"accuracy": accuracy, "ece": partial(expected_calibration_error, n_bins=RELIABILITY_BINS)}
-    stack = seed_stack(results, "test", run_dir)
+    Test examples are resampled jointly for every seed (the resamples of
+    :func:`~synthaug.metrics.bootstrap_ci`), giving the test-set sampling interval of the mean
+    over seeds. Each seed's per-example confidences, hits and bins are computed once
+    (:class:`~synthaug.metrics.calibration.TopLabelBins`): re-reading the ``(seeds, N, C)``
+    probabilities for every resample took 15 of the demo analysis's 17 s.
+    """
+    from synthaug.metrics.bootstrap import percentile_interval, resample_indices
+    from synthaug.metrics.calibration import TopLabelBins
+
+    seeds = [TopLabelBins.of(member, labels, RELIABILITY_BINS) for member in seed_stack(results, "test", run_dir)]
+    metrics = {
+        "accuracy": lambda rows: float(np.mean([seed.accuracy(rows) for seed in seeds])),
+        "ece": lambda rows: float(np.mean([seed.expected_calibration_error(rows) for seed in seeds])),
+    }
+    draws = list(resample_indices(len(labels), resamples, seed=0))
     intervals = {}
-    for name, function in functions.items():
-        interval = bootstrap_ci(_mean_over_seeds(function), stack, labels, n_resamples=resamples, seed=0)
-        intervals[name] = BootstrapInterval(interval.point, interval.low, interval.high)
+    for name, metric in metrics.items():
+        low, high = percentile_interval([metric(rows) for rows in draws])
+        intervals[name] = BootstrapInterval(metric(slice(None)), low, high)
     return intervals
 
 

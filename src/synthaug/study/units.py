@@ -92,19 +92,22 @@ def method_identity(method: UncertaintyMethod) -> dict[str, Any]:
     ``device``/``progress``), the backbone's full config and the resolved training config.
 
     Keying on these rather than on the package version lets a cache outlive a release that
-    changes no default, and a changed default retrain only what it touches.
+    changes no default, and a changed default retrain only what it touches. Settings left at
+    ``None`` (unset: off, or resolved into the training config) are left out, so that a
+    release adding an optional setting (``max_steps``) keeps the keys of models that do not use it.
     """
     from synthaug.methods.base import RUNTIME_PARAMETERS
     from synthaug.models import make_backbone
 
-    params = {name: value for name, value in method.get_params().items() if name not in RUNTIME_PARAMETERS}
-    backbone = make_backbone(method.backbone, **(method.backbone_options or {}))
-    return {
-        "method": method.key,
-        "params": params,
-        "backbone": backbone.get_config(),
-        "training": dataclasses.asdict(method.training_config()),
+    params = {
+        name: value
+        for name, value in method.get_params().items()
+        if name not in RUNTIME_PARAMETERS and value is not None
     }
+    backbone = make_backbone(method.backbone, **(method.backbone_options or {}))
+    training = dataclasses.asdict(method.training_config())
+    training = {name: value for name, value in training.items() if value is not None}
+    return {"method": method.key, "params": params, "backbone": backbone.get_config(), "training": training}
 
 
 def resolved_params(config: StudyConfig, unit: Unit) -> dict[str, Any]:
