@@ -14,14 +14,15 @@ same command to go on), then prints, at each real size N:
 The real pool is Fashion-MNIST training images 50,000-59,999 (never seen by the shipped
 ``ddpm``), the test set the official one. ``ddpm`` = 80 text-to-image images per class;
 ``guided`` = 80 SDEdit variants per class of the regime's own real images (strengths 0.25-1.0,
-as the demo's former ``ddpm-guided`` source). Every unit trains for a step budget
-(``epochs: null``, ``min_steps``), so every cell gets a comparable number of optimiser steps.
+as the demo's former ``ddpm-guided`` source). Every unit trains exactly ``--max-steps`` optimiser
+steps (no early stopping, the best validation checkpoint kept), so every cell gets the same
+budget whatever its set's size and policy.
 The training step cost of each policy against ``none`` is measured by
 ``benchmarks/augmentation_step.py`` (``benchmarks/results/augmentation_step.cpu.txt``).
 
-Run (2-core CPU; ~270 units at the full grid; estimate from the first units' times)::
+Run (2-core CPU; 270 units at the full grid, about 40 minutes)::
 
-    nice -n 10 .venv/bin/python benchmarks/augmentation.py --sizes 10,30 --workers 2 \\
+    nice -n 10 .venv/bin/python benchmarks/augmentation.py --workers 2 \\
         --out benchmarks/results/augmentation | tee benchmarks/results/augmentation.cpu.txt
 """
 
@@ -40,7 +41,7 @@ POLICIES = ("none", "flip-crop", "trivialaugment", "randaugment", "mixup", "cutm
 GENERATED = 80
 
 
-def study_config(sizes: list[int], seeds: list[int], min_steps: int, policies: tuple[str, ...]) -> dict[str, Any]:
+def study_config(sizes: list[int], seeds: list[int], max_steps: int, policies: tuple[str, ...]) -> dict[str, Any]:
     """The benchmark's study: real, + ddpm, + guided ddpm, each with every policy."""
     generate = {"backend": "ddpm", "per_class": GENERATED, "prompt": "a photo of a {label}", "seed": 0}
     regimes: list[dict[str, Any]] = []
@@ -63,7 +64,7 @@ def study_config(sizes: list[int], seeds: list[int], min_steps: int, policies: t
         "regimes": regimes,
         "backbones": ["cnn"],
         "methods": ["deterministic"],
-        "method_params": {"epochs": None, "min_steps": min_steps, "batch_size": 64, "patience": 5},
+        "method_params": {"max_steps": max_steps, "batch_size": 64, "patience": None},
         "seeds": seeds,
         "bootstrap_resamples": 200,
         "inspect": "off",
@@ -78,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="10,30,100", help="real images per class, comma-separated")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (>= 5 for the record)")
     parser.add_argument("--policies", default=",".join(POLICIES), help="policies, comma-separated (none first)")
-    parser.add_argument("--min-steps", type=int, default=300, help="least optimiser steps of every unit")
+    parser.add_argument("--max-steps", type=int, default=300, help="optimiser steps of every unit")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
     return parser.parse_args(argv)
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     seeds = [int(seed) for seed in args.seeds.split(",")]
     policies = tuple(args.policies.split(","))
-    data = study_config(sizes, seeds, args.min_steps, policies)
+    data = study_config(sizes, seeds, args.max_steps, policies)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     config = parse_config(data)
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with LocalExecutor(args.workers, threads_per_worker=config.threads) as executor:
         result = run_study(config, args.out, executor=executor, on_unit_done=on_unit_done)
-    print(f"# benchmarks/augmentation.py --sizes {args.sizes} --seeds {args.seeds} --min-steps {args.min_steps} "
+    print(f"# benchmarks/augmentation.py --sizes {args.sizes} --seeds {args.seeds} --max-steps {args.max_steps} "
           f"--workers {args.workers}: {result.units_total} units ({result.units_resumed} resumed), "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print_tables(result.analysis, policies)
