@@ -322,3 +322,14 @@ def test_a_release_reuses_the_cache_unless_it_changes_a_default(tmp_path: Path, 
     with pytest.raises(ConfigError, match=r"temperature/seed=0 was computed with other resolved parameters.*new --out"):
         run_study(parse_config(data), tmp_path / "first")
     assert len(read_rows(tmp_path / "first" / "results.jsonl")) == 2
+
+
+def test_model_keys_leave_out_unset_settings_so_a_new_optional_setting_keeps_them() -> None:
+    from synthaug.methods import make_method
+    from synthaug.study.units import method_identity
+
+    identity = method_identity(make_method("deterministic"))
+    # `max_steps` came in a release after models were cached; unset (None), it is not in the key.
+    assert "max_steps" not in identity["params"] and "max_steps" not in identity["training"]
+    assert all(value is not None for value in (*identity["params"].values(), *identity["training"].values()))
+    assert method_identity(make_method("deterministic", max_steps=5))["training"]["max_steps"] == 5

@@ -8,7 +8,7 @@ Two paths give the same numbers (tested), and :class:`PixelBatches` takes one:
   images are 47 MB; a CNN step on 28x28 images takes milliseconds).
 - **decoded once** — a small set of image files that the caller reads many times (training,
   validation) and whose decoded pixels fit in :data:`DECODE_ONCE_LIMIT_BYTES`: decoded into
-  one tensor up front, then as above. 800 generated 28x28 PNGs take 0.3 s to decode once;
+  one tensor up front, then as above. 800 generated 28x28 PNGs take 0.05 s to decode once;
   streamed, they were decoded again every epoch (and in a local executor's worker, which may not
   start loader workers, in the training process itself).
 - **streamed** — everything else (image files, large arrays): a

@@ -133,13 +133,12 @@ class PreparedData:
 def channels_last(images: torch.Tensor) -> torch.Tensor:
     """A copy of ``(B, C, H, W)`` images with canonical channels-last (NHWC) strides.
 
-    Every pixel batch goes through here, for two reasons. Speed: oneDNN's CPU convolutions and
-    max pooling are several times faster on NHWC tensors (the cnn predicts ~3x faster).
-    Reproducibility: a convolution's float results depend on the layout it picks from the
-    strides, and with one channel both NCHW and NHWC strides pass as "contiguous" in either
-    format (``Tensor.contiguous`` then keeps them), so an in-memory batch (NHWC, a permuted
-    array) and a streamed one (NCHW, collated) trained different numbers until both were
-    re-laid here.
+    Every pixel batch goes through here so that every path gives the same numbers: backward
+    passes (oneDNN on a CPU) depend on the layout they pick from the strides, and with one
+    channel both NCHW and NHWC strides pass as "contiguous" in either format
+    (``Tensor.contiguous`` keeps them), so in-memory batches (NHWC, a permuted array) and
+    streamed ones (NCHW, collated) trained different weights (2e-2 apart after 20 steps).
+    The layout costs nothing measurable (``benchmarks/pixel_layout.py``).
     """
     out = torch.empty_like(images, memory_format=torch.channels_last)
     return out.copy_(images)

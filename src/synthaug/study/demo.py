@@ -50,8 +50,8 @@ MAX_STEPS = 200
 
 # Convolution widths of the demo's cnn: half the default (32, 64). At 10-80 images per class it
 # was as accurate (2 seeds, 200 steps: 74.2 / 81.5 / 82.9 % vs 74.1 / 80.9 / 82.5 % at 10 / 80
-# real per class), and it predicts ~2.4x and trains ~1.7x faster on one CPU thread, which pays
-# for a fair step budget for every unit within five minutes.
+# real per class), and it predicts 2.4-3.8x and trains 1.7-2.3x faster on one CPU thread
+# (benchmarks/results/pixel_layout.cpu.txt), which pays for a fair step budget within five minutes.
 CNN_CHANNELS = [16, 32]
 
 # Classical policies the demo compares generated images with (and stacks them on): the standard
