@@ -6,8 +6,8 @@ in memory, or pixel batches streamed by DataLoader workers and augmented per exa
 MixUp / CutMix into soft targets when asked — with
 cross-entropy (optionally label-smoothed) or the generalized cross-entropy, Adam/AdamW or SGD
 with weight decay, an optional cosine or step learning-rate schedule, early stopping on the
-validation NLL with the best weights restored (and a flag when the best epoch was the last:
-:attr:`TrainingHistory.under_trained`), the fine-tuning recipe's pieces (linear warm-up,
+validation NLL with the best weights restored (and a flag when it was still falling at the
+end: :attr:`TrainingHistory.under_trained`), the fine-tuning recipe's pieces (linear warm-up,
 a slower pretrained body, gradient clipping and accumulation, an EMA of the weights, bf16
 autocast and channels-last on CUDA, ``torch.compile``), progress events per epoch (see
 :mod:`synthaug.progress`), and a clear :class:`~synthaug.errors.TrainingError` as soon as the
@@ -285,7 +285,7 @@ class TrainingHistory:
     stopped_early: bool = False
     seconds: float = 0.0  # wall time of the whole loop
     # The validation NLL was still falling at the last epoch (best epoch = last, down by more
-    # than UNDER_TRAINED_GAIN over the last fifth of the epochs, not stopped early): more
+    # than UNDER_TRAINED_GAIN over the last fifth of the validations, not stopped early): more
     # training would likely have helped, and a study flags the unit.
     under_trained: bool = False
 
