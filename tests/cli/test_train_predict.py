@@ -135,3 +135,22 @@ def test_out_of_distribution_predictions_feed_evaluate_ood(tiny_image_folder: Pa
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
     assert 0.0 <= metrics["ood_auroc_mutual_information"] <= 1.0
     assert 0.0 <= metrics["ood_auroc_max_prob"] <= 1.0
+
+
+def test_max_steps_trains_that_many_steps_and_refuses_epochs_beside_it(tiny_image_folder: Path, tmp_path: Path) -> None:
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    model = tmp_path / "model"
+    steps: list[int] = []
+    handle = register_optimizer_step_post_hook(lambda *_: steps.append(1))
+    try:
+        invoke("train", "--train", tiny_image_folder, "--max-steps", "5", "--batch-size", "16", *TINY_CNN,
+               "--out", model)
+    finally:
+        handle.remove()
+    assert len(steps) == 5
+    method = load_method(model)
+    assert method.max_steps == 5 and method.epochs is None
+    with pytest.raises(ConfigError, match="epochs=2 and max_steps=5 both set the training length"):
+        runner.invoke(app, ["train", "--train", str(tiny_image_folder), "--max-steps", "5", "--epochs", "2",
+                            *TINY_CNN, "--out", str(tmp_path / "other")], catch_exceptions=False)

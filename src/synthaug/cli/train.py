@@ -141,6 +141,8 @@ def train_cli(
                                             "split of the training data.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training data [default: 15, or more on a "
                                                "small set, for at least `--param min_steps` optimiser steps].")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Train exactly this many optimiser steps, whatever the "
+                                                  "training set's size (instead of --epochs).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Examples per gradient step.")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Initial learning rate.")] = None,
@@ -160,7 +162,7 @@ def train_cli(
 ) -> None:
     """Train a classifier with an uncertainty method and save it to a model directory."""
     hyperparameters = parse_assignments(param or [], "--param")
-    shortcuts = {"epochs": epochs, "seed": seed, "batch_size": batch_size,
+    shortcuts = {"epochs": epochs, "max_steps": max_steps, "seed": seed, "batch_size": batch_size,
                  "learning_rate": learning_rate, "device": device}
     for name, value in shortcuts.items():
         if value is not None:
