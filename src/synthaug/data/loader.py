@@ -1,6 +1,6 @@
 """Batches of pixels for training and prediction: from memory, or streamed through DataLoader workers.
 
-Two paths give the same numbers (tested), and :class:`PixelBatches` takes one:
+The paths give the same numbers (tested), and :class:`PixelBatches` takes one:
 
 - **in memory** — a small array-backed set (Fashion-MNIST, digits, :meth:`ImageDataset.from_arrays`)
   whose uint8 pixels ``(N, C, H, W)`` fit comfortably: a batch is one indexing of that
