@@ -56,7 +56,7 @@ CNN_CHANNELS = [16, 32]
 
 # Classical policies the demo compares generated images with (and stacks them on): the standard
 # small-image recipe (per example) and MixUp (per batch, and known to change calibration: Wen et
-# al. 2021). TrivialAugment is per example and costs 1.7x a step here; the thorough comparison
+# al. 2021). TrivialAugment is per example and costs 1.24x a step here; the thorough comparison
 # of every policy is `benchmarks/augmentation.py`.
 AUGMENTATION_POLICIES = ("flip-crop", "mixup")
 
