@@ -33,6 +33,8 @@ def openai_env(cluster_openai_server: FakeImagesServer, monkeypatch: pytest.Monk
     """The session's fake server, reset, with ``OPENAI_API_KEY``/``OPENAI_BASE_URL`` pointing at it."""
     server = cluster_openai_server
     server.latency, server.images_served, server.script, server.quota_exhausted = 0.0, 0, [], False
+    server.hold_after = None
+    server.release.clear()
     server.calls.clear()
     server.call_times.clear()
     monkeypatch.setenv("OPENAI_API_KEY", server.api_key)

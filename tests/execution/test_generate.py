@@ -133,9 +133,7 @@ if __name__ == "__main__":
 def test_a_killed_driver_leaves_shards_that_the_rerun_merges_without_paying_again(openai_env, tmp_path):
     """kill -9 the driver and its workers mid-run (a machine crash); the rerun merges the shard
     manifests they left and generates only what no shard committed."""
-    # 0.5 s a request: the 24 images take ~3 s, so the kill lands mid-run even when this test
-    # process is descheduled for a while on a loaded machine (at 0.1 s the run could end first).
-    openai_env.latency = 0.5
+    openai_env.latency = 0.1
     out = tmp_path / "out"
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER)
@@ -149,7 +147,7 @@ def test_a_killed_driver_leaves_shards_that_the_rerun_merges_without_paying_agai
         time.sleep(0.01)
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
-    time.sleep(openai_env.latency + 0.3)  # let the server finish the calls that were in flight
+    time.sleep(0.3)  # let the server finish the calls that were in flight
     served_before = openai_env.images_served
     openai_env.latency = 0.0
     plan = run(out, make_executor(workers=1), per_class=12, classes=["Trouser", "Bag"], dry_run=True)
@@ -227,7 +225,10 @@ def _group_ends(group: int, within: float) -> bool:
 def test_ctrl_c_stops_the_workers_and_a_rerun_resumes(openai_env, tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the driver stops its
     workers, merges what they committed and exits; nothing is left running or half-written."""
-    openai_env.latency = 0.5  # the run lasts ~3 s, so Ctrl-C lands mid-run on a loaded machine too
+    openai_env.latency = 0.1
+    # Requests after the 6th wait until released: the run cannot finish before Ctrl-C lands,
+    # however long this process is descheduled (a fresh-clone CI once saw the run end first).
+    openai_env.hold_after = 6
     out = tmp_path / "out"
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER)
@@ -235,14 +236,18 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_resumes(openai_env, tmp_path):
     child = subprocess.Popen(
         [sys.executable, str(script), str(out)], env=environment, start_new_session=True, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        manifests = list((out / ".manifests").glob("*.jsonl")) if (out / ".manifests").exists() else []
-        if sum(path.read_text().count("\n") for path in manifests) >= 2:
-            break
-        time.sleep(0.01)
-    os.killpg(child.pid, signal.SIGINT)
-    _, stderr = child.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            manifests = list((out / ".manifests").glob("*.jsonl")) if (out / ".manifests").exists() else []
+            if sum(path.read_text().count("\n") for path in manifests) >= 2:
+                break
+            time.sleep(0.01)
+        os.killpg(child.pid, signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        openai_env.hold_after = None
+        openai_env.release.set()  # let the held handler threads answer (their clients are gone)
     assert child.returncode != 0 and b"KeyboardInterrupt" in stderr
     assert _group_ends(child.pid, within=10.0)  # no worker outlived its driver
     committed = rows(out)

@@ -21,6 +21,7 @@ as the real API answers one). Failures are scripted, for every endpoint:
   (rate limit with ``retry-after``), ``("500",)``, ``("sleep", seconds)`` (answer late, to
   trigger a client timeout);
 - ``server.latency`` delays every answer (seconds).
+- ``server.hold_after = N`` holds every request after the N-th until ``server.release`` is set.
 
 Each request's pixels depend only on the prompt, so the same prompt gives the same image.
 """
@@ -92,6 +93,10 @@ class FakeImagesServer(ThreadingHTTPServer):
         self.calls: list[dict[str, Any]] = []  # JSON bodies of every generation request
         self.call_times: list[float] = []  # time.monotonic() at which each request arrived
         self.images_served = 0  # successful generations (what a real account would pay for)
+        # Requests after the first `hold_after` wait until `release` is set (a run that cannot
+        # finish before the test acts on it); None: none wait.
+        self.hold_after: int | None = None
+        self.release = threading.Event()
         self.files: dict[str, bytes] = {}
         self.chat_reply: Callable[[str], str] = default_chat_reply
         self._lock = threading.Lock()
@@ -181,6 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
         with server._lock:
             server.calls.append({**body, "endpoint": self.path})
             server.call_times.append(time.monotonic())
+            held = server.hold_after is not None and len(server.calls) > server.hold_after
+        if held:
+            server.release.wait(timeout=60)
         if self.path not in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations",
                              "/v1/chat/completions"):
             self._error(404, f"unknown path {self.path}", "invalid_request_error", None)
