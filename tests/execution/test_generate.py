@@ -117,7 +117,11 @@ def test_a_killed_worker_costs_only_its_calls_in_flight(openai_env, tmp_path):
 
 
 _DRIVER = """
+import signal
 import sys
+# Ctrl-C's default action, as a terminal starts a program: a process started in the background
+# by a non-interactive shell (a CI runner's `cmd &`) inherits SIGINT ignored, and so would this.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from helpers.fake_openai_server import FAST_RETRIES
 from synthaug.execution.local import LocalExecutor
 from synthaug.generate import generate_dataset
