@@ -49,9 +49,10 @@ MAIN_SIZE = 80
 MAX_STEPS = 200
 
 # Convolution widths of the demo's cnn: half the default (32, 64). At 10-80 images per class it
-# was as accurate (2 seeds, 200 steps: 74.2 / 81.5 / 82.9 % vs 74.1 / 80.9 / 82.5 % at 10 / 80
-# real per class), and it predicts 2.4-3.8x and trains 1.7-2.3x faster on one CPU thread
-# (benchmarks/results/pixel_layout.cpu.txt), which pays for a fair step budget within five minutes.
+# was as accurate (200 steps, seeds 0 / 1: 10 real per class 74.2 / 71.4 % vs 74.1 / 72.1 %,
+# 80 real per class 81.5 / 82.9 % vs 80.9 / 82.5 %), and it predicts 2.4-3.8x and trains 1.7-2.3x
+# faster on one CPU thread (benchmarks/results/pixel_layout.cpu.txt), which pays for a fair step
+# budget within five minutes.
 CNN_CHANNELS = [16, 32]
 
 # Classical policies the demo compares generated images with (and stacks them on): the standard
