@@ -134,6 +134,16 @@ def test_sizes_beyond_the_data_are_refused_before_training(tmp_path: Path) -> No
     assert not (tmp_path / "run" / "results.jsonl").exists()
 
 
+def _study_cli(config: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """``synthaug study CONFIG --out OUT`` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "synthaug.cli", "study", str(config), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     path = tmp_path / "study.yaml"
@@ -142,12 +152,7 @@ def test_cli_bad_config_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
             {"real": {"train": "x", "test": "y"}, "regimes": [{"name": "r", "data": "real", "sizes": [1], "colour": 1}]}
         )
     )
-    completed = subprocess.run(
-        [sys.executable, "-m", "synthaug.cli", "study", str(path), "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    completed = _study_cli(path, tmp_path / "run")
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr
     # Only the error line is checked: third-party import warnings may precede it.
@@ -162,12 +167,7 @@ def test_cli_lists_every_config_problem_on_its_own_line(tmp_path: Path) -> None:
     path = tmp_path / "study.yaml"
     regime = {"name": "r", "data": "real", "sizes": [1], "colour": 1}
     path.write_text(yaml.safe_dump({"regimes": [regime], "seeds": [0, "one"], "thraeds": 2, "ood": "x"}))
-    completed = subprocess.run(
-        [sys.executable, "-m", "synthaug.cli", "study", str(path), "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    completed = _study_cli(path, tmp_path / "run")
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr
     lines = completed.stderr.strip().splitlines()
