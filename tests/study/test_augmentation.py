@@ -95,13 +95,15 @@ def test_two_real_baselines_with_the_same_policy_are_refused(tmp_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def augmented_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The tiny study with every combination of real, generated and classical augmentation,
-    trained for one epoch (so every unit is under-trained), analysed and reported."""
+    """The tiny study with every combination of real, generated and classical augmentation (and
+    generated images alone), trained for one epoch (so every unit is under-trained), analysed and reported."""
     from synthaug.report import build_report
     from synthaug.study import run_study
 
     base = tmp_path_factory.mktemp("augmented")
     data = _config_data(base, method_params={"epochs": 1, "batch_size": 8, "learning_rate": 0.01})
+    # A synthetic-only regime gives the headline its main setting (real vs synthetic).
+    data["regimes"].append({"name": "synthetic", "data": "synthetic", "sizes": [3]})
     result = run_study(parse_config(data), base / "run")
     return {"result": result, "run_dir": base / "run", "report": build_report(base / "run")}
 
@@ -132,7 +134,15 @@ def test_analysis_pairs_generated_with_no_and_best_classical(augmented_study: di
         assert comparison.baseline == by_regime[baseline].group_id
         assert comparison.differences["accuracy"].seeds.mean == pytest.approx(seed_difference(treatment, baseline))
         assert "ece" in comparison.differences
-    assert any(fact.startswith("At 3 real images per class, 10 hand-drawn images") for fact in analysis.headline.facts)
+    facts = analysis.headline.facts
+    assert any(fact.startswith("At 3 real images per class, 10 hand-drawn images") for fact in facts)
+    # The "adding generated images" lines the X and Z above already state are left out; the
+    # other policy's keeps its line.
+    adding = [fact for fact in facts if fact.startswith("Adding 10 hand-drawn images per class to 3 real ones")]
+    (other,) = [policy for policy in POLICIES if policy != best]
+    assert [fact.split(":")[0] for fact in adding] == [
+        f"Adding 10 hand-drawn images per class to 3 real ones, both with {other}"
+    ]
 
 
 @pytest.mark.slow

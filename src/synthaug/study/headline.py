@@ -11,7 +11,6 @@ method an original-study experiment used (its accuracy and NLL against the basel
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -28,7 +27,7 @@ from synthaug.study.records import (
 )
 from synthaug.study.text import interval_percent, interval_points, size_text
 
-__all__ = ["augmentation_facts", "headline", "main_setting"]
+__all__ = ["augmentation_facts", "exchange_rate_facts", "headline", "main_setting"]
 
 
 def main_setting(config: StudyConfig, summaries: Sequence[GroupSummary]) -> MainSetting | None:
@@ -93,24 +92,50 @@ def _answer(main: MainSetting, real: GroupSummary, synthetic: GroupSummary, wort
     )
 
 
-def _rate_fact(rate: ExchangeRateRow) -> str:
-    estimate = rate.estimate
-    n = estimate.real_per_class
-    if rate.real_regime is not None:  # against real images with classical augmentation
-        return _rate_fact(dataclasses.replace(rate, real_regime=None)).replace(
-            f"at {n} real images per class", f"at {n} real images per class augmented ({rate.real_regime})", 1)
-    if estimate.status == "not_reached":
-        return (
-            f"Exchange rate at {n} real images per class: not reached — {rate.largest_synthetic} synthetic "
-            f"images per class stay below {100 * estimate.real_accuracy:.1f} %."
-        )
-    bound = "≤ " if estimate.status == "at_or_below" else ""
-    high = "not reached" if math.isinf(estimate.rate_high) else f"{estimate.rate_high:.1f}"
-    matched = size_text(estimate.synthetic_per_class)
+def _listed(items: Sequence[str]) -> str:
+    """``"10, 30 and 80"``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _where(n: int | Sequence[int], real_regime: str | None) -> str:
+    sizes = str(n) if isinstance(n, int) else _listed([str(size) for size in n])
+    augmented = "" if real_regime is None else f" augmented ({real_regime})"
+    return f"at {sizes} real images per class{augmented}"
+
+
+def _unreached_fact(rates: Sequence[ExchangeRateRow]) -> str:
+    """One line for every size of one real curve that the synthetic curve never reaches."""
+    first = rates[0]
+    below = _listed([f"{100 * rate.estimate.real_accuracy:.1f}" for rate in rates])
     return (
-        f"Exchange rate at {n} real images per class: {bound}{estimate.rate:.1f} synthetic per real "
-        f"({bound}{matched} synthetic images per class; 95 % interval {estimate.rate_low:.1f} – {high})."
+        f"Exchange rate {_where([rate.estimate.real_per_class for rate in rates], first.real_regime)}: not reached "
+        f"— {first.largest_synthetic} synthetic images per class stay below {below} %"
+        f"{' respectively' if len(rates) > 1 else ''}."
     )
+
+
+def exchange_rate_facts(rates: Sequence[ExchangeRateRow]) -> list[str]:
+    """A line per exchange rate, except that the sizes a synthetic curve never reaches share one
+    line per real curve (five "not reached" lines in a row said one thing five times)."""
+    lines: list[str | list[ExchangeRateRow]] = []
+    unreached: dict[tuple[str, str | None], list[ExchangeRateRow]] = {}
+    for rate in rates:
+        estimate = rate.estimate
+        if estimate.status == "not_reached":
+            key = (rate.synthetic_regime, rate.real_regime)
+            if key not in unreached:
+                unreached[key] = []
+                lines.append(unreached[key])
+            unreached[key].append(rate)
+            continue
+        bound = "≤ " if estimate.status == "at_or_below" else ""
+        high = "not reached" if math.isinf(estimate.rate_high) else f"{estimate.rate_high:.1f}"
+        lines.append(
+            f"Exchange rate {_where(estimate.real_per_class, rate.real_regime)}: {bound}{estimate.rate:.1f} synthetic "
+            f"per real ({bound}{size_text(estimate.synthetic_per_class)} synthetic images per class; 95 % interval "
+            f"{estimate.rate_low:.1f} – {high})."
+        )
+    return [line if isinstance(line, str) else _unreached_fact(line) for line in lines]
 
 
 def augmentation_facts(augmentation: Sequence[AugmentationComparison], backbone: str, method: str) -> list[str]:
@@ -130,13 +155,12 @@ def augmentation_facts(augmentation: Sequence[AugmentationComparison], backbone:
             continue
         parts = [
             difference(record.over_none, "over no augmentation"),
-            difference(record.over_best, f"over the best classical policy the study ran ({record.best_policy})"),
+            difference(record.over_best, f"over {record.best_policy}, the best classical policy the study ran"),
             difference(record.on_top_of_best, f"on top of {record.best_policy}"),
         ]
         facts.append(
             f"At {record.real_per_class} real images per class, {record.synthetic_per_class} {record.source} images "
-            f"per class add {'; '.join(part for part in parts if part)} (mean [95 % CI] over seeds; best = highest "
-            f"mean accuracy among the real + classical groups at that size)."
+            f"per class add {'; '.join(part for part in parts if part)} (mean [95 % CI] over seeds)."
         )
     return facts
 
@@ -194,15 +218,27 @@ def headline(
     )
     answer = _answer(main, by_id[main.group_id(main.real_regime)], by_id[main.group_id(main.synthetic_regime)],
                      main_worth)
-    facts = [
-        _rate_fact(rate)
-        for rate in rates
-        if (rate.synthetic_regime, rate.backbone, rate.method) == (main.synthetic_regime, *model)
-    ]
+    main_curve = (main.synthetic_regime, *model)
+    facts = exchange_rate_facts(
+        [rate for rate in rates if (rate.synthetic_regime, rate.backbone, rate.method) == main_curve]
+    )
+    facts += augmentation_facts(augmentation, *model)
+    # "Adding generated images" lines that an augmentation line above already states (its X, with
+    # neither augmented, and its Z, both with the best policy) are left out.
+    stated = {
+        (record.real_per_class, record.synthetic_per_class, record.source, policy)
+        for record in augmentation
+        if (record.backbone, record.method) == model
+        for policy, comparison in (("none", record.over_none), (record.best_policy, record.on_top_of_best))
+        if comparison is not None
+    }
     suffix = f"/{main.backbone}/{main.method}"
     for comparison in comparisons:
         if comparison.kind == "mixed vs real" and comparison.treatment.endswith(suffix):
             treatment = by_id[comparison.treatment].key
+            setting = (treatment.real_per_class, treatment.synthetic_per_class, treatment.source, treatment.augment)
+            if treatment.treatment is None and setting in stated:
+                continue
             difference = comparison.differences["accuracy"].seeds
             augmented = "" if treatment.augment == "none" else f", both with {treatment.augment}"
             facts.append(
@@ -210,7 +246,6 @@ def headline(
                 f"{treatment.real_per_class} real ones{augmented}: accuracy {interval_points(difference)} points "
                 "(mean [95 % CI])."
             )
-    facts += augmentation_facts(augmentation, *model)
     facts += _treatment_facts(by_id, comparisons, suffix)
     facts += _method_facts(config, main, by_id, comparisons)
     return Headline(config.title, answer, facts, main)
