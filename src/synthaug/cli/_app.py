@@ -14,6 +14,10 @@ app = typer.Typer(
     # Our own errors become one line (see main.py); anything else is a bug and keeps a
     # plain traceback rather than a multi-screen rich one.
     pretty_exceptions_enable=False,
+    # Help texts are Markdown: in typer's default "rich" mode every `[...]` is a style tag, so
+    # "[default: 15, ...]" and "synthaug[ray]" vanished from --help, and docstrings kept their
+    # source line breaks.
+    rich_markup_mode="markdown",
 )
 
 
