@@ -6,12 +6,19 @@ generator backends (``synthaug.generate.backends``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import difflib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from synthaug.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """`` (did you mean 'learning_rate'?)`` when ``name`` is a near miss of a valid name, else ``""``."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Registry(Generic[T]):
@@ -42,7 +49,8 @@ class Registry(Generic[T]):
             return self._entries[key]
         except KeyError:
             known = ", ".join(sorted(self._entries))
-            raise ConfigError(f"unknown {self.kind} {key!r}; choose one of: {known}") from None
+            raise ConfigError(f"unknown {self.kind} {key!r}{did_you_mean(key, self._entries)}; "
+                              f"choose one of: {known}") from None
 
     def keys(self) -> list[str]:
         """Registered keys, sorted."""

@@ -20,8 +20,17 @@ def test_registry_lists_the_methods_and_rejects_unknown_names() -> None:
     assert {"deterministic", "temperature", "mc-dropout", "ensemble"} <= set(METHODS.keys())
     with pytest.raises(ConfigError, match="unknown method 'bayes'"):
         make_method("bayes")
-    with pytest.raises(ConfigError, match="no hyper-parameter num_members"):
+    with pytest.raises(ConfigError, match="no hyper-parameter num_members; it accepts: .*learning_rate"):
         make_method("deterministic", num_members=3)
+
+
+def test_near_misses_get_a_suggestion_instead_of_the_whole_list() -> None:
+    with pytest.raises(ConfigError) as error:
+        make_method("ensemble", lerning_rate=0.1, num_membrs=3)
+    assert str(error.value) == ("method 'ensemble' has no hyper-parameter lerning_rate (did you mean "
+                                "'learning_rate'?), num_membrs (did you mean 'num_members'?)")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^unknown method 'mc_dropout' \(did you mean 'mc-dropout'\?\); choose"):
+        make_method("mc_dropout")
 
 
 def test_default_validation_split_and_explicit_validation_set(make_pattern_dataset) -> None:

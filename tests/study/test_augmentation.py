@@ -78,7 +78,11 @@ def test_frozen_backbone_without_views_is_refused_at_validation(tmp_path: Path) 
     data = _config_data(tmp_path, backbones=frozen)
     with pytest.raises(ConfigError, match=r"regimes\[1\]\.augment .*'resnet18'.*needs augment_views") as error:
         parse_config(data)
-    assert "\n" not in str(error.value)
+    # Every augmenting regime is named, one line each.
+    head, *lines = str(error.value).splitlines()
+    augmenting = [index for index, regime in enumerate(data["regimes"]) if regime.get("augment")]
+    assert head == f"{len(augmenting)} problems:"
+    assert [line.split()[0] for line in lines] == [f"regimes[{index}].augment" for index in augmenting]
     # With cached views it is a valid study.
     parse_config({**data, "method_params": {**data["method_params"], "augment_views": 2},
                   "regimes": [r for r in data["regimes"] if r.get("augment") != "trivialaugment"]})  # fmt: skip

@@ -321,3 +321,34 @@ def test_a_long_list_of_problems_is_cut_short() -> None:
     lines = str(pytest.raises(ConfigError, parse_config, data).value).splitlines()
     assert lines[0] == "11 problems:"
     assert len(lines) == 1 + 8 + 1 and lines[-1] == "  and 3 more"
+
+
+def test_every_cross_key_problem_is_listed_with_methods_checked_when_read() -> None:
+    """Past the schema, the checks that need several keys (and the methods, built with their
+    hyper-parameters) list every problem too, each naming where it is set; near misses get a
+    suggestion. Before, a misspelt method key surfaced when the first unit trained."""
+    data = config_with(lambda d: d.update(
+        methods=["determinstic", {"key": "ensemble", "params": {"num_membrs": 3}}, "temperature"],
+        method_params={"lerning_rate": 0.1},
+    ))  # fmt: skip
+    data["regimes"][1]["source"] = "dpm"
+    data["regimes"].append({"name": "again", "data": "real", "sizes": [10]})
+    lines = str(pytest.raises(ConfigError, parse_config, data).value).splitlines()
+    assert lines == [
+        "5 problems:",
+        "  regimes: at most one regime may have `data: real` without `method_params` per `augment` policy "
+        "(it is the baseline of that policy)",
+        "  methods[0].key: unknown method 'determinstic' (did you mean 'deterministic'?); choose one of: bnn, "
+        "deterministic, ensemble, laplace, mc-dropout, temperature",
+        "  method_params: method 'ensemble' has no hyper-parameter lerning_rate (did you mean 'learning_rate'?)",
+        "  methods[1].params: method 'ensemble' has no hyper-parameter num_membrs (did you mean 'num_members'?)",
+        "  regimes[1].source: unknown source 'dpm'; choose one of: ddpm",
+    ]
+
+
+def test_a_regime_hyper_parameter_problem_is_one_line_for_all_its_methods() -> None:
+    data = config_with(lambda d: d.update(methods=["deterministic", "temperature"]))
+    data["regimes"][1]["method_params"] = {"loss": "huber"}
+    message = str(pytest.raises(ConfigError, parse_config, data).value)
+    assert message.startswith("regimes[1].method_params: invalid training setting loss='huber'")
+    assert "\n" not in message

@@ -62,7 +62,7 @@ from synthaug.methods.training import (
 from synthaug.models import Backbone, make_backbone
 from synthaug.models.base import CLASSIC_RECIPE
 from synthaug.progress import ProgressCallback
-from synthaug.registry import Registry
+from synthaug.registry import Registry, did_you_mean
 from synthaug.runtime import pick_device
 
 if TYPE_CHECKING:
@@ -660,12 +660,14 @@ def make_method(key: str, **hyperparameters: Any) -> UncertaintyMethod:
         ConfigError: Unknown key or hyper-parameter.
     """
     method_class = METHODS.get(key)
-    unknown = sorted(set(hyperparameters) - set(method_class.parameter_names()))
+    names = method_class.parameter_names()
+    unknown = sorted(set(hyperparameters) - set(names))
     if unknown:
-        raise ConfigError(
-            f"method {key!r} has no hyper-parameter {', '.join(unknown)}; "
-            f"it accepts: {', '.join(method_class.parameter_names())}"
-        )
+        hints = [did_you_mean(name, names) for name in unknown]
+        if all(hints):  # near misses: the suggestions say it, without the whole list
+            listed = ", ".join(f"{name}{hint}" for name, hint in zip(unknown, hints, strict=True))
+            raise ConfigError(f"method {key!r} has no hyper-parameter {listed}")
+        raise ConfigError(f"method {key!r} has no hyper-parameter {', '.join(unknown)}; it accepts: {', '.join(names)}")
     return method_class(**hyperparameters)
 
 

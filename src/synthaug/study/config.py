@@ -39,7 +39,9 @@ config-schema`` prints the JSON schema.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from synthaug.errors import ConfigError
-from synthaug.study.config_errors import validation_message
+from synthaug.study.config_errors import problems_message, validation_message
 from synthaug.study.config_regimes import (
     AUGMENT_FIELD,
     ClipFilter,
@@ -323,76 +325,144 @@ def _check_real_guidance(config: StudyConfig, source: SyntheticSource, where: st
             raise ConfigError(f"{where}.real_per_class: missing; synthetic regime {regime.name!r} starts from it")
 
 
+@contextlib.contextmanager
+def _collecting(problems: list[str]) -> Iterator[None]:
+    """Add the message of a :class:`ConfigError` raised inside to ``problems`` and go on."""
+    try:
+        yield
+    except ConfigError as error:
+        problems.append(str(error))
+
+
 def _check_references(config: StudyConfig) -> None:
-    """Cross-field checks pydantic cannot place on one key; each names the key at fault."""
+    """Cross-field checks pydantic cannot place on one key; each names the key at fault.
+
+    Raises:
+        ConfigError: Every problem found, one line each (as pydantic's own are listed).
+    """
+    problems: list[str] = []
     sources = [source.name for source in config.synthetic]
     for index, source in enumerate(config.synthetic):
         if source.generate is not None:
-            _check_real_guidance(config, source, f"synthetic[{index}].generate")
+            with _collecting(problems):
+                _check_real_guidance(config, source, f"synthetic[{index}].generate")
     if len(set(sources)) != len(sources):
-        raise ConfigError("synthetic: source names must be distinct")
+        problems.append("synthetic: source names must be distinct")
     names = [regime.name for regime in config.regimes]
     if len(set(names)) != len(names):
-        raise ConfigError("regimes: regime names must be distinct")
+        problems.append("regimes: regime names must be distinct")
     method_names = [method.name for method in config.methods]
     if len(set(method_names)) != len(method_names):
-        raise ConfigError("methods: method names must be distinct (give repeated keys a `name`)")
+        problems.append("methods: method names must be distinct (give repeated keys a `name`)")
     backbone_names = [backbone.name for backbone in config.backbones]
     if len(set(backbone_names)) != len(backbone_names):
-        raise ConfigError("backbones: backbone names must be distinct")
+        problems.append("backbones: backbone names must be distinct")
     plain_real = [config.augment_label(r) for r in config.regimes if r.data == "real" and r.treatment is None]
     if len(set(plain_real)) < len(plain_real):
-        raise ConfigError(
+        problems.append(
             "regimes: at most one regime may have `data: real` without `method_params` per `augment` policy "
             "(it is the baseline of that policy)"
         )
+    method_problems = _method_problems(config)
+    problems += method_problems
     for index, regime in enumerate(config.regimes):
         where = f"regimes[{index}]"
         if regime.data != "real":
             if not sources:
-                raise ConfigError(f"{where}.data: a {regime.data} regime needs a `synthetic` source")
+                problems.append(f"{where}.data: a {regime.data} regime needs a `synthetic` source")
+                continue
             if regime.source is None and len(sources) > 1:
-                raise ConfigError(f"{where}.source: missing; choose one of: {', '.join(sources)}")
+                problems.append(f"{where}.source: missing; choose one of: {', '.join(sources)}")
+                continue
             if regime.source is not None and regime.source not in sources:
-                raise ConfigError(
+                problems.append(
                     f"{where}.source: unknown source {regime.source!r}; choose one of: {', '.join(sources)}"
                 )
+                continue
         if regime.targeted:
-            _check_targeted(config, regime, f"{where}.targeted", method_names)
-        if config.augment_label(regime) != "none":
-            _check_augment(config, regime, where)
-        if regime.methods is not None:
-            for position, name in enumerate(regime.methods):
-                if name not in method_names:
-                    raise ConfigError(
-                        f"{where}.methods[{position}]: unknown method {name!r}; "
-                        f"choose one of: {', '.join(method_names)}"
-                    )
+            with _collecting(problems):
+                _check_targeted(config, regime, f"{where}.targeted", method_names)
+        if config.augment_label(regime) != "none" and not method_problems:  # it builds the methods
+            with _collecting(problems):
+                _check_augment(config, regime, where)
+        for position, name in enumerate(regime.methods or []):
+            if name not in method_names:
+                problems.append(
+                    f"{where}.methods[{position}]: unknown method {name!r}; choose one of: {', '.join(method_names)}"
+                )
         source = config.regime_source(regime)
         made = None if source is None else (source.generate or source.retrieve)
         if made is not None and not regime.targeted:
             largest = max(regime.sizes) if regime.data == "synthetic" else regime.synthetic_per_class
             if largest is not None and largest > made.per_class:
                 verb = "retrieves" if source.retrieve is not None else "generates"
-                raise ConfigError(
+                problems.append(
                     f"{where}.sizes: asks for {largest} synthetic images per class but source "
                     f"{source.name!r} {verb} {made.per_class}; raise its per_class"
                 )
     ood_names = [entry.name for entry in config.ood]
     if len(set(ood_names)) != len(ood_names):
-        raise ConfigError("ood: OOD set names must be distinct")
+        problems.append("ood: OOD set names must be distinct")
     real = [regime for regime in config.regimes if regime.data == "real"]
     if config.exchange_rate_at is not None and not real:
-        raise ConfigError("exchange_rate_at: needs a regime with `data: real`")
+        problems.append("exchange_rate_at: needs a regime with `data: real`")
     if config.audit:
-        audit_config(config)
+        with _collecting(problems):
+            audit_config(config)
     if config.inspect not in (None, "off"):
         from synthaug.quality.features import FeatureSpace
 
         try:
             FeatureSpace.parse(config.inspect)
         except ConfigError as error:
-            raise ConfigError(f"inspect: {error}") from None
+            problems.append(f"inspect: {error}")
+    if problems:
+        raise ConfigError(problems_message(problems))
+
+
+def _method_problems(config: StudyConfig) -> list[str]:
+    """Build every method the study runs, with the hyper-parameters of every regime, so that an
+    unknown method key or a misspelt or invalid hyper-parameter is found when the config is read,
+    not when the first unit trains (after the data, and any paid image, were made): one line per
+    problem, naming the key where it is set. Building a method is cheap (backbones build their
+    networks lazily) but imports torch.
+    """
+    from synthaug.methods import METHODS, make_method
+
+    problems: list[str] = []
+    shared_ok = True  # the study's `method_params` go to every method: one line for them is enough
+    good = []
+    for index, spec in enumerate(config.methods):
+        try:
+            METHODS.get(spec.key)
+        except ConfigError as error:
+            problems.append(f"methods[{index}].key: {error}")
+            continue
+        if shared_ok:
+            try:
+                make_method(spec.key, **config.method_params).training_config()
+            except ConfigError as error:
+                problems.append(f"method_params: {error}")
+                shared_ok = False
+        shared = config.method_params if shared_ok else {}
+        try:
+            make_method(spec.key, **{**shared, **spec.params}).training_config()
+        except ConfigError as error:
+            problems.append(f"methods[{index}].params: {error}")
+            continue
+        good.append(spec.name)
+    for index, regime in enumerate(config.regimes):
+        if not regime.method_params or not shared_ok:
+            continue
+        for method in config.regime_methods(regime):
+            if method.name not in good:
+                continue
+            params = {**config.method_params, **method.params, **regime.method_params}
+            try:
+                make_method(method.key, **params).training_config()
+            except ConfigError as error:
+                problems.append(f"regimes[{index}].method_params: {error}")  # the same for each method: one line
+    return problems
 
 
 def _check_augment(config: StudyConfig, regime: Regime, where: str) -> None:
@@ -401,11 +471,13 @@ def _check_augment(config: StudyConfig, regime: Regime, where: str) -> None:
     ``augment_views``; MixUp/CutMix need pixels). Building the methods is cheap (backbones
     build their networks lazily) but imports torch, so only studies that augment pay for it.
     """
-    from synthaug.methods import make_method
+    from synthaug.methods import METHODS, make_method
 
     key = f"{where}.augment" if regime.augment is not None else "augment"
     for backbone in config.backbones:
         for method in config.regime_methods(regime):
+            if method.key not in METHODS:
+                continue  # an unknown key is its own problem (methods[i].key)
             options = config.method_params_for(regime, method)
             options["backbone"] = backbone.name
             if backbone.params:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["MAX_LISTED_PROBLEMS", "validation_message"]
+__all__ = ["MAX_LISTED_PROBLEMS", "problems_message", "validation_message"]
 
 
 def _format_location(location: tuple[int | str, ...]) -> str:
@@ -55,7 +55,14 @@ def validation_message(error: ValidationError, model: type[BaseModel]) -> str:
 
     One problem reads as one line; several as ``N problems:`` and an indented line each.
     """
-    lines = list(dict.fromkeys(_problem_line(detail, model) for detail in error.errors(include_url=False)))
+    return problems_message([_problem_line(detail, model) for detail in error.errors(include_url=False)])
+
+
+def problems_message(problems: list[str]) -> str:
+    """``problems`` as one message: one problem as its line; several (repeats dropped) as
+    ``N problems:`` and an indented line each, the first :data:`MAX_LISTED_PROBLEMS`, then how
+    many more."""
+    lines = list(dict.fromkeys(problems))
     if len(lines) == 1:
         return lines[0]
     listed = [f"  {line}" for line in lines[:MAX_LISTED_PROBLEMS]]

@@ -28,7 +28,7 @@ from synthaug.progress import ProgressCallback, report
 from synthaug.study.cache import StudyCache, content_key
 from synthaug.study.config import GenerationSpec, Regime, StudyConfig, SyntheticSource, audit_config
 from synthaug.study.shift import shifted_test_sets
-from synthaug.study.units import Unit, make_unit_method, method_identity
+from synthaug.study.units import Unit, method_identity
 
 if TYPE_CHECKING:  # the data package pulls in torch; it is imported when data is loaded
     from synthaug.data import ImageDataset
@@ -230,7 +230,6 @@ def _study_data(
     and class-aligned; with ``prepare``, made first where missing."""
     from synthaug.data import train_val_split
 
-    _check_method_params(config)
     if prepare:
         check_backbones(config)
         _check_source_inputs(config)
@@ -353,20 +352,6 @@ def _check_source_inputs(config: StudyConfig) -> None:
         if source.generate is not None:
             spec_prompt(source.generate, where)
             text_model_settings(source.generate, where)
-
-
-def _check_method_params(config: StudyConfig) -> None:
-    """Build each regime's methods with its ``method_params``, so a misspelt or invalid
-    hyper-parameter stops the study before anything is trained."""
-    for index, regime in enumerate(config.regimes):
-        if not regime.method_params:
-            continue
-        for method in config.regime_methods(regime):
-            unit = Unit(regime, regime.sizes[0], config.backbones[0], method, config.seeds[0])
-            try:
-                make_unit_method(config, unit).training_config()
-            except ConfigError as error:
-                raise ConfigError(f"regimes[{index}].method_params: {error}") from error
 
 
 def _audit_method_identities(settings: Any) -> dict[str, Any]:
