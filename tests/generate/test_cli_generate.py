@@ -82,3 +82,16 @@ def test_bad_key_is_one_line_without_the_key(openai_server, tmp_path, monkeypatc
 def test_classes_come_from_exactly_one_option(bad, tmp_path):
     result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path), "--per-class", "1", *bad])
     assert isinstance(result.exception, ConfigError) and "--classes" in str(result.exception)
+
+
+def test_a_missing_api_key_stops_before_the_folder_is_made(openai_server, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    out = tmp_path / "out"
+    args = ["generate", "--out", str(out), "--classes", "Bag", "--per-class", "1", *OPENAI]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception).startswith("OPENAI_API_KEY is not set")
+    assert not out.exists() and openai_server.calls == []
+    # Pricing a run needs no key.
+    plan = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert plan.exit_code == 0 and "1 image(s) to generate" in plan.output

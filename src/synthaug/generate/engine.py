@@ -185,6 +185,7 @@ def generate_dataset(
             state = plan.state([*rows, *leftovers.rows], [*rejected_rows, *leftovers.rejections])
             return dry_run_plan(root, generator, plan, state, max_cost)
 
+        generator.check_ready()
         root.mkdir(parents=True, exist_ok=True)
         with directory_lock(root, GenerationError):
             remove_temp_files(root)

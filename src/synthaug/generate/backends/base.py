@@ -250,6 +250,15 @@ class GeneratorBackend(ABC):
             ConfigError: Naming the class and what the backend accepts.
         """
 
+    def check_ready(self) -> None:
+        """Check that this backend can generate now (e.g. that its API key is set), before the
+        output folder is created or any progress is reported. A dry run does not call it: pricing
+        a run needs no credentials. The default is always ready.
+
+        Raises:
+            ConfigError: Saying what is missing and how to provide it.
+        """
+
     def validate_guidance(self, strengths: Sequence[float]) -> None:
         """Check that this backend (and model) can start from real images at ``strengths``
         (empty: no strength given).

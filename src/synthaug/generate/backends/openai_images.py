@@ -339,12 +339,15 @@ class OpenAIImagesBackend(GeneratorBackend):
             "price_table": pricing.PRICES_AS_OF if self.price_per_image is None else "price_per_image",
         }
 
+    def check_ready(self) -> None:
+        if not os.environ.get("OPENAI_API_KEY"):
+            raise ConfigError("OPENAI_API_KEY is not set; export your OpenAI API key to use the openai backend")
+
     def generate(self, requests: Sequence[ImageRequest]) -> Iterator[GeneratedImage | RejectedRequest]:
         requests = list(requests)
         if not requests:
             return
-        if not os.environ.get("OPENAI_API_KEY"):
-            raise ConfigError("OPENAI_API_KEY is not set; export your OpenAI API key to use the openai backend")
+        self.check_ready()
         too_long = [r.key for r in requests if len(r.prompt) > self.rules.max_prompt_characters]
         if too_long:
             raise ConfigError(
