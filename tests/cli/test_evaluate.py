@@ -65,3 +65,30 @@ def test_bad_predictions_file_is_one_line_error_and_exit_code_1(tmp_path, monkey
     assert stderr.count("\n") == 1 and stderr.startswith("error:")
     assert str(bad) in stderr and "Traceback" not in stderr
     assert not (tmp_path / "eval").exists()
+
+
+def _calibrated(seed: int, n_examples: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions calibrated by construction: each label is drawn from its own probabilities."""
+    generator = np.random.default_rng(seed)
+    logits = generator.normal(scale=2.0, size=(n_examples, 4))
+    probs = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+    labels = np.array([generator.choice(4, p=row / row.sum()) for row in probs.astype(np.float64)])
+    return probs, labels
+
+
+@pytest.mark.parametrize(("seed", "noted"), [(0, False), (8, True)])
+def test_ece_gets_the_basic_interval_and_a_note_when_the_estimate_lies_above_it(tmp_path, seed, noted):
+    """Binned ECE overstates the calibration error (here 0, by construction); its interval is the
+    basic (pivotal) one, and when the estimate lies above that interval the output says why."""
+    from synthaug.metrics import bootstrap_ci, expected_calibration_error
+
+    probs, labels = _calibrated(seed)
+    predictions = save_predictions(tmp_path / "test.npz", probs, labels)
+    result = CliRunner().invoke(app, ["evaluate", str(predictions), "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["settings"]["bootstrap_methods"] == {"accuracy": "percentile", "ece": "basic", "nll": "percentile"}
+    point, low, high = bootstrap_ci(expected_calibration_error, probs, labels, method="basic")
+    assert report["confidence_intervals"]["ece"] == pytest.approx({"point": point, "low": max(low, 0.0), "high": high})
+    assert (report["metrics"]["ece"] > high) == noted
+    assert ("note: ece" in result.output) == noted

@@ -1,4 +1,5 @@
-"""Percentile bootstrap: determinism, coverage of the point, width, and resampling axis."""
+"""Bootstrap intervals: determinism, coverage of the point, width, resampling axis, and the basic
+interval of a biased statistic (binned ECE)."""
 
 import math
 
@@ -51,7 +52,8 @@ def test_a_certain_outcome_has_a_zero_width_interval():
     assert bootstrap_ci(accuracy, np.eye(3)[labels], labels, n_resamples=50) == (1.0, 1.0, 1.0)
 
 
-@pytest.mark.parametrize(("option", "value"), [("n_resamples", 0), ("confidence", 1.0), ("confidence", 95)])
+@pytest.mark.parametrize(("option", "value"), [("n_resamples", 0), ("confidence", 1.0), ("confidence", 95),
+                                               ("method", "bca")])
 def test_bad_options_are_config_errors(option, value, predictions):
     probs, labels = predictions
     with pytest.raises(ConfigError, match=option):
@@ -71,3 +73,30 @@ def test_top_label_bins_give_the_accuracy_and_ece_of_any_resample(predictions):
         # Exactly equal: the same sums in the same order, so a bootstrap gives the same interval.
         assert bins.accuracy(rows) == accuracy(samples[:, rows], labels[rows])
         assert bins.expected_calibration_error(rows) == expected_calibration_error(samples[:, rows], labels[rows])
+
+
+def _calibrated(n_examples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions calibrated by construction: each label is drawn from its own probabilities."""
+    generator = np.random.default_rng(seed)
+    logits = generator.normal(scale=2.0, size=(n_examples, 4))
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    return probs, np.array([generator.choice(4, p=row) for row in probs])
+
+
+def test_the_basic_interval_reflects_the_percentile_quantiles_about_the_point():
+    probs, labels = _calibrated(500)
+    point, low, high = bootstrap_ci(expected_calibration_error, probs, labels, n_resamples=200, seed=0)
+    basic = bootstrap_ci(expected_calibration_error, probs, labels, n_resamples=200, seed=0, method="basic")
+    assert basic.point == point
+    assert (basic.low, basic.high) == pytest.approx((2 * point - high, 2 * point - low))
+
+
+def test_for_a_calibrated_model_the_ece_basic_interval_reaches_down_towards_zero():
+    """The true calibration error is 0; the binned estimate and, more, its resamples are above it:
+    the percentile interval starts near the estimate and goes up, the basic one reaches well below."""
+    for seed in range(3):
+        probs, labels = _calibrated(500, seed)
+        percentile = bootstrap_ci(expected_calibration_error, probs, labels, n_resamples=200, seed=0)
+        basic = bootstrap_ci(expected_calibration_error, probs, labels, n_resamples=200, seed=0, method="basic")
+        assert percentile.low > 0.5 * percentile.point and percentile.high > 1.5 * percentile.point
+        assert basic.low < 0.5 * basic.point and basic.high < 1.5 * basic.point

@@ -46,4 +46,12 @@ def evaluate_cli(
         table.add_row(name, f"{value:.4f}", f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "")
     console = Console()
     console.print(table)
+    n_examples = report["inputs"]["predictions"]["n_examples"]
+    ece, ece_interval = report["metrics"]["ece"], intervals["ece"]
+    if ece > ece_interval["high"]:  # the basic interval of a biased estimate (metrics.bootstrap.basic_interval)
+        console.print(
+            f"note: ece {ece:.4f} lies above its interval: on {n_examples} examples binned ECE overstates the "
+            "calibration error, and the interval (basic bootstrap, Kumar et al. 2019) is for the error itself",
+            markup=False,
+        )
     console.print(f"wrote {out / METRICS_FILE} and {out / RELIABILITY_FILE}")

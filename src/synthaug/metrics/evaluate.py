@@ -50,7 +50,9 @@ CONVENTIONS = {
     "mutual information (epistemic)",
     "ood": "OOD is the positive class, a higher score means more OOD; scores: max_prob = 1 - max mean probability, "
     "entropy = predictive entropy, mutual_information; AUPR = average precision; fpr95 = FPR at 95% TPR",
-    "confidence_intervals": "percentile bootstrap over test examples, seeded",
+    "confidence_intervals": "bootstrap over test examples, seeded: percentile for accuracy and NLL; basic (pivotal) "
+    "for ECE, which is biased upward, more so on a resample (Kumar et al. 2019): its interval is for the calibration "
+    "error, which the binned estimate overstates, so the estimate can lie above it",
 }
 
 # Metrics that are fractions of a set (or areas under a curve on [0, 1]).
@@ -79,6 +81,9 @@ def metric_bounds(name: str) -> tuple[float, float]:
 # only, so they are bootstrapped on it (S = 1), which is S times cheaper and gives the same
 # numbers.
 INTERVAL_METRICS = ("accuracy", "ece", "nll")
+# Binned ECE is biased upward, more so on a resample: its interval is the basic (pivotal) one,
+# which does not sit above the estimate (see metrics.bootstrap.basic_interval).
+INTERVAL_METHODS = {"accuracy": "percentile", "ece": "basic", "nll": "percentile"}
 
 
 def evaluate_predictions(probs: Any, labels: Any, ood_probs: Any = None, n_bins: int = 15) -> dict[str, float]:
@@ -210,9 +215,9 @@ def evaluate_prediction_files(
     for name in INTERVAL_METRICS:
         point, low, high = bootstrap_ci(
             interval_functions[name], mean_probs, predictions.labels,
-            n_resamples=n_resamples, confidence=confidence, seed=seed,
+            n_resamples=n_resamples, confidence=confidence, seed=seed, method=INTERVAL_METHODS[name],
         )
-        intervals[name] = {"point": point, "low": low, "high": high}
+        intervals[name] = {"point": point, "low": max(low, 0.0), "high": high}  # each metric is >= 0
 
     display = ReliabilityDisplay.from_predictions(
         predictions.probs, predictions.labels, n_bins=n_bins, name=Path(predictions_path).name
@@ -225,6 +230,7 @@ def evaluate_prediction_files(
             "bootstrap_resamples": n_resamples,
             "bootstrap_confidence": confidence,
             "bootstrap_seed": seed,
+            "bootstrap_methods": {name: INTERVAL_METHODS[name] for name in INTERVAL_METRICS},
         },
         "conventions": CONVENTIONS,
         "inputs": {
