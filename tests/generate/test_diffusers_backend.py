@@ -68,3 +68,23 @@ def test_bad_options_parameters_and_models_are_config_errors(tiny_diffusers_pipe
     missing = make_backend("diffusers", str(tmp_path / "no-such-pipeline"))
     with pytest.raises(ConfigError, match="cannot load diffusers model"):
         list(missing.generate([request(1)]))
+
+
+def test_a_model_that_cannot_be_had_stops_before_the_folder_is_made(tiny_diffusers_pipeline, tmp_path, monkeypatch):
+    """Offline (HF_HUB_OFFLINE: no request leaves the machine) with a hub id in no cache, the
+    model is one line, and so is a folder that is not a saved pipeline; nothing is written."""
+    from synthaug.generate import generate_dataset
+
+    # huggingface_hub reads HF_HUB_OFFLINE when imported; its constant is the switch after that.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    make_backend("diffusers", str(tiny_diffusers_pipeline)).check_ready()  # a saved pipeline is ready
+    not_a_pipeline = tmp_path / "empty"
+    not_a_pipeline.mkdir()
+    for model, expected in [
+        ("someone/no-such-pipeline", r"cannot find diffusers model 'someone/no-such-pipeline' \(LocalEntryNotFound"),
+        (str(not_a_pipeline), "no model_index.json"),
+    ]:
+        out = tmp_path / "out"
+        with pytest.raises(ConfigError, match=expected):
+            generate_dataset(out, ["cat"], per_class=1, backend="diffusers", model=model)
+        assert not out.exists()

@@ -182,3 +182,20 @@ def test_every_method_fine_tunes_a_local_resnet18(key: str, resnet18_weights: Pa
     assert probs.shape[1:] == (30, 3) and np.isfinite(probs).all()
     network = method.base_method_.model_ if key == "temperature" else method.model_
     assert sum(p.numel() for p in network.parameters()) > 11_000_000  # the whole network trained
+
+
+def test_weights_that_cannot_be_downloaded_are_one_line_saying_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    """No network (here: an empty torch hub cache and a proxy that refuses every connection, so
+    the test never downloads, online or not) is a config error naming the file to fetch."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for variable in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ConfigError) as error:
+        make_backbone("resnet18", weights="DEFAULT").build_trainable(3)
+    message = str(error.value)
+    assert message.startswith("resnet18: cannot download the DEFAULT weights (URLError")
+    assert "https://download.pytorch.org/models/resnet18-" in message and "weights_path" in message
+    assert "\n" not in message
+    assert not list((tmp_path / "torch").rglob("*.pth"))

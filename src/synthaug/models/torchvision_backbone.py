@@ -259,7 +259,17 @@ class TorchvisionBackbone(Backbone):
         download = self._weights_enum() if self.weights_path is None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.init_seed)
-            network = torchvision.models.get_model(self.name, weights=download)
+            try:
+                network = torchvision.models.get_model(self.name, weights=download)
+            except (OSError, RuntimeError) as error:  # urllib's URLError is an OSError
+                if download is None:
+                    raise
+                reason = str(getattr(error, "reason", None) or error).splitlines()[0]
+                raise ConfigError(
+                    f"{self.name}: cannot download the {self.weights} weights ({type(error).__name__}: {reason}); "
+                    f"go online once (torchvision keeps them in {torch.hub.get_dir()}/checkpoints), or download "
+                    f"{download.url} elsewhere and give weights_path"
+                ) from error
         if self.weights_path is not None:
             path = Path(self.weights_path)
             load_state_dict_checked(network, self._read_state_dict(path), path=str(path), architecture=self.name,

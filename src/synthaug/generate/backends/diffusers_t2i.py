@@ -90,6 +90,28 @@ class DiffusersBackend(GeneratorBackend):
         self._pipeline: Any = None
         self._image_to_image: Any = None
 
+    def check_ready(self) -> None:
+        """The pipeline's ``model_index.json`` can be had (a local folder, the Hugging Face cache
+        or the hub): a wrong id, or a machine offline without the model cached, is found before
+        the output folder is made, without loading gigabytes of weights on a driver whose workers
+        generate (an offline hub lookup failed after ~25 s of retries inside the first batch)."""
+        folder = Path(self.model)
+        if folder.is_dir():
+            if not (folder / "model_index.json").is_file():
+                raise ConfigError(f"{self.model}: no model_index.json; give a directory written by save_pretrained")
+            return
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            hf_hub_download(self.model, "model_index.json")
+        except (OSError, EntryNotFoundError, ValueError) as error:  # not found, gated, offline, bad id
+            reason = (str(error).splitlines() or [""])[0]
+            raise ConfigError(
+                f"cannot find diffusers model {self.model!r} ({type(error).__name__}: {reason}); give a hub id with "
+                "the hub reachable or the model in the Hugging Face cache, or a directory written by save_pretrained"
+            ) from error
+
     @property
     def pipeline(self) -> Any:
         """The loaded pipeline (loaded on first use).
