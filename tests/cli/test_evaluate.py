@@ -92,3 +92,15 @@ def test_ece_gets_the_basic_interval_and_a_note_when_the_estimate_lies_above_it(
     assert report["confidence_intervals"]["ece"] == pytest.approx({"point": point, "low": max(low, 0.0), "high": high})
     assert (report["metrics"]["ece"] > high) == noted
     assert ("note: ece" in result.output) == noted
+
+
+def test_user_text_is_printed_as_it_is(tmp_path, monkeypatch, capsys):
+    """Rich reads `:train:` as an emoji code; a path (or spec, label) holding one is printed verbatim."""
+    from synthaug.cli.main import main
+
+    bad = tmp_path / "fold:train:1.npz"
+    bad.write_text("not an archive")
+    monkeypatch.setattr(sys, "argv", ["synthaug", "evaluate", str(bad), "--out", str(tmp_path / "eval")])
+    with pytest.raises(SystemExit):
+        main()
+    assert str(bad) in capsys.readouterr().err

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
+from synthaug.cli._console import make_console
 from synthaug.progress import ProgressCallback, ProgressEvent
 
 if TYPE_CHECKING:
@@ -207,7 +208,5 @@ def progress_reporter(
     if not interactive:
         yield PlainProgressPrinter(stream, min_interval_s=min_interval_s)
         return
-    from rich.console import Console
-
-    with _rich_progress(Console(file=stream, force_terminal=True)) as bars:  # type: ignore[attr-defined]
+    with _rich_progress(make_console(file=stream, force_terminal=True)) as bars:  # type: ignore[attr-defined]
         yield _RichProgressBars(bars)

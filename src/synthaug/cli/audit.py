@@ -55,10 +55,10 @@ def audit_cli(
     """Score how likely each image's label is wrong (cross-validated confident learning, agreement
     with a model trained on real data), its ensemble uncertainty, and find exact and near
     copies within the set, of the reference and of the test set. Never modifies DATA."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from synthaug.cli._console import make_console
     from synthaug.data import load_dataset
 
     # Data first: a missing folder is reported before the audit's imports (torch: seconds).
@@ -75,8 +75,8 @@ def audit_cli(
         backbone=backbone, epochs=epochs, seed=seed,
         score_components=tuple(score_component or default.score_components), min_similarity=min_similarity,
     )
-    console = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    console = make_console()
+    err = make_console(stderr=True)
     with progress_reporter(progress) as reporter:
         result = audit_dataset(
             audited,

@@ -22,13 +22,13 @@ def datasets_cli(
     ] = None,
 ) -> None:
     """List the built-in datasets, their sizes and where each was found."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from synthaug.cli._console import make_console
     from synthaug.data import check_image_folder, describe_builtin_datasets
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(soft_wrap=True)
     if check is None:
         table = Table(title="Built-in datasets")
         table.add_column("name")

@@ -29,9 +29,9 @@ def evaluate_cli(
     OUT/metrics.json and OUT/reliability.png."""
     for path in (predictions, ood):
         require_input(path, "predictions file", "pass a .npz written by `synthaug predict`")
-    from rich.console import Console
     from rich.table import Table
 
+    from synthaug.cli._console import make_console
     from synthaug.metrics.evaluate import METRICS_FILE, RELIABILITY_FILE, evaluate_prediction_files
 
     report = evaluate_prediction_files(predictions, out, ood_path=ood, n_bins=bins, overwrite=overwrite)
@@ -44,7 +44,7 @@ def evaluate_cli(
     for name, value in report["metrics"].items():
         interval = intervals.get(name)
         table.add_row(name, f"{value:.4f}", f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "")
-    console = Console()
+    console = make_console()
     console.print(table)
     n_examples = report["inputs"]["predictions"]["n_examples"]
     ece, ece_interval = report["metrics"]["ece"], intervals["ece"]

@@ -41,9 +41,9 @@ def filter_cli(
     """Write CLEAN_DIR: DATA without the images the audit (or a CLIP model) marks (hard links or
     copies), with its own metadata.jsonl, dropped.jsonl (what was dropped and why) and filter.json.
     DATA is never modified."""
-    from rich.console import Console
     from rich.markup import escape
 
+    from synthaug.cli._console import make_console
     from synthaug.data import load_dataset
 
     dataset = load_dataset(data, skip_bad=skip_bad)  # before the audit's imports: a missing folder fails at once
@@ -68,7 +68,7 @@ def filter_cli(
         min_clip_score=min_clip_score,
         clip_class_agreement=clip_class_agreement,
     )
-    console = Console(highlight=False)
+    console = make_console()
     reasons = ", ".join(f"{count} {kind}" for kind, count in sorted(result.reasons.items()))
     console.print(f"kept {result.kept} images, dropped {len(result.dropped)}" + (f" ({reasons})" if reasons else ""))
     console.print(f"wrote {escape(str(result.out_dir))} (metadata.jsonl, dropped.jsonl, filter.json)")

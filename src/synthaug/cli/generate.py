@@ -11,6 +11,7 @@ import typer
 import yaml
 
 from synthaug.cli._app import app
+from synthaug.cli._console import make_console
 from synthaug.cli._execution import GenerateWorkersOption, RayOption, executor_from_options
 from synthaug.cli._progress import progress_reporter
 from synthaug.errors import ConfigError, GenerationError
@@ -194,12 +195,10 @@ def generate_cli(
         guidance = load_guidance(init_images, labels, strength)
     elif strength is not None:
         raise ConfigError("--strength needs --init-images (the real images to start from)")
-    from rich.console import Console
-
     from synthaug.execution import Resources
     from synthaug.generate.engine import generate_dataset
 
-    console = Console()
+    console = make_console()
     if expansion is not None:
         spec = _expanded_spec(console, spec, labels, expansion, out, dry_run)
     if captions_model is not None:

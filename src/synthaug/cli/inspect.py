@@ -40,11 +40,11 @@ def inspect_cli(
     space, each beside the value a held-out real sample of the same size gets; memorisation
     (copies of real images); and the generated images nearest to and farthest from the real ones."""
     # Imported here: the quality package pulls in torch, which `synthaug --help` must not wait for.
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from synthaug.audit.scores import AuditConfig
+    from synthaug.cli._console import make_console
     from synthaug.data import load_dataset
     from synthaug.quality import inspect_generated
     from synthaug.quality.baseline import LABELS, MEASURES, format_value
@@ -62,7 +62,7 @@ def inspect_cli(
             device=device,
             progress=callback,
         )
-    console = Console(highlight=False)
+    console = make_console()
     console.print(f"feature space: {escape(summary.feature_description)}")
     table = Table(title=f"{escape(summary.title)} against {escape(summary.reference_name)}: generated (real)",
                   caption=f"each measure on equal samples of the size shown, mean of {summary.draws} draws; "

@@ -57,9 +57,9 @@ def _escape(text: str) -> str:
 
 
 def _print_error(markup: str) -> None:
-    from rich.console import Console
+    from synthaug.cli._console import make_console
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(markup)
+    make_console(stderr=True, soft_wrap=True).print(markup)
 
 
 if __name__ == "__main__":

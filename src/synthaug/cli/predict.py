@@ -90,10 +90,11 @@ def predict_cli(
                                            "progress.")] = True,
 ) -> None:
     """Write probability samples (S, N, C) and labels of a dataset, for `synthaug evaluate`."""
-    from rich.console import Console
     from rich.markup import escape
+
+    from synthaug.cli._console import make_console
 
     with progress_reporter(progress) as reporter:
         path = predict(model, data, out, skip_bad=skip_bad, overwrite=overwrite, device=device, ood=ood,
                        progress=reporter)
-    Console(highlight=False).print(f"wrote {escape(str(path))}")
+    make_console().print(f"wrote {escape(str(path))}")

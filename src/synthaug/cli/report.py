@@ -16,13 +16,12 @@ def report_cli(
 ) -> None:
     """Rewrite RUN_DIR/report.html and RUN_DIR/summary.md from the saved results (no model is
     trained or run)."""
-    from rich.console import Console
-
+    from synthaug.cli._console import make_console
     from synthaug.report.build import build_report, load_run
     from synthaug.study.summary import write_summary_markdown
 
     markdown = write_summary_markdown(load_run(run_dir).analysis, run_dir)
     path = build_report(run_dir)
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(soft_wrap=True)
     console.print(markdown, markup=False)
     console.print(f"report: {path.resolve()}", markup=False)

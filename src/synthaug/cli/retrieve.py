@@ -38,8 +38,7 @@ def retrieve_cli(
     require_input(clip, "CLIP model folder", "give a folder written by CLIPModel/CLIPProcessor.save_pretrained")
     labels, meanings = read_classes(classes, classes_file)
     meanings = {**meanings, **parse_descriptions(describe or [])}
-    from rich.console import Console
-
+    from synthaug.cli._console import make_console
     from synthaug.cli._progress import progress_reporter
     from synthaug.data import load_dataset
     from synthaug.retrieve import retrieve_dataset
@@ -52,7 +51,7 @@ def retrieve_cli(
             exclude=excluded, template=prompt, cache_dir=cache_dir, device=device, progress=progress,
         )  # fmt: skip
     counts = ", ".join(f"{label}: {n}" for label, n in summary.per_class_counts.items())
-    Console().print(
+    make_console().print(
         f"retrieved {sum(summary.per_class_counts.values())} of {summary.pool_size} pool images into {out} ({counts}); "
         f"{summary.excluded} dropped as copies of --exclude data; {summary.embedded} embedded, the rest cached"
     )

@@ -18,11 +18,10 @@ if TYPE_CHECKING:
 
 def print_outcome(result: StudyResult, report_path: Path | None) -> None:
     """Print the Markdown summary, then where the results and the report are."""
-    from rich.console import Console
-
+    from synthaug.cli._console import make_console
     from synthaug.study.run_folder import RunFolder
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(soft_wrap=True)
     folder = RunFolder(result.run_dir)
     console.print(result.summary_markdown, markup=False)
     console.print(f"results: {folder.results}, {folder.summary_csv}, {folder.summary_md}", markup=False)
@@ -53,10 +52,11 @@ def plan_line(plan: StudyPlan) -> str:
 
 def print_plan(plan: StudyPlan) -> None:
     """The cost line first, then the units of each regime and the requests of each source."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, soft_wrap=True)
+    from synthaug.cli._console import make_console
+
+    console = make_console(soft_wrap=True)
     console.print(plan_line(plan), markup=False)
     units = Table(title=f"Units ({plan.run_dir})")
     for column in ("regime", "sizes", "units", "done"):
@@ -114,11 +114,10 @@ def study_cli(
         print_plan(plan_study(study_config, out))
         return
     if _has_paid_source(study_config):  # its cost comes first, before anything is requested
-        from rich.console import Console
-
+        from synthaug.cli._console import make_console
         from synthaug.study.plan import plan_study
 
-        Console(highlight=False, soft_wrap=True).print(plan_line(plan_study(study_config, out)), markup=False)
+        make_console(soft_wrap=True).print(plan_line(plan_study(study_config, out)), markup=False)
     tracker = study_tracker(study_config, out, enabled=bool(track))  # None unless asked for
     with (
         study_executor_from_options(study_config, workers, ray) as executor,

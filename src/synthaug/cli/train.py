@@ -184,10 +184,11 @@ def train_cli(
             overwrite=overwrite,
             progress=reporter,
         )
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console(highlight=False)
+    from synthaug.cli._console import make_console
+
+    console = make_console()
     for history in estimator.training_histories():
         best = history.epochs[(history.best_epoch or len(history.epochs)) - 1]
         console.print(

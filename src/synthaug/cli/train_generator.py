@@ -98,12 +98,12 @@ def train_generator_cli(
     With --init-from, fine-tune a trained one on a few real images instead; with --backend
     diffusers, train a LoRA of a Stable Diffusion pipeline on them (needs a GPU for real use).
     """
-    from rich.console import Console
     from rich.markup import escape
 
+    from synthaug.cli._console import make_console
     from synthaug.data import load_dataset
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(soft_wrap=True)
     channels = _parse_channels(block_channels)
     dataset = load_dataset(data)  # before torch is imported: a missing folder fails at once
     if backend not in ("ddpm", "diffusers"):
