@@ -167,7 +167,7 @@ def _rich_progress(console: Console) -> object:
             return Text(rate, style="progress.data.speed")
 
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),  # stage names hold user text
         BarColumn(),
         MofNCompleteColumn(),
         RateColumn(),
