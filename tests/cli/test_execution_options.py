@@ -30,3 +30,10 @@ def test_workers_win_over_the_config_and_keep_its_threads() -> None:
         assert not executor.in_process  # the config's 3 workers
     with executor_from_options(None, None, default_workers=1) as executor:
         assert executor.in_process
+
+
+def test_fewer_than_one_worker_names_the_option() -> None:
+    config = parse_config(CONFIG)
+    for make in (lambda: executor_from_options(0, None), lambda: study_executor_from_options(config, -2, None)):
+        with pytest.raises(ConfigError, match=r"^--workers -?\d: give 1 or more worker processes"):
+            make()

@@ -57,6 +57,8 @@ def executor_from_options(
         raise ConfigError("give either --workers (this machine) or --ray (a cluster), not both")
     if ray is not None:
         return make_executor(ray_address=ray)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: give 1 or more worker processes (1 = everything in this process)")
     from synthaug.execution.local import LocalExecutor
 
     return LocalExecutor(workers if workers is not None else default_workers, threads_per_worker=threads_per_worker)
