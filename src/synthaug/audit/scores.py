@@ -225,7 +225,7 @@ def check_reference_classes(data: ImageDataset, reference_classes: list[str], re
     if missing:
         raise DataError(
             f"{data.name}: classes {missing} are not classes of the reference {reference_name} "
-            f"({reference_classes}); the reference must hold every class of the audited data, with the same names"
+            f"({reference_classes}); the reference must hold every class of {data.name}, with the same names"
         )
 
 
