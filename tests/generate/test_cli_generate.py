@@ -95,3 +95,20 @@ def test_a_missing_api_key_stops_before_the_folder_is_made(openai_server, tmp_pa
     # Pricing a run needs no key.
     plan = CliRunner().invoke(app, [*args, "--dry-run"])
     assert plan.exit_code == 0 and "1 image(s) to generate" in plan.output
+
+
+@pytest.mark.parametrize("command", ["generate", "retrieve"])
+def test_progress_can_be_turned_off_like_every_other_command(command):
+    from synthaug.cli.main import app as full_app
+
+    result = CliRunner().invoke(full_app, [command, "--help"], env={"COLUMNS": "200"})
+    assert "--progress" in result.output and "--no-progress" in result.output
+
+
+def test_no_progress_prints_no_progress_lines(openai_server, tmp_path):
+    args = ["generate", "--out", str(tmp_path / "out"), "--classes", "Bag", "--per-class", "2", *OPENAI]
+    shown = CliRunner().invoke(app, args)
+    assert "[generate openai]" in shown.stderr
+    quiet = CliRunner().invoke(app, [*args[:2], str(tmp_path / "quiet"), *args[3:], "--no-progress"])
+    assert quiet.exit_code == 0, quiet.output
+    assert "[generate openai]" not in quiet.stderr and "generated 2" in quiet.output

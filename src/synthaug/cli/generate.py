@@ -145,6 +145,9 @@ def generate_cli(
     gpus_per_worker: Annotated[
         float, typer.Option("--gpus-per-worker", help="GPUs per Ray task (fractions share a GPU; local backends).")
     ] = 0.0,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show progress (bars on a terminal, lines in a log).")
+    ] = True,
 ) -> None:
     """Generate a labelled image dataset from text prompts (resumable: rerun to continue)."""
     labels, meanings = read_classes(classes, classes_file)
@@ -200,14 +203,14 @@ def generate_cli(
 
     console = make_console()
     if expansion is not None:
-        spec = _expanded_spec(console, spec, labels, expansion, out, dry_run)
+        spec = _expanded_spec(console, spec, labels, expansion, out, dry_run, progress)
     if captions_model is not None:
-        spec = _captioned_spec(spec, labels, captions_model, captions_of, device)
+        spec = _captioned_spec(spec, labels, captions_model, captions_of, device, progress)
     # One process by default: a backend already runs its calls (openai) or batches (GPU) in
     # parallel; --workers/--ray spread the shards over processes or machines.
     with (
         executor_from_options(workers, ray, default_workers=1) as executor,
-        progress_reporter(not dry_run) as progress,
+        progress_reporter(progress and not dry_run) as reporter,
     ):
         result = generate_dataset(
             out,
@@ -222,7 +225,7 @@ def generate_cli(
             max_cost=max_cost,
             dry_run=dry_run,
             extend=extend,
-            progress=progress,
+            progress=reporter,
             init_images=guidance,
             executor=executor,
             resources=Resources(num_cpus=1, num_gpus=gpus_per_worker),
@@ -278,7 +281,7 @@ def parse_descriptions(values: list[str]) -> dict[str, str]:
 
 
 def _expanded_spec(
-    console: Console, spec: PromptSpec, labels: list[str], expansion: Any, out: Path, dry_run: bool
+    console: Console, spec: PromptSpec, labels: list[str], expansion: Any, out: Path, dry_run: bool, progress: bool
 ) -> PromptSpec:
     """The spec with the text model's prompts; a dry run asks nothing and prints what it would ask."""
     from synthaug.generate.expand import expand_prompts, plan_expansion
@@ -292,15 +295,17 @@ def _expanded_spec(
         )
         if plan.to_ask:
             return spec  # the plan below shows template prompts for the classes not yet expanded
-    with progress_reporter(not dry_run) as progress:
-        expanded = expand_prompts(classes, expansion, out, progress=progress)
+    with progress_reporter(progress and not dry_run) as reporter:
+        expanded = expand_prompts(classes, expansion, out, progress=reporter)
     if expanded.requests:
         console.print(f"prompt expansion: {expanded.requests} call(s), ${expanded.cost_usd:.4f} in total; "
                       f"prompts saved in {out}/prompts.json")  # fmt: skip
     return expanded.prompt_spec(spec)
 
 
-def _captioned_spec(spec: PromptSpec, labels: list[str], model: str, images: str, device: str | None) -> PromptSpec:
+def _captioned_spec(
+    spec: PromptSpec, labels: list[str], model: str, images: str, device: str | None, progress: bool
+) -> PromptSpec:
     """The spec with caption prompts of the real images of ``labels``."""
     import numpy as np
 
@@ -313,8 +318,8 @@ def _captioned_spec(spec: PromptSpec, labels: list[str], model: str, images: str
         raise ConfigError(f"--captions-of {images}: no images of {', '.join(map(repr, missing))}")
     wanted = [real.classes.index(label) for label in labels]
     real = real.subset(np.flatnonzero(np.isin(real.targets, wanted)))
-    with progress_reporter(True) as progress:
-        captions = caption_images(real, model, device=device, progress=progress)
+    with progress_reporter(progress) as reporter:
+        captions = caption_images(real, model, device=device, progress=reporter)
     return caption_prompt_spec(real, captions, base=spec)
 
 

@@ -33,6 +33,9 @@ def retrieve_cli(
         Path | None, typer.Option("--cache-dir", help="Where pool embeddings are cached [default: synthaug's cache].")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, mps.")] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show progress (bars on a terminal, lines in a log).")
+    ] = True,
 ) -> None:
     """Retrieve the pool images closest to each class prompt in CLIP space as a labelled folder."""
     require_input(clip, "CLIP model folder", "give a folder written by CLIPModel/CLIPProcessor.save_pretrained")
@@ -45,10 +48,10 @@ def retrieve_cli(
 
     pool_data = load_dataset(pool)
     excluded = [load_dataset(spec) for spec in exclude or []]
-    with progress_reporter(True) as progress:
+    with progress_reporter(progress) as reporter:
         summary = retrieve_dataset(
             pool_data, {label: meanings.get(label) for label in labels}, clip, per_class, out,
-            exclude=excluded, template=prompt, cache_dir=cache_dir, device=device, progress=progress,
+            exclude=excluded, template=prompt, cache_dir=cache_dir, device=device, progress=reporter,
         )  # fmt: skip
     counts = ", ".join(f"{label}: {n}" for label, n in summary.per_class_counts.items())
     make_console().print(
