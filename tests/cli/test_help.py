@@ -43,3 +43,10 @@ def test_the_bracketed_texts_the_check_relies_on_exist() -> None:
              for name, command in _commands().items()}  # fmt: skip
     assert "[default: 15" in helps["train"]
     assert "synthaug[ray]" in helps["study"]
+
+
+def test_version() -> None:
+    import synthaug
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"synthaug {synthaug.__version__}\n"

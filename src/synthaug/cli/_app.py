@@ -1,6 +1,7 @@
 """The typer application every command module registers on."""
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -21,8 +22,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import synthaug
+
+        typer.echo(f"synthaug {synthaug.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     # A callback keeps typer in multi-command mode even while only one command is
     # registered; without it `synthaug datasets` would become plain `synthaug`.
     pass
