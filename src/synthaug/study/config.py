@@ -468,16 +468,14 @@ def _method_problems(config: StudyConfig) -> list[str]:
 def _check_augment(config: StudyConfig, regime: Regime, where: str) -> None:
     """A regime's augmentation, checked before anything runs: the policy parses, and every
     backbone of the study can apply it with every method of the regime (a frozen backbone needs
-    ``augment_views``; MixUp/CutMix need pixels). Building the methods is cheap (backbones
-    build their networks lazily) but imports torch, so only studies that augment pay for it.
+    ``augment_views``; MixUp/CutMix need pixels). Run after :func:`_method_problems` found
+    every method buildable.
     """
-    from synthaug.methods import METHODS, make_method
+    from synthaug.methods import make_method
 
     key = f"{where}.augment" if regime.augment is not None else "augment"
     for backbone in config.backbones:
         for method in config.regime_methods(regime):
-            if method.key not in METHODS:
-                continue  # an unknown key is its own problem (methods[i].key)
             options = config.method_params_for(regime, method)
             options["backbone"] = backbone.name
             if backbone.params:
