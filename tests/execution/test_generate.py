@@ -86,11 +86,24 @@ def test_the_cost_cap_is_kept_across_workers(openai_env, tmp_path):
     assert summary["total_cost_usd"] <= 0.10 and openai_env.images_served == 6
 
 
+def _shard_files(out: Path) -> list[Path]:
+    """The per-worker manifests a sharded run commits to before they are merged."""
+    return list((out / ".manifests").glob("*.jsonl")) if (out / ".manifests").exists() else []
+
+
+def _wait_for_shard_rows(out: Path, rows: int, timeout: float = 60.0) -> None:
+    """Return once the workers have committed ``rows`` images (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(path.read_text().count("\n") for path in _shard_files(out)) >= rows:
+            return
+        time.sleep(0.01)
+
+
 def _kill_a_worker_once_it_committed(out: Path, executor: LocalExecutor, killed: list[int]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        manifests = list((out / ".manifests").glob("*.jsonl")) if (out / ".manifests").exists() else []
-        if any(path.stat().st_size for path in manifests) and executor.worker_pids():
+        if any(path.stat().st_size for path in _shard_files(out)) and executor.worker_pids():
             pid = next(iter(executor.worker_pids()))
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
@@ -143,12 +156,7 @@ def test_a_killed_driver_leaves_shards_that_the_rerun_merges_without_paying_agai
     script.write_text(_DRIVER)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     child = subprocess.Popen([sys.executable, str(script), str(out)], env=environment, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        manifests = list((out / ".manifests").glob("*.jsonl")) if (out / ".manifests").exists() else []
-        if sum(path.read_text().count("\n") for path in manifests) >= 4:
-            break
-        time.sleep(0.01)
+    _wait_for_shard_rows(out, 4)
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     time.sleep(0.3)  # let the server finish the calls that were in flight
@@ -241,12 +249,7 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_resumes(openai_env, tmp_path):
         [sys.executable, str(script), str(out)], env=environment, start_new_session=True, stderr=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            manifests = list((out / ".manifests").glob("*.jsonl")) if (out / ".manifests").exists() else []
-            if sum(path.read_text().count("\n") for path in manifests) >= 2:
-                break
-            time.sleep(0.01)
+        _wait_for_shard_rows(out, 2)
         os.killpg(child.pid, signal.SIGINT)
         _, stderr = child.communicate(timeout=60)
     finally:
